@@ -1,0 +1,88 @@
+package v1alpha1
+
+// Names shared by the operator, its clients and its manifests.
+const (
+	// ReleaseFinalizer keeps a LockRequest that holds a lock, and every ProjectLock,
+	// until the operator has released the Lease and served the next waiter.
+	ReleaseFinalizer = "locking.runatlantis.io/release"
+
+	// FieldManager is the field manager of every write the operator makes, and the
+	// source of the Kubernetes Events it records.
+	FieldManager = "atlantis-lock-operator"
+
+	// OwnerAnnotation on a Lease records the owner (see LockRequestSpec) that holds it,
+	// so that any operator replica can tell re-entrant requests from competing ones by
+	// reading the Lease alone.
+	OwnerAnnotation = "locking.runatlantis.io/owner"
+
+	// LockNameLabel on a LockRequest names the ProjectLock (and Lease) of its key. The
+	// operator sets it; it lets `kubectl get lr -l locking.runatlantis.io/lock=NAME`
+	// list one key's requests.
+	LockNameLabel = "locking.runatlantis.io/lock"
+)
+
+// Condition types of a LockRequest.
+const (
+	// ConditionAcquired is True while the request holds its lock. When False, its
+	// reason says why: Queued, Conflict, QueueTimeout, QueueFull, DeadlockVictim,
+	// Expired, Revoked or Released.
+	ConditionAcquired = "Acquired"
+
+	// ConditionQueued is True while the request waits in its key's queue.
+	ConditionQueued = "Queued"
+)
+
+// Condition types of a ProjectLock.
+const (
+	// ConditionLocked is True while some owner holds the lock key.
+	ConditionLocked = "Locked"
+)
+
+// Reasons of the Acquired and Queued conditions. Reasons marked terminal end the
+// request: it never holds the lock again, and the caller should delete it.
+const (
+	// ReasonAcquired: the request holds the lock (Acquired=True).
+	ReasonAcquired = "Acquired"
+	// ReasonPending: the operator has seen the request but not yet decided on it.
+	ReasonPending = "Pending"
+	// ReasonQueued: another owner holds the key and the request waits its turn.
+	ReasonQueued = "Queued"
+	// ReasonNotQueued: the request is not waiting (Queued=False) because it holds
+	// the lock or has ended.
+	ReasonNotQueued = "NotQueued"
+	// ReasonConflict (terminal): queueTimeout is 0s and another owner holds the key.
+	ReasonConflict = "Conflict"
+	// ReasonQueueTimeout (terminal): the request waited longer than its queueTimeout.
+	ReasonQueueTimeout = "QueueTimeout"
+	// ReasonQueueFull (terminal): the key's queue was at the configured maximum length.
+	ReasonQueueFull = "QueueFull"
+	// ReasonDeadlockVictim (terminal): the deadlock detector failed this request to
+	// break a cycle of owners waiting for each other.
+	ReasonDeadlockVictim = "DeadlockVictim"
+	// ReasonExpired (terminal): the request held the lock, but its ttl passed without
+	// a newer renewTime; the lock went to the next waiter.
+	ReasonExpired = "Expired"
+	// ReasonRevoked (terminal): someone force-unlocked the key by deleting its
+	// ProjectLock while this request held it.
+	ReasonRevoked = "Revoked"
+	// ReasonReleased (terminal): the request was deleted and no longer holds or waits.
+	ReasonReleased = "Released"
+)
+
+// Reasons of a ProjectLock's Locked condition.
+const (
+	// ReasonHeld: an owner holds the key (Locked=True).
+	ReasonHeld = "Held"
+	// ReasonFree: nobody holds the key (Locked=False).
+	ReasonFree = "Free"
+)
+
+// IsTerminalReason reports whether an Acquired reason ends the request for good.
+func IsTerminalReason(reason string) bool {
+	switch reason {
+	case ReasonConflict, ReasonQueueTimeout, ReasonQueueFull, ReasonDeadlockVictim,
+		ReasonExpired, ReasonRevoked, ReasonReleased:
+		return true
+	}
+	return false
+}
