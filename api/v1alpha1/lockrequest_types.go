@@ -5,15 +5,18 @@ import (
 )
 
 // LockRequestSpec asks for the lock of one project and workspace. Every field is
-// immutable once created, except renewTime.
+// immutable once created, except renewTime. queueTimeout and ttl compare as
+// durations, so that a client may spell "10m" as "10m0s" (as metav1.Duration does)
+// when it writes the object back. The duration rules check the value only when it
+// matches the pattern, so that a malformed duration is reported once, by the pattern.
 //
 // +kubebuilder:validation:XValidation:rule="self.project == oldSelf.project",message="project is immutable",fieldPath=".project"
 // +kubebuilder:validation:XValidation:rule="self.workspace == oldSelf.workspace",message="workspace is immutable",fieldPath=".workspace"
 // +kubebuilder:validation:XValidation:rule="has(self.pull) == has(oldSelf.pull) && (!has(self.pull) || self.pull == oldSelf.pull)",message="pull is immutable",fieldPath=".pull"
 // +kubebuilder:validation:XValidation:rule="self.user == oldSelf.user",message="user is immutable",fieldPath=".user"
 // +kubebuilder:validation:XValidation:rule="self.priority == oldSelf.priority",message="priority is immutable",fieldPath=".priority"
-// +kubebuilder:validation:XValidation:rule="has(self.queueTimeout) == has(oldSelf.queueTimeout) && (!has(self.queueTimeout) || self.queueTimeout == oldSelf.queueTimeout)",message="queueTimeout is immutable",fieldPath=".queueTimeout"
-// +kubebuilder:validation:XValidation:rule="has(self.ttl) == has(oldSelf.ttl) && (!has(self.ttl) || self.ttl == oldSelf.ttl)",message="ttl is immutable",fieldPath=".ttl"
+// +kubebuilder:validation:XValidation:rule="has(self.queueTimeout) == has(oldSelf.queueTimeout) && (!has(self.queueTimeout) || self.queueTimeout == oldSelf.queueTimeout || duration(self.queueTimeout) == duration(oldSelf.queueTimeout))",message="queueTimeout is immutable",fieldPath=".queueTimeout"
+// +kubebuilder:validation:XValidation:rule="has(self.ttl) == has(oldSelf.ttl) && (!has(self.ttl) || self.ttl == oldSelf.ttl || duration(self.ttl) == duration(oldSelf.ttl))",message="ttl is immutable",fieldPath=".ttl"
 type LockRequestSpec struct {
 	// project is the Atlantis project to lock.
 	// +required
@@ -52,7 +55,7 @@ type LockRequestSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="queueTimeout must not be negative"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) >= duration('0s')",message="queueTimeout must not be negative"
 	QueueTimeout *metav1.Duration `json:"queueTimeout,omitempty"`
 
 	// ttl makes the hold expire, with reason Expired, unless renewTime is moved
@@ -63,7 +66,7 @@ type LockRequestSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="ttl must be positive"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) > duration('0s')",message="ttl must be positive"
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 
 	// renewTime renews a hold that has a ttl: the holder sets it to the current time,

@@ -53,9 +53,13 @@ func (c *Cluster) startControllerManager(ctx context.Context) error {
 func controllerManagerArgs(dirs stateDirs, kubeconfig string, port int) []string {
 	return []string{
 		"--kubeconfig=" + kubeconfig,
-		// Delegated authentication and authorization of its own HTTPS endpoint go through
-		// the API server; without them /metrics would be unreachable.
+		// Its own HTTPS endpoint (/metrics, /configz) accepts the same client
+		// certificates as the API server and asks the API server about tokens and
+		// permissions. The lookup of the front-proxy CA in kube-system is skipped: envtest
+		// configures no front proxy, and the lookup would fail and retry forever.
 		"--authentication-kubeconfig=" + kubeconfig,
+		"--authentication-skip-lookup=true",
+		"--client-ca-file=" + dirs.clientCA(),
 		"--authorization-kubeconfig=" + kubeconfig,
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(port),
@@ -89,8 +93,8 @@ func freeLoopbackPort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	port := l.Addr().(*net.TCPAddr).Port
+	return port, l.Close()
 }
 
 // waitHealthy polls https://127.0.0.1:port/healthz until it answers 200 OK, and gives

@@ -116,8 +116,10 @@ func (u *User) Config() *rest.Config {
 }
 
 // Start wipes opts.StateDir and starts etcd, kube-apiserver and
-// kube-controller-manager, returning when all three are healthy. When ctx is done,
-// during start-up or later, the cluster stops. On error nothing is left running.
+// kube-controller-manager, returning when all three are healthy. When ctx is done the
+// cluster stops; during start-up that is noticed between steps (the envtest part
+// cannot be interrupted), so an aborted Start may take a few seconds to return. On
+// error nothing is left running.
 func Start(ctx context.Context, opts Options) (_ *Cluster, retErr error) {
 	opts, err := opts.complete()
 	if err != nil {
@@ -134,10 +136,13 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, retErr error) {
 		}
 	}()
 
-	// envtest's start-up cannot be interrupted, so a cancelled ctx is noticed between
-	// steps (each bounded by StartTimeout), never concurrently with one.
+	// A cancelled ctx is noticed between steps (each bounded by StartTimeout), never
+	// concurrently with one, so that Stop never races a step. The pid file is
+	// rewritten after each step that starts processes, so that a parent killed in
+	// the middle of start-up leaves nothing the next Start cannot find.
 	steps := []func(context.Context) error{
 		c.startAPIServer,
+		c.recordPIDs,
 		c.provisionAdmin,
 		c.startControllerManager,
 		c.recordPIDs,
@@ -222,9 +227,10 @@ func (c *Cluster) startAPIServer(context.Context) error {
 // checkLoopback makes sure that envtest picked loopback addresses: the cluster has no
 // authentication worth the name and must not be reachable from the network.
 func (c *Cluster) checkLoopback() error {
+	serving := c.plane.APIServer.SecureServing
 	addrs := map[string]string{
 		"etcd":           c.plane.Etcd.URL.Hostname(),
-		"kube-apiserver": c.plane.APIServer.SecureServing.Address,
+		"kube-apiserver": serving.Address,
 	}
 	for name, host := range addrs {
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
@@ -238,13 +244,13 @@ func (c *Cluster) checkLoopback() error {
 // KubeconfigPath, and writes the API server's serving CA where
 // kube-controller-manager can put it into service-account credentials.
 func (c *Cluster) provisionAdmin(context.Context) error {
-	admin, err := c.AddUser("localcluster-admin", []string{AdminGroup})
+	admin, err := c.addUser("localcluster-admin", []string{AdminGroup}, c.dirs.adminKubeconfig())
 	if err != nil {
 		return err
 	}
 	c.admin = admin
-	ca := c.plane.APIServer.SecureServing.CA
-	return os.WriteFile(c.dirs.servingCA(), ca, 0o600)
+	serving := c.plane.APIServer.SecureServing
+	return os.WriteFile(c.dirs.servingCA(), serving.CA, 0o600)
 }
 
 // userFileName keeps user names such as system:serviceaccount:ns:name usable as file
@@ -255,6 +261,12 @@ var userFileName = regexp.MustCompile(`[^A-Za-z0-9._:-]`)
 // kubeconfig for it into the state directory and returns it. What the user may do is
 // up to RBAC, as in any cluster.
 func (c *Cluster) AddUser(name string, groups []string) (*User, error) {
+	path := filepath.Join(c.dirs.users, userFileName.ReplaceAllString(name, "_")+".kubeconfig")
+	return c.addUser(name, groups, path)
+}
+
+// addUser provisions a user and writes its kubeconfig to path.
+func (c *Cluster) addUser(name string, groups []string, path string) (*User, error) {
 	c.userMu.Lock()
 	defer c.userMu.Unlock()
 	authn, err := c.plane.AddUser(envtest.User{Name: name, Groups: groups}, &rest.Config{
@@ -268,15 +280,14 @@ func (c *Cluster) AddUser(name string, groups []string) (*User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localcluster: kubeconfig of user %q: %w", name, err)
 	}
-	path := filepath.Join(c.dirs.users, userFileName.ReplaceAllString(name, "_")+".kubeconfig")
 	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
 		return nil, err
 	}
 	return &User{Name: name, Groups: groups, KubeconfigPath: path, config: authn.Config()}, nil
 }
 
-// KubeconfigPath is the admin kubeconfig file (user localcluster-admin in group
-// system:masters, context "envtest").
+// KubeconfigPath is the admin kubeconfig file, STATE_DIR/kubeconfig (user
+// localcluster-admin in group system:masters, context "envtest").
 func (c *Cluster) KubeconfigPath() string {
 	return c.admin.KubeconfigPath
 }
@@ -320,6 +331,13 @@ func (c *Cluster) Stop() error {
 func (c *Cluster) stop() error {
 	var errs []error
 	if c.kcm != nil {
+		select {
+		case <-c.kcm.Done():
+			// Worth an error: tests that rely on its controllers fail in confusing ways.
+			errs = append(errs, fmt.Errorf("kube-controller-manager had exited before Stop (%v); see %s",
+				c.kcm.Err(), filepath.Join(c.dirs.logs, ControllerManagerBinary+".log")))
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.StopTimeout)
 		errs = append(errs, c.kcm.Stop(ctx))
 		cancel()

@@ -47,10 +47,21 @@ func (d stateDirs) servingCA() string {
 	return filepath.Join(d.apiServer, "serving-ca.crt")
 }
 
-// saSigningKey is the key kube-apiserver signs service-account tokens with; envtest
-// generates it in its CertDir under this name.
+// saSigningKey is the key kube-apiserver signs service-account tokens with. envtest
+// generates it in its CertDir under this name (which it does not export).
 func (d stateDirs) saSigningKey() string {
 	return filepath.Join(d.apiServer, "sa-signer.key")
+}
+
+// clientCA is the CA that signs the client certificates of envtest's users; envtest
+// writes it into its CertDir under this name (which it does not export).
+func (d stateDirs) clientCA() string {
+	return filepath.Join(d.apiServer, "client-cert-auth-ca.crt")
+}
+
+// adminKubeconfig is the kubeconfig of the cluster admin.
+func (d stateDirs) adminKubeconfig() string {
+	return filepath.Join(d.root, "kubeconfig")
 }
 
 // prepareStateDir ends what a previous cluster in root left running, wipes root and
@@ -93,9 +104,9 @@ func checkWipeable(root string) error {
 	return nil
 }
 
-// recordPIDs writes the pid file once every process runs. etcd and kube-apiserver are
-// started by envtest, which does not expose their process ids, so they are found as
-// this process's children that use the state directory.
+// recordPIDs writes the ids of the processes running so far into the pid file. etcd
+// and kube-apiserver are started by envtest, which does not expose their process ids,
+// so they are found as this process's children that use the state directory.
 func (c *Cluster) recordPIDs(context.Context) error {
 	pids := childrenUsing(c.dirs.root)
 	var b strings.Builder

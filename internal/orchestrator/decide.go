@@ -57,6 +57,8 @@ type Decision struct {
 	// Released is true when the holding owner let go (withdrew, expired or was
 	// revoked) in this decision.
 	Released bool
+	// PreviousOwner is the owner that held the key before the decision, or "".
+	PreviousOwner string
 }
 
 // Outcome is the decided state of one request.
@@ -103,6 +105,9 @@ func Decide(in KeyInput) Decision {
 		waiting = live
 	}
 	hadHolder := !in.Record.Free()
+	if hadHolder {
+		d.PreviousOwner = in.Record.Owner
+	}
 
 	// Holds that end now: expired without renewal, or revoked by a force unlock.
 	revoke := in.ForceUnlock && owner != "" && in.Record.RevokedFor != in.ForceUnlockID

@@ -539,6 +539,24 @@ func TestInvalidLockRequests(t *testing.T) {
 	}
 }
 
+// TestOverflowingDurationsAreRefused: a duration that matches the pattern but does
+// not fit a Go time.Duration must not be stored, or no Go client (the operator's
+// informers included) could decode the list of LockRequests any more.
+func TestOverflowingDurationsAreRefused(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	for _, field := range []string{"queueTimeout", "ttl"} {
+		t.Run(field, func(t *testing.T) {
+			obj := raw(t, lockRequest(ns, objectName(t), validSpec()), set(field, "9999999999h"))
+			err := env.Client.Create(ctx, obj)
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec."+field) {
+				t.Fatalf("error = %v; want 422 Invalid naming spec.%s", err, field)
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+}
+
 func TestInvalidProjectLocks(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
@@ -721,14 +739,7 @@ func writeKubeconfig(t *testing.T) string {
 }
 
 func TestKubectlExplain(t *testing.T) {
-	assets, err := testenv.AssetsDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubectl := filepath.Join(assets, "kubectl")
-	if _, err := os.Stat(kubectl); err != nil {
-		t.Fatalf("%s is missing: run `make tools` to build kubectl into bin/ (%v)", kubectl, err)
-	}
+	kubectl := kubectlPath(t)
 	kubeconfig := writeKubeconfig(t)
 	cacheDir := t.TempDir()
 
@@ -770,6 +781,48 @@ func TestKubectlExplain(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// kubectlPath returns bin/kubectl, or fails the test with what to do.
+func kubectlPath(t *testing.T) string {
+	t.Helper()
+	assets, err := testenv.AssetsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectl := filepath.Join(assets, "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		t.Fatalf("%s is missing: run `make tools` to build kubectl into bin/ (%v)", kubectl, err)
+	}
+	return kubectl
+}
+
+// TestKubectlApplySamples applies config/samples the way the comments in the samples
+// say, with kubectl and its kustomize, into a namespace of its own.
+func TestKubectlApplySamples(t *testing.T) {
+	kubectl := kubectlPath(t)
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t)
+	args := []string{"--kubeconfig", writeKubeconfig(t), "--cache-dir", t.TempDir(), "--namespace", ns}
+	out, err := exec.Command(kubectl, append(args, "apply", "-k", filepath.Join(root, samplesDir))...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl apply -k %s: %v\n%s", samplesDir, err, out)
+	}
+	list := &lockingv1alpha1.LockRequestList{}
+	if err := env.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, lr := range list.Items {
+		got = append(got, lr.Name)
+	}
+	want := []string{"infra-prod-maintenance", "infra-vpc-pr42", "infra-vpc-pr57", "infra-vpc-pr61"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("LockRequests after kubectl apply -k (-want +got):\n%s", diff)
 	}
 }
 

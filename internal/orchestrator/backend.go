@@ -1,0 +1,103 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
+)
+
+// ErrConflict is returned by a Backend write whose expected version is no longer
+// current: someone else changed the record first. Read it again and decide again.
+var ErrConflict = errors.New("lock record changed since it was read")
+
+// LockRef names a lock: its namespace, its object name (of the ProjectLock and Lease)
+// and its key.
+type LockRef struct {
+	// Namespace of the lock's objects; "" for the Go API without Kubernetes.
+	Namespace string
+	// Name of the lock's objects, lockkey.Key.ObjectName().
+	Name string
+	// Key is the lock key.
+	Key lockkey.Key
+}
+
+// String returns "namespace/name".
+func (r LockRef) String() string { return r.Namespace + "/" + r.Name }
+
+// Backend stores one lock record per key and changes it only by compare-and-swap:
+// that is what makes a grant exclusive, whoever else decides at the same time.
+type Backend interface {
+	// Get returns the key's record; a record that does not exist is returned as the
+	// zero Record (Version "").
+	Get(ctx context.Context, ref LockRef) (Record, error)
+	// Write stores rec if the stored version is still rec.Version ("" = the record
+	// must not exist yet) and returns the new version, the fencing token of any grant
+	// it makes. It returns ErrConflict when the version is no longer current.
+	Write(ctx context.Context, ref LockRef, rec Record) (string, error)
+	// Delete removes the record if its version is still version. A record already
+	// gone is no error; a changed one is ErrConflict.
+	Delete(ctx context.Context, ref LockRef, version string) error
+}
+
+// MemoryBackend keeps lock records in memory, for unit tests, benchmarks and the Go
+// API without Kubernetes. Versions come from one counter, so like resourceVersions
+// they grow across all keys and survive deletion and re-creation of a record.
+type MemoryBackend struct {
+	mu       sync.Mutex
+	revision uint64
+	records  map[LockRef]Record
+	// FailWrites, when set, makes every Write and Delete fail with it (tests of
+	// backend errors).
+	FailWrites error
+}
+
+var _ Backend = (*MemoryBackend)(nil)
+
+// NewMemoryBackend returns an empty MemoryBackend.
+func NewMemoryBackend() *MemoryBackend {
+	return &MemoryBackend{records: map[LockRef]Record{}}
+}
+
+// Get implements Backend.
+func (b *MemoryBackend) Get(_ context.Context, ref LockRef) (Record, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.records[ref], nil
+}
+
+// Write implements Backend.
+func (b *MemoryBackend) Write(_ context.Context, ref LockRef, rec Record) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.FailWrites != nil {
+		return "", b.FailWrites
+	}
+	if b.records[ref].Version != rec.Version {
+		return "", ErrConflict
+	}
+	b.revision++
+	rec.Version = strconv.FormatUint(b.revision, 10)
+	b.records[ref] = rec
+	return rec.Version, nil
+}
+
+// Delete implements Backend.
+func (b *MemoryBackend) Delete(_ context.Context, ref LockRef, version string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.FailWrites != nil {
+		return b.FailWrites
+	}
+	cur, ok := b.records[ref]
+	if !ok {
+		return nil
+	}
+	if cur.Version != version {
+		return ErrConflict
+	}
+	delete(b.records, ref)
+	return nil
+}

@@ -1,0 +1,282 @@
+package orchestrator
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+)
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+// req builds a test Request: req("r1", "o1") is a new Normal request of owner o1.
+type reqBuilder struct{ r *Request }
+
+func req(id, owner string) *reqBuilder {
+	return &reqBuilder{r: &Request{ID: id, UID: "u-" + id, Owner: owner, User: owner, Priority: 1,
+		Created: t0, QueueTimeout: NoQueueTimeout}}
+}
+
+func (b *reqBuilder) prio(p lockingv1alpha1.Priority) *reqBuilder { b.r.Priority = p.Rank(); return b }
+func (b *reqBuilder) created(t time.Time) *reqBuilder             { b.r.Created = t; return b }
+func (b *reqBuilder) qt(d time.Duration) *reqBuilder              { b.r.QueueTimeout = d; return b }
+func (b *reqBuilder) ttl(d time.Duration) *reqBuilder             { b.r.TTL = d; return b }
+func (b *reqBuilder) renewed(t time.Time) *reqBuilder             { b.r.RenewTime = t; return b }
+func (b *reqBuilder) deleting() *reqBuilder                       { b.r.Deleting = true; return b }
+func (b *reqBuilder) queued(at time.Time) *reqBuilder {
+	b.r.State = RequestState{Phase: PhaseQueued, Reason: lockingv1alpha1.ReasonQueued, EnqueuedAt: at}
+	return b
+}
+func (b *reqBuilder) acquired(at time.Time, token string) *reqBuilder {
+	b.r.State = RequestState{Phase: PhaseAcquired, Reason: lockingv1alpha1.ReasonAcquired, AcquiredAt: at, FencingToken: token}
+	if b.r.TTL > 0 {
+		b.r.State.ExpiresAt = at.Add(b.r.TTL)
+	}
+	return b
+}
+func (b *reqBuilder) terminal(reason string) *reqBuilder {
+	b.r.State = RequestState{Phase: PhaseTerminal, Reason: reason}
+	return b
+}
+func (b *reqBuilder) obj() *Request { return b.r }
+
+func heldBy(r *Request, version string) Record {
+	return Record{HolderID: HolderIdentity(r), Owner: r.Owner, AcquiredAt: r.State.AcquiredAt,
+		RenewedAt: r.State.AcquiredAt, TTL: r.TTL, Version: version}
+}
+
+// summary is what a decision test compares: each request's phase, reason and position.
+type summary struct {
+	ID       string
+	Phase    string
+	Reason   string
+	Position int
+}
+
+func summarize(outs []Outcome) []summary {
+	var s []summary
+	for _, o := range outs {
+		s = append(s, summary{o.Request.ID, o.State.Phase.String(), o.State.Reason, o.State.Position})
+	}
+	return s
+}
+
+func TestDecide(t *testing.T) {
+	r1held := req("r1", "o1").acquired(t0, "10").obj()
+	r1ttl := req("r1", "o1").ttl(time.Hour).acquired(t0, "10").obj()
+
+	tests := []struct {
+		name         string
+		in           KeyInput
+		want         []summary
+		wantLosers   []summary
+		wantHolder   string // HolderID of the record written, "-" when no write
+		wantGrants   int
+		wantIdle     bool
+		wantHandOff  bool
+		wantDeadline time.Time
+	}{{
+		name:        "free key is granted to the first request",
+		in:          KeyInput{Requests: []*Request{req("r1", "o1").obj()}},
+		want:        []summary{{"r1", "Acquired", "Acquired", 0}},
+		wantHolder:  "r1/u-r1",
+		wantGrants:  1,
+		wantHandOff: true,
+	}, {
+		name: "same owner is re-entrant",
+		in: KeyInput{Record: heldBy(r1held, "10"),
+			Requests: []*Request{r1held, req("r2", "o1").obj()}},
+		want:       []summary{{"r1", "Acquired", "Acquired", 0}, {"r2", "Acquired", "Acquired", 0}},
+		wantHolder: "r1/u-r1",
+		wantGrants: 1,
+	}, {
+		name: "another owner queues behind the holder",
+		in: KeyInput{Record: heldBy(r1held, "10"),
+			Requests: []*Request{r1held, req("r2", "o2").obj()}},
+		want:       []summary{{"r1", "Acquired", "Acquired", 0}, {"r2", "Queued", "Queued", 1}},
+		wantHolder: "-",
+	}, {
+		name: "queue order: priority, then enqueue time, then creation, then name",
+		in: KeyInput{Record: heldBy(r1held, "10"), Now: t0.Add(time.Hour),
+			Requests: []*Request{
+				r1held,
+				req("low", "o2").prio(lockingv1alpha1.PriorityLow).queued(t0).obj(),
+				req("late", "o3").queued(t0.Add(2 * time.Second)).obj(),
+				req("b-early", "o4").queued(t0.Add(time.Second)).obj(),
+				req("a-early", "o5").queued(t0.Add(time.Second)).obj(),
+				req("crit", "o6").prio(lockingv1alpha1.PriorityCritical).obj(),
+				req("new", "o7").obj(),
+			}},
+		want: []summary{
+			{"r1", "Acquired", "Acquired", 0},
+			{"crit", "Queued", "Queued", 1},
+			{"a-early", "Queued", "Queued", 2},
+			{"b-early", "Queued", "Queued", 3},
+			{"late", "Queued", "Queued", 4},
+			{"new", "Queued", "Queued", 5},
+			{"low", "Queued", "Queued", 6},
+		},
+		wantHolder: "-",
+	}, {
+		name: "fail fast conflicts and changes nothing else",
+		in: KeyInput{Record: heldBy(r1held, "10"),
+			Requests: []*Request{r1held, req("r2", "o2").queued(t0).obj(), req("r3", "o3").qt(0).obj()}},
+		want: []summary{{"r1", "Acquired", "Acquired", 0}, {"r2", "Queued", "Queued", 1},
+			{"r3", "Terminal", "Conflict", 0}},
+		wantHolder: "-",
+	}, {
+		name:        "fail fast on a free key acquires",
+		in:          KeyInput{Requests: []*Request{req("r1", "o1").qt(0).obj()}},
+		want:        []summary{{"r1", "Acquired", "Acquired", 0}},
+		wantHolder:  "r1/u-r1",
+		wantGrants:  1,
+		wantHandOff: true,
+	}, {
+		name: "deleting the holder hands off to the head waiter",
+		in: KeyInput{Record: heldBy(r1held, "10"),
+			Requests: []*Request{req("r1", "o1").deleting().acquired(t0, "10").obj(),
+				req("r2", "o2").queued(t0).obj(), req("r3", "o3").queued(t0.Add(time.Second)).obj()}},
+		want:        []summary{{"r2", "Acquired", "Acquired", 0}, {"r3", "Queued", "Queued", 1}},
+		wantHolder:  "r2/u-r2",
+		wantGrants:  1,
+		wantHandOff: true,
+	}, {
+		name: "the holder's last request gone leaves the key idle",
+		in: KeyInput{Record: heldBy(r1held, "10"),
+			Requests: []*Request{req("r1", "o1").deleting().acquired(t0, "10").obj()}},
+		wantHolder: "",
+		wantIdle:   true,
+	}, {
+		name: "the lock stays with the owner until its last request is gone",
+		in: KeyInput{Record: heldBy(r1held, "10"),
+			Requests: []*Request{req("r1", "o1").deleting().acquired(t0, "10").obj(),
+				req("r1b", "o1").acquired(t0, "11").obj(), req("r2", "o2").queued(t0).obj()}},
+		want:       []summary{{"r1b", "Acquired", "Acquired", 0}, {"r2", "Queued", "Queued", 1}},
+		wantHolder: "r1b/u-r1b",
+	}, {
+		name: "queue timeout ends a waiter at its deadline",
+		in: KeyInput{Record: heldBy(r1held, "10"), Now: t0.Add(5 * time.Minute),
+			Requests: []*Request{r1held, req("r2", "o2").qt(5 * time.Minute).queued(t0).obj(),
+				req("r3", "o3").qt(10 * time.Minute).queued(t0).obj()}},
+		want: []summary{{"r1", "Acquired", "Acquired", 0}, {"r2", "Terminal", "QueueTimeout", 0},
+			{"r3", "Queued", "Queued", 1}},
+		wantHolder:   "-",
+		wantDeadline: t0.Add(10 * time.Minute),
+	}, {
+		name: "an expired hold passes to the next waiter",
+		in: KeyInput{Record: heldBy(r1ttl, "10"), Now: t0.Add(time.Hour),
+			Requests: []*Request{r1ttl, req("r2", "o2").queued(t0).obj()}},
+		want:        []summary{{"r2", "Acquired", "Acquired", 0}},
+		wantLosers:  []summary{{"r1", "Terminal", "Expired", 0}},
+		wantHolder:  "r2/u-r2",
+		wantGrants:  1,
+		wantHandOff: true,
+	}, {
+		name: "a renewal moves the expiry",
+		in: KeyInput{Record: heldBy(r1ttl, "10"), Now: t0.Add(50 * time.Minute),
+			Requests: []*Request{req("r1", "o1").ttl(time.Hour).renewed(t0.Add(49*time.Minute)).acquired(t0, "10").obj()}},
+		want:         []summary{{"r1", "Acquired", "Acquired", 0}},
+		wantHolder:   "r1/u-r1",
+		wantDeadline: t0.Add(110 * time.Minute),
+	}, {
+		name: "force unlock revokes the holder and serves the next waiter",
+		in: KeyInput{Record: heldBy(r1held, "10"), ForceUnlock: true, ForceUnlockID: "pl-1",
+			Requests: []*Request{r1held, req("r2", "o2").queued(t0).obj()}},
+		want:        []summary{{"r2", "Acquired", "Acquired", 0}},
+		wantLosers:  []summary{{"r1", "Terminal", "Revoked", 0}},
+		wantHolder:  "r2/u-r2",
+		wantGrants:  1,
+		wantHandOff: true,
+	}, {
+		name: "a force unlock already served never revokes the next holder",
+		in: KeyInput{ForceUnlock: true, ForceUnlockID: "pl-1",
+			Record:   Record{HolderID: "r2/u-r2", Owner: "o2", RevokedFor: "pl-1", Version: "11"},
+			Requests: []*Request{req("r2", "o2").acquired(t0, "11").obj()}},
+		want:       []summary{{"r2", "Acquired", "Acquired", 0}},
+		wantHolder: "-",
+	}, {
+		name: "a full queue refuses new waiters only",
+		in: KeyInput{Record: heldBy(r1held, "10"), MaxQueueLength: 1,
+			Requests: []*Request{r1held, req("r2", "o2").queued(t0).obj(), req("r3", "o3").obj()}},
+		want: []summary{{"r1", "Acquired", "Acquired", 0}, {"r2", "Queued", "Queued", 1},
+			{"r3", "Terminal", "QueueFull", 0}},
+		wantHolder: "-",
+	}, {
+		name: "a deadlock victim fails",
+		in: KeyInput{Record: heldBy(r1held, "10"), Victims: map[string]bool{"r2": true},
+			Requests: []*Request{r1held, req("r2", "o2").queued(t0).obj()}},
+		want:       []summary{{"r1", "Acquired", "Acquired", 0}, {"r2", "Terminal", "DeadlockVictim", 0}},
+		wantHolder: "-",
+	}, {
+		name: "a grant written but never persisted is recovered with the record's token",
+		in: KeyInput{Record: Record{HolderID: "r2/u-r2", Owner: "o2", Version: "12"},
+			Requests: []*Request{req("r2", "o2").queued(t0).obj(), req("r3", "o3").prio(lockingv1alpha1.PriorityCritical).queued(t0).obj()}},
+		want:       []summary{{"r2", "Acquired", "Acquired", 0}, {"r3", "Queued", "Queued", 1}},
+		wantHolder: "-",
+	}, {
+		name: "terminal requests are ignored",
+		in: KeyInput{
+			Requests: []*Request{req("r1", "o1").terminal(lockingv1alpha1.ReasonQueueTimeout).obj(), req("r2", "o2").obj()}},
+		want:        []summary{{"r2", "Acquired", "Acquired", 0}},
+		wantHolder:  "r2/u-r2",
+		wantGrants:  1,
+		wantHandOff: true,
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.in.Now.IsZero() {
+				tc.in.Now = t0.Add(time.Minute)
+			}
+			d := Decide(tc.in)
+			if diff := cmp.Diff(tc.want, summarize(d.Outcomes)); diff != "" {
+				t.Errorf("outcomes (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantLosers, summarize(d.Losers)); diff != "" {
+				t.Errorf("losers (-want +got):\n%s", diff)
+			}
+			gotHolder := "-"
+			if d.Write != nil {
+				gotHolder = d.Write.HolderID
+			}
+			if gotHolder != tc.wantHolder {
+				t.Errorf("record written for holder %q, want %q", gotHolder, tc.wantHolder)
+			}
+			if len(d.Grants) != tc.wantGrants {
+				t.Errorf("%d grants, want %d", len(d.Grants), tc.wantGrants)
+			}
+			if d.Idle != tc.wantIdle {
+				t.Errorf("idle = %v, want %v", d.Idle, tc.wantIdle)
+			}
+			if d.HandOff != tc.wantHandOff {
+				t.Errorf("hand-off = %v, want %v", d.HandOff, tc.wantHandOff)
+			}
+			if !tc.wantDeadline.IsZero() && !d.NextDeadline.Equal(tc.wantDeadline) {
+				t.Errorf("next deadline %v, want %v", d.NextDeadline, tc.wantDeadline)
+			}
+		})
+	}
+}
+
+func TestDecideRecoveredGrantUsesRecordVersion(t *testing.T) {
+	d := Decide(KeyInput{Now: t0,
+		Record:   Record{HolderID: "r2/u-r2", Owner: "o2", Version: "12"},
+		Requests: []*Request{req("r2", "o2").queued(t0).obj()}})
+	if got := d.Outcomes[0].State.FencingToken; got != "12" {
+		t.Errorf("fencing token %q, want the record's version 12", got)
+	}
+}
+
+func TestDecideQueuedShowsHolder(t *testing.T) {
+	r1 := req("r1", "o1").acquired(t0, "10").obj()
+	r1.Pull = 17
+	d := Decide(KeyInput{Now: t0, Record: heldBy(r1, "10"), Requests: []*Request{r1, req("r2", "o2").obj()}})
+	got := d.Outcomes[1].State
+	if got.BlockedBy == nil || got.BlockedBy.Request != "r1" || got.BlockedBy.Pull != 17 || got.BlockedBy.FencingToken != "10" {
+		t.Fatalf("blockedBy = %+v, want request r1, pull 17, token 10", got.BlockedBy)
+	}
+	if !got.EnqueuedAt.Equal(t0) {
+		t.Errorf("enqueuedAt = %v, want the decision time %v", got.EnqueuedAt, t0)
+	}
+}

@@ -1,0 +1,127 @@
+package orchestrator
+
+import "time"
+
+// NoticeKind says what happened to a lock or request.
+type NoticeKind string
+
+// The things the orchestrator reports. The event bus (internal/events) turns them
+// into the event types of the original design.
+const (
+	// NoticeRequested: a request was seen for the first time.
+	NoticeRequested NoticeKind = "Requested"
+	// NoticeQueued: a request started waiting.
+	NoticeQueued NoticeKind = "Queued"
+	// NoticeAcquired: a request was granted the lock.
+	NoticeAcquired NoticeKind = "Acquired"
+	// NoticeEnded: a request ended without holding (Conflict, QueueTimeout,
+	// QueueFull, DeadlockVictim) or lost its hold (Expired, Revoked); State.Reason
+	// says which.
+	NoticeEnded NoticeKind = "Ended"
+	// NoticeReleased: the holding owner let go of the key.
+	NoticeReleased NoticeKind = "Released"
+	// NoticeHandOff: the key passed from one owner to the next waiter.
+	NoticeHandOff NoticeKind = "HandOff"
+	// NoticeDeadlock: the detector found a cycle and chose a victim.
+	NoticeDeadlock NoticeKind = "Deadlock"
+)
+
+// Notice is one thing that happened, for observers (events, metrics, logs).
+type Notice struct {
+	// Kind says what happened.
+	Kind NoticeKind
+	// Time is when it was decided.
+	Time time.Time
+	// Lock is the lock concerned.
+	Lock LockRef
+	// Request is the request concerned, for request notices.
+	Request *Request
+	// Previous is the request's state before, for request notices.
+	Previous RequestState
+	// State is the request's new state, for request notices.
+	State RequestState
+	// Owner is the owner concerned: the new holder for HandOff, the former holder
+	// for Released.
+	Owner string
+	// Holder is the holder after a HandOff.
+	Holder *Holder
+	// Deadlock is the cycle found, for Deadlock notices.
+	Deadlock *Deadlock
+}
+
+// Observer receives notices. It is called synchronously after each decision, so it
+// must not block: hand the notice to a buffer (the event bus does).
+type Observer interface {
+	Observe(Notice)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(Notice)
+
+// Observe implements Observer.
+func (f ObserverFunc) Observe(n Notice) { f(n) }
+
+// AddObserver registers an observer of every decision.
+func (o *LockOrchestrator) AddObserver(obs Observer) {
+	o.observersMu.Lock()
+	defer o.observersMu.Unlock()
+	o.observers = append(o.observers, obs)
+}
+
+func (o *LockOrchestrator) emit(n Notice) {
+	o.observersMu.RLock()
+	defer o.observersMu.RUnlock()
+	for _, obs := range o.observers {
+		obs.Observe(n)
+	}
+}
+
+func (o *LockOrchestrator) notify(ref LockRef, now time.Time, d Decision, changed []Outcome) {
+	o.observersMu.RLock()
+	none := len(o.observers) == 0
+	o.observersMu.RUnlock()
+	if none {
+		return
+	}
+	report := func(out Outcome) {
+		prev, next := out.Request.State, out.State
+		base := Notice{Time: now, Lock: ref, Request: out.Request, Previous: prev, State: next}
+		if prev.Phase == PhaseNew {
+			n := base
+			n.Kind = NoticeRequested
+			o.emit(n)
+		}
+		if prev.Phase == next.Phase {
+			return
+		}
+		n := base
+		switch next.Phase {
+		case PhaseQueued:
+			n.Kind = NoticeQueued
+		case PhaseAcquired:
+			n.Kind = NoticeAcquired
+		case PhaseTerminal:
+			n.Kind = NoticeEnded
+		default:
+			return
+		}
+		o.emit(n)
+	}
+	for _, out := range d.Losers {
+		report(out)
+	}
+	if d.Released {
+		o.emit(Notice{Kind: NoticeReleased, Time: now, Lock: ref, Owner: d.PreviousOwner})
+	}
+	for _, out := range changed {
+		report(out)
+	}
+	if d.HandOff && d.Holder != nil && d.PreviousOwner != "" {
+		o.emit(Notice{Kind: NoticeHandOff, Time: now, Lock: ref, Owner: d.Holder.Owner, Holder: d.Holder})
+	}
+}
+
+func (o *LockOrchestrator) notifyDeadlock(now time.Time, dl Deadlock) {
+	dl2 := dl
+	o.emit(Notice{Kind: NoticeDeadlock, Time: now, Lock: dl.Victim.Lock, Owner: dl.Victim.Waiter, Deadlock: &dl2})
+}

@@ -1,0 +1,342 @@
+// Package orchestrator is the lock orchestrator: the whole lock policy (queues,
+// re-entrancy, timeouts, expiry, force unlock, deadlock detection) over a Backend
+// whose compare-and-swap makes every grant exclusive.
+//
+// It is plain Go: no controller-runtime types, an injected clock. The controller
+// feeds it the LockRequests of a key (Sync); the Go API (Lock, Unlock, ...) feeds it
+// requests of its own. Its in-memory state is a cache of what it last decided, used
+// for deadlock detection, status and metrics; the Backend and the requests are the
+// truth, so a new instance rebuilds everything from them.
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// Config is the orchestrator's policy.
+type Config struct {
+	// DefaultQueueTimeout applies to requests that set none; NoQueueTimeout waits
+	// without limit.
+	DefaultQueueTimeout time.Duration
+	// DefaultTTL applies to requests that set none; 0 means holds do not expire.
+	DefaultTTL time.Duration
+	// MaxQueueLength refuses new waiters beyond it with QueueFull; 0 is unbounded.
+	MaxQueueLength int
+	// DeadlockCheckInterval is how often the deadlock detector runs.
+	DeadlockCheckInterval time.Duration
+}
+
+// DefaultConfig returns the defaults: wait without limit, holds without expiry, a
+// queue of at most 1000 waiters per key, and a deadlock check every 10 seconds.
+func DefaultConfig() Config {
+	return Config{
+		DefaultQueueTimeout:   NoQueueTimeout,
+		MaxQueueLength:        1000,
+		DeadlockCheckInterval: 10 * time.Second,
+	}
+}
+
+// ErrStale means the requests given to Sync are older than the lock record: the
+// record names a holder request that exists but was not given. Retry with fresher
+// requests.
+var ErrStale = errors.New("the lock record names a holder request that the given requests lack; they are stale")
+
+// LockOrchestrator decides who holds each lock key. Decisions for one key are
+// serialized; different keys proceed in parallel.
+type LockOrchestrator struct {
+	backend  Backend
+	clock    clock.WithTicker
+	cfg      Config
+	timeouts *TimeoutManager
+	stats    *stats
+	started  time.Time
+
+	mu      sync.Mutex
+	locks   map[LockRef]*lockState
+	victims map[LockRef]map[string]bool
+
+	observersMu sync.RWMutex
+	observers   []Observer
+
+	local localRegistry
+}
+
+// lockState is the cached view of one key, and the mutex that serializes
+// decisions about it.
+type lockState struct {
+	mu     sync.Mutex
+	holder *Holder
+	queue  []WaitEdge
+}
+
+// New returns a LockOrchestrator over backend. clk is the only source of time.
+func New(backend Backend, clk clock.WithTicker, cfg Config) *LockOrchestrator {
+	if cfg.DeadlockCheckInterval <= 0 {
+		cfg.DeadlockCheckInterval = DefaultConfig().DeadlockCheckInterval
+	}
+	return &LockOrchestrator{
+		backend:  backend,
+		clock:    clk,
+		cfg:      cfg,
+		timeouts: NewTimeoutManager(),
+		stats:    newStats(),
+		started:  clk.Now(),
+		locks:    map[LockRef]*lockState{},
+		victims:  map[LockRef]map[string]bool{},
+		local:    localRegistry{requests: map[LockRef]map[string]*localRequest{}},
+	}
+}
+
+// Config returns the policy the orchestrator runs with.
+func (o *LockOrchestrator) Config() Config { return o.cfg }
+
+// Clock returns the orchestrator's clock.
+func (o *LockOrchestrator) Clock() clock.WithTicker { return o.clock }
+
+// Timeouts returns the deadline structure of all locks.
+func (o *LockOrchestrator) Timeouts() *TimeoutManager { return o.timeouts }
+
+// SyncInput is one key's requests and how to persist what is decided about them.
+type SyncInput struct {
+	// Ref names the lock.
+	Ref LockRef
+	// Requests are all requests of the key, terminal and withdrawn ones included.
+	Requests []*Request
+	// ForceUnlock is set while the lock is being force-unlocked, identified by
+	// ForceUnlockID (the ProjectLock's UID).
+	ForceUnlock   bool
+	ForceUnlockID string
+	// RequestGone answers whether the request with the given ID and UID no longer
+	// exists. It is asked only when the lock record names a holder that Requests
+	// lack, which happens when they come from a cache that is behind.
+	RequestGone func(ctx context.Context, id, uid string) (bool, error)
+	// Persist stores outcomes. Sync calls it twice: with the holders that lose the
+	// lock (before the record is written), then with every other changed outcome.
+	Persist func(ctx context.Context, outcomes []Outcome) error
+}
+
+// Sync decides about one key, writes its lock record by compare-and-swap, and
+// persists the outcomes. On ErrConflict or ErrStale nothing was granted: call it
+// again with fresh input.
+func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, error) {
+	st := o.lockState(in.Ref)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+
+	rec, err := o.backend.Get(ctx, in.Ref)
+	if err != nil {
+		o.stats.backendError()
+		return Decision{}, fmt.Errorf("reading lock record %s: %w", in.Ref, err)
+	}
+	if err := checkHolderKnown(ctx, rec, in); err != nil {
+		return Decision{}, err
+	}
+
+	now := o.clock.Now()
+	d := Decide(KeyInput{
+		Record:         rec,
+		Requests:       in.Requests,
+		ForceUnlock:    in.ForceUnlock,
+		ForceUnlockID:  in.ForceUnlockID,
+		Victims:        o.victimsOf(in.Ref),
+		MaxQueueLength: o.cfg.MaxQueueLength,
+		Now:            now,
+	})
+
+	if len(d.Losers) > 0 {
+		if err := in.Persist(ctx, d.Losers); err != nil {
+			return Decision{}, fmt.Errorf("persisting the end of %s's hold: %w", in.Ref, err)
+		}
+	}
+	if err := o.writeRecord(ctx, in.Ref, &d); err != nil {
+		return Decision{}, err
+	}
+	var changed []Outcome
+	for _, out := range d.Outcomes {
+		if out.Changed() {
+			changed = append(changed, out)
+		}
+	}
+	if len(changed) > 0 {
+		if err := in.Persist(ctx, changed); err != nil {
+			return Decision{}, fmt.Errorf("persisting decisions for %s: %w", in.Ref, err)
+		}
+	}
+
+	o.remember(in.Ref, st, d)
+	o.stats.record(now, d, changed)
+	o.notify(in.Ref, now, d, changed)
+	return d, nil
+}
+
+// checkHolderKnown makes sure a holder named by the record is either among the
+// requests or really gone, so that a lagging cache can never release a live hold.
+func checkHolderKnown(ctx context.Context, rec Record, in SyncInput) error {
+	if rec.Free() {
+		return nil
+	}
+	for _, r := range in.Requests {
+		if HolderIdentity(r) == rec.HolderID {
+			return nil
+		}
+	}
+	id, uid := splitHolderID(rec.HolderID)
+	if in.RequestGone == nil {
+		return nil
+	}
+	gone, err := in.RequestGone(ctx, id, uid)
+	if err != nil {
+		return fmt.Errorf("checking whether holder %s of %s still exists: %w", rec.HolderID, in.Ref, err)
+	}
+	if !gone {
+		return ErrStale
+	}
+	return nil
+}
+
+func splitHolderID(holderID string) (id, uid string) {
+	for i := len(holderID) - 1; i >= 0; i-- {
+		if holderID[i] == '/' {
+			return holderID[:i], holderID[i+1:]
+		}
+	}
+	return holderID, ""
+}
+
+// writeRecord applies the decision's record change and stamps the fencing token
+// on the grants it makes.
+func (o *LockOrchestrator) writeRecord(ctx context.Context, ref LockRef, d *Decision) error {
+	switch {
+	case d.Idle && d.Write != nil && d.Write.Version != "":
+		if err := o.backend.Delete(ctx, ref, d.Write.Version); err != nil {
+			return o.backendErr(ref, "deleting", err)
+		}
+	case d.Write != nil && (d.Write.Version != "" || !d.Write.Free()):
+		version, err := o.backend.Write(ctx, ref, *d.Write)
+		if err != nil {
+			return o.backendErr(ref, "writing", err)
+		}
+		for _, i := range d.Grants {
+			d.Outcomes[i].State.FencingToken = version
+		}
+		if d.Holder != nil && d.Holder.FencingToken == "" {
+			d.Holder.FencingToken = version
+		}
+	}
+	return nil
+}
+
+func (o *LockOrchestrator) backendErr(ref LockRef, verb string, err error) error {
+	if errors.Is(err, ErrConflict) {
+		o.stats.conflict()
+		return fmt.Errorf("%s lock record %s: %w", verb, ref, err)
+	}
+	o.stats.backendError()
+	return fmt.Errorf("%s lock record %s: %w", verb, ref, err)
+}
+
+func (o *LockOrchestrator) lockState(ref LockRef) *lockState {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	st, ok := o.locks[ref]
+	if !ok {
+		st = &lockState{}
+		o.locks[ref] = st
+	}
+	return st
+}
+
+func (o *LockOrchestrator) victimsOf(ref LockRef) map[string]bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.victims[ref]
+}
+
+// remember caches the decision for deadlock detection, status and metrics.
+func (o *LockOrchestrator) remember(ref LockRef, st *lockState, d Decision) {
+	st.holder = d.Holder
+	st.queue = st.queue[:0]
+	if d.Holder != nil {
+		for _, out := range d.Outcomes {
+			if out.State.Phase != PhaseQueued {
+				continue
+			}
+			st.queue = append(st.queue, WaitEdge{
+				Waiter: out.Request.Owner, Holder: d.Holder.Owner, Lock: ref,
+				Request: out.Request.ID, Priority: out.Request.Priority, EnqueuedAt: out.State.EnqueuedAt,
+			})
+		}
+	}
+	o.timeouts.Set(ref, d.NextDeadline)
+
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if v := o.victims[ref]; v != nil {
+		for _, out := range d.Outcomes {
+			if out.State.Phase == PhaseTerminal {
+				delete(v, out.Request.ID)
+			}
+		}
+		if len(v) == 0 {
+			delete(o.victims, ref)
+		}
+	}
+	if d.Idle {
+		delete(o.locks, ref)
+	}
+}
+
+// Forget drops the cached state of a lock whose objects are gone.
+func (o *LockOrchestrator) Forget(ref LockRef) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.locks, ref)
+	delete(o.victims, ref)
+	o.timeouts.Set(ref, time.Time{})
+}
+
+// DetectDeadlocks scans the wait-for graph of all cached locks, marks one victim per
+// cycle, and returns the cycles. The victims fail with DeadlockVictim at their
+// lock's next Sync; the caller makes that Sync happen.
+func (o *LockOrchestrator) DetectDeadlocks() []Deadlock {
+	start := o.clock.Now()
+	edges := o.waitEdges()
+	found := FindDeadlocks(edges)
+	o.mu.Lock()
+	for _, dl := range found {
+		v := o.victims[dl.Victim.Lock]
+		if v == nil {
+			v = map[string]bool{}
+			o.victims[dl.Victim.Lock] = v
+		}
+		v[dl.Victim.Request] = true
+	}
+	o.mu.Unlock()
+	o.stats.deadlockScan(o.clock.Since(start), len(edges), found)
+	for _, dl := range found {
+		o.notifyDeadlock(start, dl)
+	}
+	return found
+}
+
+func (o *LockOrchestrator) waitEdges() []WaitEdge {
+	o.mu.Lock()
+	states := make([]*lockState, 0, len(o.locks))
+	for _, st := range o.locks {
+		states = append(states, st)
+	}
+	o.mu.Unlock()
+	var edges []WaitEdge
+	for _, st := range states {
+		st.mu.Lock()
+		edges = append(edges, st.queue...)
+		st.mu.Unlock()
+	}
+	return edges
+}
