@@ -147,6 +147,11 @@ type LockRequestStatus struct {
 	// +optional
 	ExpiresTime *metav1.Time `json:"expiresTime,omitempty"`
 
+	// observedRenewTime is the spec.renewTime that expiresTime accounts for: when
+	// spec.renewTime moves past it, the operator has a new renewal to observe.
+	// +optional
+	ObservedRenewTime *metav1.MicroTime `json:"observedRenewTime,omitempty"`
+
 	// fencingToken is the resourceVersion of the Lease write that granted the lock:
 	// a decimal integer that only grows, per key, across hand-offs and operator
 	// restarts. Pass it to the systems you change under the lock so that they can

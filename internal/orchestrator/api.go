@@ -376,9 +376,31 @@ func (o *LockOrchestrator) projectLock(ref LockRef, lr *localRequest, st Request
 // DeadlockCheckInterval. The controller does not need it (it uses RequeueAfter and
 // its own detector runnable).
 func (o *LockOrchestrator) Run(ctx context.Context) {
+	<-o.Start(ctx)
+}
+
+// Start is Run in the background: its timers exist when Start returns, so a test
+// that steps a fake clock right after cannot step past them. The returned channel
+// closes when the loop has ended.
+func (o *LockOrchestrator) Start(ctx context.Context) <-chan struct{} {
 	ticker := o.clock.NewTicker(o.cfg.DeadlockCheckInterval)
-	defer ticker.Stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer ticker.Stop()
+		o.loop(ctx, ticker)
+	}()
+	return done
+}
+
+func (o *LockOrchestrator) loop(ctx context.Context, ticker clock.Ticker) {
 	for {
+		// Deadlines already passed are served before waiting: a timer of zero
+		// duration fires at once on a real clock but only at the next step of a
+		// fake one.
+		for _, ref := range o.timeouts.Due(o.clock.Now()) {
+			_ = o.syncLocalUntilDone(ctx, ref)
+		}
 		var timerC <-chan time.Time
 		var timer interface{ Stop() bool }
 		if next, ok := o.timeouts.Next(); ok {
@@ -393,9 +415,6 @@ func (o *LockOrchestrator) Run(ctx context.Context) {
 			return
 		case <-o.timeouts.Wake():
 		case <-timerC:
-			for _, ref := range o.timeouts.Due(o.clock.Now()) {
-				_ = o.syncLocalUntilDone(ctx, ref)
-			}
 		case <-ticker.C():
 			for _, dl := range o.DetectDeadlocks() {
 				_ = o.syncLocalUntilDone(ctx, dl.Victim.Lock)

@@ -25,8 +25,7 @@ func newTestOrchestrator(t *testing.T, cfg Config) (*LockOrchestrator, *clocktes
 	clk := clocktesting.NewFakeClock(t0)
 	o := New(NewMemoryBackend(), clk, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { o.Run(ctx); close(done) }()
+	done := o.Start(ctx)
 	t.Cleanup(func() { cancel(); <-done })
 	return o, clk
 }

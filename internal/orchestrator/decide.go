@@ -208,7 +208,9 @@ func Decide(in KeyInput) Decision {
 	if holderIdx >= 0 {
 		h := holderOf(d.Outcomes[holderIdx])
 		d.Holder = &h
-		blockedBy = &h
+		// Waiters keep only who holds, not the details of the hold, so that their
+		// state changes when the holder does and not on every renewal.
+		blockedBy = &Holder{Request: h.Request, Owner: h.Owner, Pull: h.Pull, User: h.User}
 	}
 	queued := 0
 	for _, r := range queue {
@@ -221,8 +223,10 @@ func Decide(in KeyInput) Decision {
 		st := r.State
 		switch {
 		case r.State.Phase == PhaseNew && r.QueueTimeout == 0:
-			d.Outcomes = append(d.Outcomes, Outcome{r, terminal(st, lockingv1alpha1.ReasonConflict,
-				fmt.Sprintf("held by %s and queueTimeout is 0s", ownerName(blockedBy)))})
+			st = terminal(st, lockingv1alpha1.ReasonConflict,
+				fmt.Sprintf("held by %s and queueTimeout is 0s", ownerName(blockedBy)))
+			st.BlockedBy = blockedBy // who it conflicted with
+			d.Outcomes = append(d.Outcomes, Outcome{r, st})
 			continue
 		case r.State.Phase == PhaseNew && in.MaxQueueLength > 0 && queued >= in.MaxQueueLength:
 			d.Outcomes = append(d.Outcomes, Outcome{r, terminal(st, lockingv1alpha1.ReasonQueueFull,

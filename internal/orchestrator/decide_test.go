@@ -273,8 +273,8 @@ func TestDecideQueuedShowsHolder(t *testing.T) {
 	r1.Pull = 17
 	d := Decide(KeyInput{Now: t0, Record: heldBy(r1, "10"), Requests: []*Request{r1, req("r2", "o2").obj()}})
 	got := d.Outcomes[1].State
-	if got.BlockedBy == nil || got.BlockedBy.Request != "r1" || got.BlockedBy.Pull != 17 || got.BlockedBy.FencingToken != "10" {
-		t.Fatalf("blockedBy = %+v, want request r1, pull 17, token 10", got.BlockedBy)
+	if diff := cmp.Diff(&Holder{Request: "r1", Owner: "o1", Pull: 17, User: "o1"}, got.BlockedBy); diff != "" {
+		t.Fatalf("blockedBy (-want +got):\n%s", diff)
 	}
 	if !got.EnqueuedAt.Equal(t0) {
 		t.Errorf("enqueuedAt = %v, want the decision time %v", got.EnqueuedAt, t0)

@@ -39,9 +39,15 @@ func New(repository, projectPath, workspace, projectName string) Key {
 }
 
 // CleanPath cleans a project path as Atlantis does: the repository root, and an
-// empty path, become ".".
+// empty path, become ".". Like models.NewProject, it also maps "/" (and anything
+// that cleans to it, such as "//") to "."; other absolute paths stay absolute,
+// for Validate to reject.
 func CleanPath(p string) string {
-	return path.Clean(p)
+	p = path.Clean(p)
+	if p == "/" {
+		return "."
+	}
+	return p
 }
 
 // String returns the key in Atlantis's format.
@@ -108,6 +114,10 @@ func (k Key) Validate() error {
 		return fmt.Errorf("path %q must not leave the repository", k.Path)
 	case k.Workspace == "":
 		return fmt.Errorf("workspace must not be empty")
+	case strings.Contains(k.Workspace, "/"):
+		// Terraform forbids path separators in workspace names, and a "/" here
+		// would make the key parse back differently.
+		return fmt.Errorf("workspace %q must not contain '/'", k.Workspace)
 	case strings.Contains(k.ProjectName, "/"):
 		return fmt.Errorf("project name %q must not contain '/'", k.ProjectName)
 	}
@@ -155,17 +165,24 @@ func slugify(s string, limit int) string {
 	dash := false
 	for _, r := range strings.ToLower(s) {
 		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			// Only ASCII is ever written, so Len counts characters. Stop before a
+			// separator and character that would not both fit: the slug must end
+			// with a letter or digit and never exceed limit.
+			need := 1
 			if dash && b.Len() > 0 {
+				need = 2
+			}
+			if b.Len()+need > limit {
+				break
+			}
+			if need == 2 {
 				b.WriteByte('-')
 			}
 			dash = false
 			b.WriteRune(r)
-			if b.Len() >= limit {
-				break
-			}
 			continue
 		}
 		dash = true
 	}
-	return strings.TrimRight(b.String(), "-")
+	return b.String()
 }

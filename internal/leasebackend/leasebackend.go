@@ -1,0 +1,234 @@
+// Package leasebackend stores the orchestrator's lock records in coordination.k8s.io
+// Lease objects. Every write is a compare-and-swap on the Lease's resourceVersion, so
+// that two operators that both think they lead can never grant one key twice: the
+// slower one gets 409 Conflict and decides again.
+package leasebackend
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
+)
+
+// Annotations and labels of the Leases this backend writes.
+const (
+	// RevokedForAnnotation records the ProjectLock UID whose force unlock the Lease
+	// has served (orchestrator.Record.RevokedFor).
+	RevokedForAnnotation = "locking.runatlantis.io/revoked-for"
+	// KeyAnnotation shows the Atlantis lock key, for people reading the Lease.
+	KeyAnnotation = "locking.runatlantis.io/key"
+	// ManagedByLabel marks the Leases of this operator.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// ManagedByValue is ManagedByLabel's value.
+	ManagedByValue = lockingv1alpha1.FieldManager
+)
+
+// Backend is an orchestrator.Backend over Leases.
+//
+// Reads come from reader, normally the manager's informer cache. A cache lags behind
+// the backend's own writes, so Backend remembers the last Lease it wrote per key and
+// answers with whichever of the two is newer (resourceVersions of one resource are
+// comparable integers): a hand-off right after a grant then needs no conflict and
+// retry. A stale read is only ever slow, never wrong: the write's compare-and-swap
+// refuses it.
+type Backend struct {
+	reader client.Reader
+	writer client.Client
+
+	mu      sync.Mutex
+	written map[types.NamespacedName]*coordinationv1.Lease
+}
+
+var _ orchestrator.Backend = (*Backend)(nil)
+
+// New returns a Backend reading through reader and writing through writer.
+func New(reader client.Reader, writer client.Client) *Backend {
+	return &Backend{reader: reader, writer: writer, written: map[types.NamespacedName]*coordinationv1.Lease{}}
+}
+
+// Get implements orchestrator.Backend.
+func (b *Backend) Get(ctx context.Context, ref orchestrator.LockRef) (orchestrator.Record, error) {
+	lease, err := b.get(ctx, ref)
+	if err != nil || lease == nil {
+		return orchestrator.Record{}, err
+	}
+	return toRecord(lease), nil
+}
+
+func (b *Backend) get(ctx context.Context, ref orchestrator.LockRef) (*coordinationv1.Lease, error) {
+	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+	lease := &coordinationv1.Lease{}
+	err := b.reader.Get(ctx, nn, lease)
+	switch {
+	case apierrors.IsNotFound(err):
+		lease = nil
+	case err != nil:
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	mine := b.written[nn]
+	if mine != nil && (lease == nil || newer(mine.ResourceVersion, lease.ResourceVersion)) {
+		return mine.DeepCopy(), nil
+	}
+	if mine != nil {
+		// The cache caught up; forget our copy.
+		delete(b.written, nn)
+	}
+	return lease, nil
+}
+
+// newer reports whether resourceVersion a is later than b. Both are decimal integers
+// on Kubernetes 1.35 and later; anything else is treated as not newer, which only
+// costs a conflict and a retry.
+func newer(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	return errA == nil && errB == nil && x > y
+}
+
+// Write implements orchestrator.Backend.
+func (b *Backend) Write(ctx context.Context, ref orchestrator.LockRef, rec orchestrator.Record) (string, error) {
+	lease := &coordinationv1.Lease{}
+	if rec.Version != "" {
+		current, err := b.get(ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		if current == nil || current.ResourceVersion != rec.Version {
+			return "", orchestrator.ErrConflict
+		}
+		lease = current
+	} else {
+		lease.Namespace, lease.Name = ref.Namespace, ref.Name
+	}
+	fill(lease, ref, rec)
+
+	var err error
+	if rec.Version == "" {
+		err = b.writer.Create(ctx, lease, client.FieldOwner(lockingv1alpha1.FieldManager))
+	} else {
+		// Update sends lease.ResourceVersion: the API server refuses it with 409 if
+		// anyone wrote the Lease since it was read. This is the compare-and-swap.
+		err = b.writer.Update(ctx, lease, client.FieldOwner(lockingv1alpha1.FieldManager))
+	}
+	if err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) {
+			b.forget(ref)
+			return "", orchestrator.ErrConflict
+		}
+		return "", err
+	}
+	b.remember(lease)
+	return lease.ResourceVersion, nil
+}
+
+// Delete implements orchestrator.Backend.
+func (b *Backend) Delete(ctx context.Context, ref orchestrator.LockRef, version string) error {
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name}}
+	err := b.writer.Delete(ctx, lease, client.Preconditions{ResourceVersion: &version})
+	b.forget(ref)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsConflict(err):
+		return orchestrator.ErrConflict
+	}
+	return err
+}
+
+func (b *Backend) remember(lease *coordinationv1.Lease) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.written[client.ObjectKeyFromObject(lease)] = lease.DeepCopy()
+}
+
+func (b *Backend) forget(ref orchestrator.LockRef) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.written, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name})
+}
+
+// fill writes rec into lease, keeping what others (labels, annotations) set.
+func fill(lease *coordinationv1.Lease, ref orchestrator.LockRef, rec orchestrator.Record) {
+	if lease.Labels == nil {
+		lease.Labels = map[string]string{}
+	}
+	lease.Labels[lockingv1alpha1.LockNameLabel] = ref.Name
+	lease.Labels[ManagedByLabel] = ManagedByValue
+	if lease.Annotations == nil {
+		lease.Annotations = map[string]string{}
+	}
+	setOrDelete(lease.Annotations, lockingv1alpha1.OwnerAnnotation, rec.Owner)
+	setOrDelete(lease.Annotations, RevokedForAnnotation, rec.RevokedFor)
+	if ref.Key.Repository != "" {
+		lease.Annotations[KeyAnnotation] = ref.Key.String()
+	}
+
+	spec := &lease.Spec
+	spec.HolderIdentity = nil
+	spec.AcquireTime, spec.RenewTime, spec.LeaseDurationSeconds = nil, nil, nil
+	if !rec.Free() {
+		holder := rec.HolderID
+		spec.HolderIdentity = &holder
+		spec.AcquireTime = microTime(rec.AcquiredAt)
+		spec.RenewTime = microTime(rec.RenewedAt)
+		if rec.TTL > 0 {
+			secs := int32((rec.TTL + time.Second - 1) / time.Second)
+			spec.LeaseDurationSeconds = &secs
+		}
+	}
+	transitions := rec.Transitions
+	spec.LeaseTransitions = &transitions
+}
+
+func toRecord(lease *coordinationv1.Lease) orchestrator.Record {
+	rec := orchestrator.Record{
+		Owner:      lease.Annotations[lockingv1alpha1.OwnerAnnotation],
+		RevokedFor: lease.Annotations[RevokedForAnnotation],
+		Version:    lease.ResourceVersion,
+	}
+	spec := lease.Spec
+	if spec.HolderIdentity != nil {
+		rec.HolderID = *spec.HolderIdentity
+	}
+	if spec.AcquireTime != nil {
+		rec.AcquiredAt = spec.AcquireTime.Time
+	}
+	if spec.RenewTime != nil {
+		rec.RenewedAt = spec.RenewTime.Time
+	}
+	if spec.LeaseDurationSeconds != nil {
+		rec.TTL = time.Duration(*spec.LeaseDurationSeconds) * time.Second
+	}
+	if spec.LeaseTransitions != nil {
+		rec.Transitions = *spec.LeaseTransitions
+	}
+	return rec
+}
+
+func microTime(t time.Time) *metav1.MicroTime {
+	if t.IsZero() {
+		return nil
+	}
+	m := metav1.NewMicroTime(t)
+	return &m
+}
+
+func setOrDelete(m map[string]string, k, v string) {
+	if v == "" {
+		delete(m, k)
+		return
+	}
+	m[k] = v
+}
