@@ -14,6 +14,9 @@ export KUBEBUILDER_ASSETS ?= $(LOCALBIN)
 GO ?= go
 GOTEST_FLAGS ?= -count=1
 IMG ?= ghcr.io/runatlantis/atlantis-lock-operator:dev
+# Flags of the manager under `make run`: people-friendly logs, and a namespace for the
+# leader election Lease, which out of a cluster cannot default to the pod's.
+RUN_ARGS ?= --dev --leader-election-namespace=default
 
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint

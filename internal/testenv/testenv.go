@@ -10,13 +10,11 @@ import (
 	"path/filepath"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/scheme"
 )
 
 // Env is a running API server with the CRDs installed.
@@ -32,12 +30,7 @@ type Env struct {
 }
 
 // NewScheme returns a scheme with the built-in kinds and this project's kinds.
-func NewScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(lockingv1alpha1.AddToScheme(s))
-	return s
-}
+func NewScheme() *runtime.Scheme { return scheme.New() }
 
 // RepoRoot returns the directory of this repository's go.mod, found upwards from the
 // working directory (a test's package directory).
@@ -93,12 +86,12 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	scheme := NewScheme()
+	sch := NewScheme()
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
+		Scheme:                sch,
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -106,12 +99,12 @@ func Start() (*Env, error) {
 	}
 	// Tests run many clients at once; the default 5 QPS would measure the limiter.
 	cfg.QPS, cfg.Burst = 1000, 2000
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.New(cfg, client.Options{Scheme: sch})
 	if err != nil {
 		_ = env.Stop()
 		return nil, err
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme, env: env}, nil
+	return &Env{Config: cfg, Client: c, Scheme: sch, env: env}, nil
 }
 
 // Stop stops the API server and etcd.

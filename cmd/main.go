@@ -1,0 +1,143 @@
+// Command manager is the atlantis-lock-operator: it grants Atlantis project/workspace
+// locks, asked for with LockRequest objects, over coordination.k8s.io Leases.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/config"
+	"github.com/runatlantis/atlantis-lock-operator/internal/controller"
+	"github.com/runatlantis/atlantis-lock-operator/internal/indexes"
+	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
+	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
+	"github.com/runatlantis/atlantis-lock-operator/internal/scheme"
+)
+
+// options are the command line flags that are not keys of the config file.
+type options struct {
+	configFile       string
+	metricsAddr      string
+	probeAddr        string
+	leaderElect      bool
+	leaderElectionNS string
+	dev              bool
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "atlantis-lock-operator:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var opts options
+	flag.StringVar(&opts.configFile, "config", "", "Path of the enhanced_locking YAML configuration file (see docs/configuration.md). Flags below override its keys.")
+	flag.StringVar(&opts.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus /metrics endpoint; \"0\" turns it off.")
+	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.BoolVar(&opts.leaderElect, "leader-elect", true, "Elect a leader among replicas; only the leader decides. Turn off only for a single replica.")
+	flag.StringVar(&opts.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the pod's namespace.")
+	flag.BoolVar(&opts.dev, "dev", false, "Log for people (console, debug level) instead of JSON.")
+	overrides := config.BindFlags(flag.CommandLine)
+	flag.Parse()
+
+	ctrl.SetLogger(zap.New(zap.UseDevMode(opts.dev)))
+	setupLog := ctrl.Log.WithName("setup")
+
+	cfg := config.Default()
+	if opts.configFile != "" {
+		var err error
+		if cfg, err = config.Load(opts.configFile); err != nil {
+			return err
+		}
+	}
+	overrides.Apply(&cfg)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+
+	ctx := ctrl.SetupSignalHandler()
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("no Kubernetes API to talk to (set KUBECONFIG or run in a cluster): %w", err)
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                        scheme.New(),
+		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddr},
+		HealthProbeBindAddress:        opts.probeAddr,
+		LeaderElection:                opts.leaderElect,
+		LeaderElectionID:              "atlantis-lock-operator.locking.runatlantis.io",
+		LeaderElectionNamespace:       opts.leaderElectionNS,
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cacheOptions(),
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := indexes.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("setting up indexes: %w", err)
+	}
+
+	var backend orchestrator.Backend = leasebackend.New(mgr.GetClient(), mgr.GetClient())
+	if cfg.Backend == config.BackendMemory {
+		setupLog.Info("backend \"memory\": locks are granted in this process only, without Leases; use it for trials, never with more than one replica")
+		backend = orchestrator.NewMemoryBackend()
+	}
+	orch := orchestrator.New(backend, clock.RealClock{}, cfg.Orchestrator())
+
+	wake := make(chan event.GenericEvent, cfg.RequestBufferSize)
+	reconciler := &controller.LockReconciler{
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Orchestrator: orch,
+		Wake:         wake,
+	}
+	if err := reconciler.SetupWithManager(mgr, cfg.WorkerCount); err != nil {
+		return fmt.Errorf("setting up the lock controller: %w", err)
+	}
+	if err := mgr.Add(&controller.DeadlockDetector{Orchestrator: orch, Wake: wake, Interval: cfg.DeadlockCheckInterval}); err != nil {
+		return fmt.Errorf("adding the deadlock detector: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+
+	setupLog.Info("starting", "workers", cfg.WorkerCount, "backend", cfg.Backend, "leaderElection", opts.leaderElect)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running the manager: %w", err)
+	}
+	return nil
+}
+
+// cacheOptions keeps the informer caches small: only the Leases of lock keys, and no
+// managedFields on anything.
+func cacheOptions() cache.Options {
+	ours, err := labels.NewRequirement(lockingv1alpha1.LockNameLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant requirement; cannot fail
+	}
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&coordinationv1.Lease{}: {Label: labels.NewSelector().Add(*ours)},
+		},
+	}
+}

@@ -1,0 +1,348 @@
+// Package controller runs the lock orchestrator over the API: one reconciler per lock
+// key (the ProjectLock's name) turns LockRequests, the ProjectLock and the Lease of
+// the key into a Sync, and writes back what was decided.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/indexes"
+	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
+)
+
+// LockReconciler decides about one lock key per reconcile. The work queue never
+// hands one key to two workers at once, which serializes the decisions of a key;
+// different keys run in parallel up to the worker count.
+type LockReconciler struct {
+	// Client reads from the informer cache and writes to the API server.
+	Client client.Client
+	// APIReader reads the API server directly; it confirms that a holder missing
+	// from the cache is really gone before its lock is given away.
+	APIReader client.Reader
+	// Orchestrator makes the decisions.
+	Orchestrator *orchestrator.LockOrchestrator
+	// Wake carries locks to reconcile outside watch events: deadlock victims.
+	Wake chan event.GenericEvent
+}
+
+// +kubebuilder:rbac:groups=locking.runatlantis.io,resources=lockrequests,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=locking.runatlantis.io,resources=lockrequests/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=locking.runatlantis.io,resources=lockrequests/finalizers,verbs=update
+// +kubebuilder:rbac:groups=locking.runatlantis.io,resources=projectlocks,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=locking.runatlantis.io,resources=projectlocks/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=locking.runatlantis.io,resources=projectlocks/finalizers,verbs=update
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile decides about the lock key req names.
+func (r *LockReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+
+	pl, err := r.projectLock(ctx, req.NamespacedName)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	var list lockingv1alpha1.LockRequestList
+	if err := r.Client.List(ctx, &list, client.InNamespace(req.Namespace),
+		client.MatchingFields{indexes.LockRequestLockName: req.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing the requests of %s: %w", req, err)
+	}
+	ref, ok := lockRef(req.NamespacedName, pl, list.Items)
+	if !ok {
+		// Neither a ProjectLock nor a request: only a Lease can be left over.
+		ref = orchestrator.LockRef{Namespace: req.Namespace, Name: req.Name}
+	}
+	if pl == nil && hasLiveRequest(list.Items) {
+		if pl, err = r.createProjectLock(ctx, ref); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	objs := map[string]*lockingv1alpha1.LockRequest{}
+	requests := make([]*orchestrator.Request, 0, len(list.Items))
+	cfg := r.Orchestrator.Config()
+	for i := range list.Items {
+		lr := &list.Items[i]
+		objs[lr.Name] = lr
+		requests = append(requests, toRequest(lr, cfg))
+	}
+	in := orchestrator.SyncInput{
+		Ref:         ref,
+		Requests:    requests,
+		RequestGone: r.requestGone(req.Namespace),
+		Persist:     r.persist(ref, objs),
+	}
+	if pl != nil && pl.DeletionTimestamp != nil {
+		in.ForceUnlock, in.ForceUnlockID = true, string(pl.UID)
+	}
+	d, err := r.Orchestrator.Sync(ctx, in)
+	if errors.Is(err, orchestrator.ErrConflict) || errors.Is(err, orchestrator.ErrStale) || apierrors.IsConflict(err) {
+		// Someone else (a cache event not yet seen, or another operator) changed
+		// the key first: decide again with fresh input.
+		logger.V(1).Info("lock changed while deciding; retrying", "reason", err.Error())
+		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	if err := r.finishWithdrawn(ctx, list.Items); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.addFinalizers(ctx, d, objs); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileProjectLock(ctx, pl, ref, d); err != nil {
+		return ctrl.Result{}, err
+	}
+	if d.Idle {
+		r.Orchestrator.Forget(ref)
+	}
+	if !d.NextDeadline.IsZero() {
+		return ctrl.Result{RequeueAfter: max(d.NextDeadline.Sub(r.Orchestrator.Clock().Now()), time.Millisecond)}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *LockReconciler) projectLock(ctx context.Context, nn types.NamespacedName) (*lockingv1alpha1.ProjectLock, error) {
+	pl := &lockingv1alpha1.ProjectLock{}
+	if err := r.Client.Get(ctx, nn, pl); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading ProjectLock %s: %w", nn, err)
+	}
+	return pl, nil
+}
+
+// lockRef names the lock from its ProjectLock, or else from any of its requests.
+func lockRef(nn types.NamespacedName, pl *lockingv1alpha1.ProjectLock, reqs []lockingv1alpha1.LockRequest) (orchestrator.LockRef, bool) {
+	var key lockkey.Key
+	switch {
+	case pl != nil:
+		key = pl.Spec.Key()
+	case len(reqs) > 0:
+		key = reqs[0].Spec.Key()
+	default:
+		return orchestrator.LockRef{}, false
+	}
+	return orchestrator.LockRef{Namespace: nn.Namespace, Name: nn.Name, Key: key}, true
+}
+
+func hasLiveRequest(reqs []lockingv1alpha1.LockRequest) bool {
+	for i := range reqs {
+		lr := &reqs[i]
+		if lr.DeletionTimestamp == nil && !isTerminal(lr) {
+			return true
+		}
+	}
+	return false
+}
+
+func isTerminal(lr *lockingv1alpha1.LockRequest) bool {
+	c := meta.FindStatusCondition(lr.Status.Conditions, lockingv1alpha1.ConditionAcquired)
+	return c != nil && lockingv1alpha1.IsTerminalReason(c.Reason)
+}
+
+// createProjectLock creates the key's ProjectLock, with the finalizer that turns its
+// deletion into a force unlock.
+func (r *LockReconciler) createProjectLock(ctx context.Context, ref orchestrator.LockRef) (*lockingv1alpha1.ProjectLock, error) {
+	pl := &lockingv1alpha1.ProjectLock{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:  ref.Namespace,
+			Name:       ref.Name,
+			Finalizers: []string{lockingv1alpha1.ReleaseFinalizer},
+		},
+		Spec: lockingv1alpha1.ProjectLockSpec{
+			Project: lockingv1alpha1.ProjectRef{Repository: ref.Key.Repository, Path: ref.Key.Path,
+				Name: ref.Key.ProjectName},
+			Workspace: ref.Key.Workspace,
+		},
+	}
+	err := r.Client.Create(ctx, pl, client.FieldOwner(lockingv1alpha1.FieldManager))
+	if apierrors.IsAlreadyExists(err) {
+		// Created by another reconcile or operator since the cache was read; the
+		// watch brings it and its own reconcile.
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating ProjectLock %s: %w", ref, err)
+	}
+	return pl, nil
+}
+
+// requestGone asks the API server itself whether a holder request is gone, so that a
+// cache that has not yet seen a new request can never release its lock.
+func (r *LockReconciler) requestGone(namespace string) func(context.Context, string, string) (bool, error) {
+	return func(ctx context.Context, name, uid string) (bool, error) {
+		lr := &lockingv1alpha1.LockRequest{}
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, lr)
+		switch {
+		case apierrors.IsNotFound(err):
+			return true, nil
+		case err != nil:
+			return false, err
+		}
+		return string(lr.UID) != uid || lr.DeletionTimestamp != nil || isTerminal(lr), nil
+	}
+}
+
+// persist writes decided states into LockRequest statuses: an update with the
+// resourceVersion read, so that a status can never be written over a newer one.
+func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lockingv1alpha1.LockRequest) func(context.Context, []orchestrator.Outcome) error {
+	return func(ctx context.Context, outs []orchestrator.Outcome) error {
+		now := r.Orchestrator.Clock().Now()
+		for _, out := range outs {
+			lr := objs[out.Request.ID]
+			if lr == nil || lr.DeletionTimestamp != nil {
+				continue
+			}
+			applyState(lr, ref, out.State, now)
+			if err := r.Client.Status().Update(ctx, lr, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return fmt.Errorf("writing the status of LockRequest %s/%s: %w", lr.Namespace, lr.Name, err)
+			}
+		}
+		return nil
+	}
+}
+
+// finishWithdrawn lets deleted requests go: the decision just made no longer counts
+// them, so their lock, if any, has moved on.
+func (r *LockReconciler) finishWithdrawn(ctx context.Context, reqs []lockingv1alpha1.LockRequest) error {
+	for i := range reqs {
+		lr := &reqs[i]
+		if lr.DeletionTimestamp == nil || !controllerutil.ContainsFinalizer(lr, lockingv1alpha1.ReleaseFinalizer) {
+			continue
+		}
+		controllerutil.RemoveFinalizer(lr, lockingv1alpha1.ReleaseFinalizer)
+		if err := r.Client.Update(ctx, lr, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("removing the finalizer of LockRequest %s/%s: %w", lr.Namespace, lr.Name, err)
+		}
+	}
+	return nil
+}
+
+// addFinalizers keeps holding requests until the operator has released their lock,
+// so that deleting one waits for the hand-off and a person can watch it happen.
+func (r *LockReconciler) addFinalizers(ctx context.Context, d orchestrator.Decision, objs map[string]*lockingv1alpha1.LockRequest) error {
+	for _, out := range d.Outcomes {
+		if out.State.Phase != orchestrator.PhaseAcquired {
+			continue
+		}
+		lr := objs[out.Request.ID]
+		if lr == nil || lr.DeletionTimestamp != nil || controllerutil.ContainsFinalizer(lr, lockingv1alpha1.ReleaseFinalizer) {
+			continue
+		}
+		controllerutil.AddFinalizer(lr, lockingv1alpha1.ReleaseFinalizer)
+		if err := r.Client.Update(ctx, lr, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("adding the finalizer of LockRequest %s/%s: %w", lr.Namespace, lr.Name, err)
+		}
+	}
+	return nil
+}
+
+// reconcileProjectLock shows the decision on the ProjectLock, ends a force unlock
+// that has been served, and deletes the ProjectLock of an idle key.
+func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1alpha1.ProjectLock, ref orchestrator.LockRef, d orchestrator.Decision) error {
+	if pl == nil {
+		return nil
+	}
+	switch {
+	case pl.DeletionTimestamp != nil:
+		// The force unlock is served (the Lease records it): let the object go.
+		// If requests remain, the next reconcile creates a fresh ProjectLock.
+		return r.removeProjectLockFinalizer(ctx, pl)
+	case d.Idle:
+		if err := r.removeProjectLockFinalizer(ctx, pl); err != nil {
+			return err
+		}
+		if err := r.Client.Delete(ctx, pl, client.Preconditions{UID: &pl.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting idle ProjectLock %s: %w", ref, err)
+		}
+		return nil
+	}
+	status := projectLockStatus(pl, ref, d, r.Orchestrator.Clock().Now())
+	if equalProjectLockStatus(pl.Status, status) {
+		return nil
+	}
+	pl.Status = status
+	if err := r.Client.Status().Update(ctx, pl, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil {
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			// A newer reconcile of the key writes a newer status.
+			return nil
+		}
+		return fmt.Errorf("writing the status of ProjectLock %s: %w", ref, err)
+	}
+	return nil
+}
+
+func (r *LockReconciler) removeProjectLockFinalizer(ctx context.Context, pl *lockingv1alpha1.ProjectLock) error {
+	if !controllerutil.ContainsFinalizer(pl, lockingv1alpha1.ReleaseFinalizer) {
+		return nil
+	}
+	controllerutil.RemoveFinalizer(pl, lockingv1alpha1.ReleaseFinalizer)
+	if err := r.Client.Update(ctx, pl, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("removing the finalizer of ProjectLock %s/%s: %w", pl.Namespace, pl.Name, err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the reconciler: it reconciles ProjectLock names, and is
+// woken by the key's LockRequests, its Lease and the deadlock detector.
+func (r *LockReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	if r.Wake == nil {
+		r.Wake = make(chan event.GenericEvent, 1024)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("lock").
+		For(&lockingv1alpha1.ProjectLock{}).
+		Watches(&lockingv1alpha1.LockRequest{}, handler.EnqueueRequestsFromMapFunc(requestToLock)).
+		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(leaseToLock),
+			builder.WithPredicates(predicate.NewPredicateFuncs(isOurLease))).
+		WatchesRawSource(source.Channel(r.Wake, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+func requestToLock(_ context.Context, obj client.Object) []reconcile.Request {
+	lr, ok := obj.(*lockingv1alpha1.LockRequest)
+	if !ok {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: lr.Namespace, Name: indexes.LockName(lr)}}}
+}
+
+func leaseToLock(_ context.Context, obj client.Object) []reconcile.Request {
+	return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(obj)}}
+}
+
+func isOurLease(obj client.Object) bool {
+	_, ok := obj.GetLabels()[lockingv1alpha1.LockNameLabel]
+	return ok
+}
