@@ -7,24 +7,14 @@ import (
 	"fmt"
 	"os"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
-	"github.com/runatlantis/atlantis-lock-operator/internal/controller"
-	"github.com/runatlantis/atlantis-lock-operator/internal/indexes"
-	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
-	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
+	"github.com/runatlantis/atlantis-lock-operator/internal/operator"
 	"github.com/runatlantis/atlantis-lock-operator/internal/scheme"
 )
 
@@ -84,34 +74,16 @@ func run() error {
 		LeaderElectionID:              "atlantis-lock-operator.locking.runatlantis.io",
 		LeaderElectionNamespace:       opts.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cacheOptions(),
+		Cache:                         operator.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := indexes.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
-		return fmt.Errorf("setting up indexes: %w", err)
-	}
-
-	var backend orchestrator.Backend = leasebackend.New(mgr.GetClient(), mgr.GetClient())
 	if cfg.Backend == config.BackendMemory {
 		setupLog.Info("backend \"memory\": locks are granted in this process only, without Leases; use it for trials, never with more than one replica")
-		backend = orchestrator.NewMemoryBackend()
 	}
-	orch := orchestrator.New(backend, clock.RealClock{}, cfg.Orchestrator())
-
-	wake := make(chan event.GenericEvent, cfg.RequestBufferSize)
-	reconciler := &controller.LockReconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Orchestrator: orch,
-		Wake:         wake,
-	}
-	if err := reconciler.SetupWithManager(mgr, cfg.WorkerCount); err != nil {
-		return fmt.Errorf("setting up the lock controller: %w", err)
-	}
-	if err := mgr.Add(&controller.DeadlockDetector{Orchestrator: orch, Wake: wake, Interval: cfg.DeadlockCheckInterval}); err != nil {
-		return fmt.Errorf("adding the deadlock detector: %w", err)
+	if _, err := operator.Setup(ctx, mgr, cfg, clock.RealClock{}); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
@@ -125,19 +97,4 @@ func run() error {
 		return fmt.Errorf("running the manager: %w", err)
 	}
 	return nil
-}
-
-// cacheOptions keeps the informer caches small: only the Leases of lock keys, and no
-// managedFields on anything.
-func cacheOptions() cache.Options {
-	ours, err := labels.NewRequirement(lockingv1alpha1.LockNameLabel, selection.Exists, nil)
-	if err != nil {
-		panic(err) // a constant requirement; cannot fail
-	}
-	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&coordinationv1.Lease{}: {Label: labels.NewSelector().Add(*ours)},
-		},
-	}
 }

@@ -1,0 +1,78 @@
+// Package operator wires the lock orchestrator, its controller and its runnables
+// into a controller-runtime manager: the one place that main, the integration
+// tests and the benchmarks set the operator up, so that they test what ships.
+package operator
+
+import (
+	"context"
+	"fmt"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/config"
+	"github.com/runatlantis/atlantis-lock-operator/internal/controller"
+	"github.com/runatlantis/atlantis-lock-operator/internal/indexes"
+	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
+	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
+)
+
+// Operator is the lock operator as added to a manager.
+type Operator struct {
+	// Orchestrator makes the lock decisions.
+	Orchestrator *orchestrator.LockOrchestrator
+	// Reconciler is the lock controller.
+	Reconciler *controller.LockReconciler
+}
+
+// CacheOptions keeps the informer caches small: only the Leases of lock keys (not
+// node heartbeats or leader elections), and no managedFields on anything.
+func CacheOptions() cache.Options {
+	ours, err := labels.NewRequirement(lockingv1alpha1.LockNameLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant requirement; it cannot fail
+	}
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&coordinationv1.Lease{}: {Label: labels.NewSelector().Add(*ours)},
+		},
+	}
+}
+
+// Setup adds the operator to mgr: the field indexes, the lock controller and the
+// leader-only deadlock detector. The manager must use CacheOptions. clk is the
+// orchestrator's only source of time.
+func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.WithTicker) (*Operator, error) {
+	if err := indexes.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
+		return nil, fmt.Errorf("setting up indexes: %w", err)
+	}
+	var backend orchestrator.Backend = leasebackend.New(mgr.GetClient(), mgr.GetClient())
+	if cfg.Backend == config.BackendMemory {
+		backend = orchestrator.NewMemoryBackend()
+	}
+	orch := orchestrator.New(backend, clk, cfg.Orchestrator())
+
+	wake := make(chan event.GenericEvent, cfg.RequestBufferSize)
+	reconciler := &controller.LockReconciler{
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Orchestrator: orch,
+		Wake:         wake,
+	}
+	if err := reconciler.SetupWithManager(mgr, cfg.WorkerCount); err != nil {
+		return nil, fmt.Errorf("setting up the lock controller: %w", err)
+	}
+	detector := &controller.DeadlockDetector{Orchestrator: orch, Wake: wake, Interval: cfg.DeadlockCheckInterval}
+	if err := mgr.Add(detector); err != nil {
+		return nil, fmt.Errorf("adding the deadlock detector: %w", err)
+	}
+	return &Operator{Orchestrator: orch, Reconciler: reconciler}, nil
+}
