@@ -14,9 +14,8 @@ export KUBEBUILDER_ASSETS ?= $(LOCALBIN)
 GO ?= go
 GOTEST_FLAGS ?= -count=1
 IMG ?= ghcr.io/runatlantis/atlantis-lock-operator:dev
-# Flags of the manager under `make run`: people-friendly logs, and a namespace for the
-# leader election Lease, which out of a cluster cannot default to the pod's.
-RUN_ARGS ?= --dev --leader-election-namespace=default
+# Extra flags of the manager under `make run` (see `bin/manager --help`).
+RUN_ARGS ?= --dev
 
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
@@ -84,7 +83,8 @@ build: manifests generate ## Build the manager binary into bin/.
 
 .PHONY: run
 run: tools build ## Start a local control plane (or use $KUBECONFIG with USE_EXISTING_CLUSTER=true), install the CRDs and run the operator.
-	$(GO) run ./hack/localcluster -- $(LOCALBIN)/manager $(RUN_ARGS)
+	@# Out of a cluster the leader election Lease has no pod namespace to default to.
+	$(GO) run ./hack/localcluster -- $(LOCALBIN)/manager --leader-election-namespace=default $(RUN_ARGS)
 
 ##@ Tools
 

@@ -208,7 +208,3 @@ type LockRequestList struct {
 	// items are the LockRequests.
 	Items []LockRequest `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&LockRequest{}, &LockRequestList{})
-}

@@ -172,7 +172,3 @@ type ProjectLockList struct {
 	// items are the ProjectLocks.
 	Items []ProjectLock `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&ProjectLock{}, &ProjectLockList{})
-}

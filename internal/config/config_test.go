@@ -200,11 +200,11 @@ func fieldErrors(err error) []*FieldError {
 	var out []*FieldError
 	var walk func(error)
 	walk = func(err error) {
-		if fe, ok := err.(*FieldError); ok {
+		if fe, ok := err.(*FieldError); ok { //nolint:errorlint // walks the wrapping tree itself
 			out = append(out, fe)
 			return
 		}
-		switch u := err.(type) {
+		switch u := err.(type) { //nolint:errorlint // walks the wrapping tree itself
 		case interface{ Unwrap() []error }:
 			for _, e := range u.Unwrap() {
 				walk(e)

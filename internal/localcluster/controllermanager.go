@@ -111,7 +111,7 @@ func waitHealthy(ctx context.Context, p *Process, port int, timeout time.Duratio
 	healthy := func(ctx context.Context) (bool, error) {
 		select {
 		case <-p.Done():
-			return false, fmt.Errorf("exited during start-up (%v)", p.Err())
+			return false, fmt.Errorf("exited during start-up: %w", p.Err())
 		default:
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -120,7 +120,7 @@ func waitHealthy(ctx context.Context, p *Process, port int, timeout time.Duratio
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			return false, nil // not listening yet
+			return false, nil //nolint:nilerr // not listening yet: keep polling
 		}
 		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, nil

@@ -334,7 +334,7 @@ func (c *Cluster) stop() error {
 		select {
 		case <-c.kcm.Done():
 			// Worth an error: tests that rely on its controllers fail in confusing ways.
-			errs = append(errs, fmt.Errorf("kube-controller-manager had exited before Stop (%v); see %s",
+			errs = append(errs, fmt.Errorf("kube-controller-manager had exited before Stop (%w); see %s",
 				c.kcm.Err(), filepath.Join(c.dirs.logs, ControllerManagerBinary+".log")))
 		default:
 		}

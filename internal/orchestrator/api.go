@@ -308,7 +308,7 @@ func (o *LockOrchestrator) syncLocalUntilDone(ctx context.Context, ref LockRef) 
 // syncLocal runs Sync over the Go API's requests of one key.
 func (o *LockOrchestrator) syncLocal(ctx context.Context, ref LockRef) error {
 	o.local.mu.Lock()
-	var reqs []*Request
+	reqs := make([]*Request, 0, len(o.local.requests[ref]))
 	for _, lr := range o.local.requests[ref] {
 		cp := *lr.req
 		reqs = append(reqs, &cp)

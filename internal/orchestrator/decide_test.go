@@ -20,7 +20,6 @@ func req(id, owner string) *reqBuilder {
 }
 
 func (b *reqBuilder) prio(p lockingv1alpha1.Priority) *reqBuilder { b.r.Priority = p.Rank(); return b }
-func (b *reqBuilder) created(t time.Time) *reqBuilder             { b.r.Created = t; return b }
 func (b *reqBuilder) qt(d time.Duration) *reqBuilder              { b.r.QueueTimeout = d; return b }
 func (b *reqBuilder) ttl(d time.Duration) *reqBuilder             { b.r.TTL = d; return b }
 func (b *reqBuilder) renewed(t time.Time) *reqBuilder             { b.r.RenewTime = t; return b }
@@ -42,9 +41,9 @@ func (b *reqBuilder) terminal(reason string) *reqBuilder {
 }
 func (b *reqBuilder) obj() *Request { return b.r }
 
-func heldBy(r *Request, version string) Record {
+func heldBy(r *Request) Record {
 	return Record{HolderID: HolderIdentity(r), Owner: r.Owner, AcquiredAt: r.State.AcquiredAt,
-		RenewedAt: r.State.AcquiredAt, TTL: r.TTL, Version: version}
+		RenewedAt: r.State.AcquiredAt, TTL: r.TTL, Version: r.State.FencingToken}
 }
 
 // summary is what a decision test compares: each request's phase, reason and position.
@@ -86,20 +85,20 @@ func TestDecide(t *testing.T) {
 		wantHandOff: true,
 	}, {
 		name: "same owner is re-entrant",
-		in: KeyInput{Record: heldBy(r1held, "10"),
+		in: KeyInput{Record: heldBy(r1held),
 			Requests: []*Request{r1held, req("r2", "o1").obj()}},
 		want:       []summary{{"r1", "Acquired", "Acquired", 0}, {"r2", "Acquired", "Acquired", 0}},
 		wantHolder: "r1/u-r1",
 		wantGrants: 1,
 	}, {
 		name: "another owner queues behind the holder",
-		in: KeyInput{Record: heldBy(r1held, "10"),
+		in: KeyInput{Record: heldBy(r1held),
 			Requests: []*Request{r1held, req("r2", "o2").obj()}},
 		want:       []summary{{"r1", "Acquired", "Acquired", 0}, {"r2", "Queued", "Queued", 1}},
 		wantHolder: "-",
 	}, {
 		name: "queue order: priority, then enqueue time, then creation, then name",
-		in: KeyInput{Record: heldBy(r1held, "10"), Now: t0.Add(time.Hour),
+		in: KeyInput{Record: heldBy(r1held), Now: t0.Add(time.Hour),
 			Requests: []*Request{
 				r1held,
 				req("low", "o2").prio(lockingv1alpha1.PriorityLow).queued(t0).obj(),
@@ -121,7 +120,7 @@ func TestDecide(t *testing.T) {
 		wantHolder: "-",
 	}, {
 		name: "fail fast conflicts and changes nothing else",
-		in: KeyInput{Record: heldBy(r1held, "10"),
+		in: KeyInput{Record: heldBy(r1held),
 			Requests: []*Request{r1held, req("r2", "o2").queued(t0).obj(), req("r3", "o3").qt(0).obj()}},
 		want: []summary{{"r1", "Acquired", "Acquired", 0}, {"r2", "Queued", "Queued", 1},
 			{"r3", "Terminal", "Conflict", 0}},
@@ -135,7 +134,7 @@ func TestDecide(t *testing.T) {
 		wantHandOff: true,
 	}, {
 		name: "deleting the holder hands off to the head waiter",
-		in: KeyInput{Record: heldBy(r1held, "10"),
+		in: KeyInput{Record: heldBy(r1held),
 			Requests: []*Request{req("r1", "o1").deleting().acquired(t0, "10").obj(),
 				req("r2", "o2").queued(t0).obj(), req("r3", "o3").queued(t0.Add(time.Second)).obj()}},
 		want:        []summary{{"r2", "Acquired", "Acquired", 0}, {"r3", "Queued", "Queued", 1}},
@@ -144,20 +143,20 @@ func TestDecide(t *testing.T) {
 		wantHandOff: true,
 	}, {
 		name: "the holder's last request gone leaves the key idle",
-		in: KeyInput{Record: heldBy(r1held, "10"),
+		in: KeyInput{Record: heldBy(r1held),
 			Requests: []*Request{req("r1", "o1").deleting().acquired(t0, "10").obj()}},
 		wantHolder: "",
 		wantIdle:   true,
 	}, {
 		name: "the lock stays with the owner until its last request is gone",
-		in: KeyInput{Record: heldBy(r1held, "10"),
+		in: KeyInput{Record: heldBy(r1held),
 			Requests: []*Request{req("r1", "o1").deleting().acquired(t0, "10").obj(),
 				req("r1b", "o1").acquired(t0, "11").obj(), req("r2", "o2").queued(t0).obj()}},
 		want:       []summary{{"r1b", "Acquired", "Acquired", 0}, {"r2", "Queued", "Queued", 1}},
 		wantHolder: "r1b/u-r1b",
 	}, {
 		name: "queue timeout ends a waiter at its deadline",
-		in: KeyInput{Record: heldBy(r1held, "10"), Now: t0.Add(5 * time.Minute),
+		in: KeyInput{Record: heldBy(r1held), Now: t0.Add(5 * time.Minute),
 			Requests: []*Request{r1held, req("r2", "o2").qt(5 * time.Minute).queued(t0).obj(),
 				req("r3", "o3").qt(10 * time.Minute).queued(t0).obj()}},
 		want: []summary{{"r1", "Acquired", "Acquired", 0}, {"r2", "Terminal", "QueueTimeout", 0},
@@ -166,7 +165,7 @@ func TestDecide(t *testing.T) {
 		wantDeadline: t0.Add(10 * time.Minute),
 	}, {
 		name: "an expired hold passes to the next waiter",
-		in: KeyInput{Record: heldBy(r1ttl, "10"), Now: t0.Add(time.Hour),
+		in: KeyInput{Record: heldBy(r1ttl), Now: t0.Add(time.Hour),
 			Requests: []*Request{r1ttl, req("r2", "o2").queued(t0).obj()}},
 		want:        []summary{{"r2", "Acquired", "Acquired", 0}},
 		wantLosers:  []summary{{"r1", "Terminal", "Expired", 0}},
@@ -175,14 +174,14 @@ func TestDecide(t *testing.T) {
 		wantHandOff: true,
 	}, {
 		name: "a renewal moves the expiry",
-		in: KeyInput{Record: heldBy(r1ttl, "10"), Now: t0.Add(50 * time.Minute),
+		in: KeyInput{Record: heldBy(r1ttl), Now: t0.Add(50 * time.Minute),
 			Requests: []*Request{req("r1", "o1").ttl(time.Hour).renewed(t0.Add(49*time.Minute)).acquired(t0, "10").obj()}},
 		want:         []summary{{"r1", "Acquired", "Acquired", 0}},
 		wantHolder:   "r1/u-r1",
 		wantDeadline: t0.Add(110 * time.Minute),
 	}, {
 		name: "force unlock revokes the holder and serves the next waiter",
-		in: KeyInput{Record: heldBy(r1held, "10"), ForceUnlock: true, ForceUnlockID: "pl-1",
+		in: KeyInput{Record: heldBy(r1held), ForceUnlock: true, ForceUnlockID: "pl-1",
 			Requests: []*Request{r1held, req("r2", "o2").queued(t0).obj()}},
 		want:        []summary{{"r2", "Acquired", "Acquired", 0}},
 		wantLosers:  []summary{{"r1", "Terminal", "Revoked", 0}},
@@ -198,14 +197,14 @@ func TestDecide(t *testing.T) {
 		wantHolder: "-",
 	}, {
 		name: "a full queue refuses new waiters only",
-		in: KeyInput{Record: heldBy(r1held, "10"), MaxQueueLength: 1,
+		in: KeyInput{Record: heldBy(r1held), MaxQueueLength: 1,
 			Requests: []*Request{r1held, req("r2", "o2").queued(t0).obj(), req("r3", "o3").obj()}},
 		want: []summary{{"r1", "Acquired", "Acquired", 0}, {"r2", "Queued", "Queued", 1},
 			{"r3", "Terminal", "QueueFull", 0}},
 		wantHolder: "-",
 	}, {
 		name: "a deadlock victim fails",
-		in: KeyInput{Record: heldBy(r1held, "10"), Victims: map[string]bool{"r2": true},
+		in: KeyInput{Record: heldBy(r1held), Victims: map[string]bool{"r2": true},
 			Requests: []*Request{r1held, req("r2", "o2").queued(t0).obj()}},
 		want:       []summary{{"r1", "Acquired", "Acquired", 0}, {"r2", "Terminal", "DeadlockVictim", 0}},
 		wantHolder: "-",
@@ -271,7 +270,7 @@ func TestDecideRecoveredGrantUsesRecordVersion(t *testing.T) {
 func TestDecideQueuedShowsHolder(t *testing.T) {
 	r1 := req("r1", "o1").acquired(t0, "10").obj()
 	r1.Pull = 17
-	d := Decide(KeyInput{Now: t0, Record: heldBy(r1, "10"), Requests: []*Request{r1, req("r2", "o2").obj()}})
+	d := Decide(KeyInput{Now: t0, Record: heldBy(r1), Requests: []*Request{r1, req("r2", "o2").obj()}})
 	got := d.Outcomes[1].State
 	if diff := cmp.Diff(&Holder{Request: "r1", Owner: "o1", Pull: 17, User: "o1"}, got.BlockedBy); diff != "" {
 		t.Fatalf("blockedBy (-want +got):\n%s", diff)

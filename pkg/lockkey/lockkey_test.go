@@ -338,7 +338,7 @@ func checkObjectName(t testing.TB, k Key, name string) {
 		return
 	}
 	for _, r := range name[len(name)-hashLength:] {
-		if !(r >= 'a' && r <= 'z') && !(r >= '2' && r <= '7') {
+		if (r < 'a' || r > 'z') && (r < '2' || r > '7') {
 			t.Errorf("ObjectName of %q = %q: hash has %q, not lower-case base32", k.String(), name, r)
 		}
 	}
