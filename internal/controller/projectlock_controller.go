@@ -212,10 +212,10 @@ func (r *LockReconciler) requestGone(namespace string) func(context.Context, str
 
 // persist writes decided states into LockRequest statuses: an update with the
 // resourceVersion read, so that a status can never be written over a newer one.
-func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lockingv1alpha1.LockRequest) func(context.Context, []orchestrator.Outcome) error {
-	return func(ctx context.Context, outs []orchestrator.Outcome) error {
+func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lockingv1alpha1.LockRequest) func(context.Context, []orchestrator.Outcome) (int, error) {
+	return func(ctx context.Context, outs []orchestrator.Outcome) (int, error) {
 		now := r.Orchestrator.Clock().Now()
-		for _, out := range outs {
+		for i, out := range outs {
 			lr := objs[out.Request.ID]
 			if lr == nil || lr.DeletionTimestamp != nil {
 				continue
@@ -225,10 +225,10 @@ func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lock
 				if apierrors.IsNotFound(err) {
 					continue
 				}
-				return fmt.Errorf("writing the status of LockRequest %s/%s: %w", lr.Namespace, lr.Name, err)
+				return i, fmt.Errorf("writing the status of LockRequest %s/%s: %w", lr.Namespace, lr.Name, err)
 			}
 		}
-		return nil
+		return len(outs), nil
 	}
 }
 

@@ -324,7 +324,7 @@ func (o *LockOrchestrator) syncLocal(ctx context.Context, ref LockRef) error {
 			lr := o.local.requests[ref][id]
 			return lr == nil || lr.req.UID != uid, nil
 		},
-		Persist: func(_ context.Context, outs []Outcome) error {
+		Persist: func(_ context.Context, outs []Outcome) (int, error) {
 			o.local.mu.Lock()
 			defer o.local.mu.Unlock()
 			for _, out := range outs {
@@ -336,7 +336,7 @@ func (o *LockOrchestrator) syncLocal(ctx context.Context, ref LockRef) error {
 					}
 				}
 			}
-			return nil
+			return len(outs), nil
 		},
 	})
 	if err != nil {

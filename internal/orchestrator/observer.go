@@ -76,14 +76,19 @@ func (o *LockOrchestrator) emit(n Notice) {
 	}
 }
 
-func (o *LockOrchestrator) notify(ref LockRef, now time.Time, d Decision, changed []Outcome) {
+func (o *LockOrchestrator) hasObservers() bool {
 	o.observersMu.RLock()
-	none := len(o.observers) == 0
-	o.observersMu.RUnlock()
-	if none {
+	defer o.observersMu.RUnlock()
+	return len(o.observers) > 0
+}
+
+// notifyOutcomes reports persisted request transitions: Requested on the first
+// decision about a request, then Queued, Acquired or Ended when its phase changes.
+func (o *LockOrchestrator) notifyOutcomes(ref LockRef, now time.Time, outs []Outcome) {
+	if !o.hasObservers() {
 		return
 	}
-	report := func(out Outcome) {
+	for _, out := range outs {
 		prev, next := out.Request.State, out.State
 		base := Notice{Time: now, Lock: ref, Request: out.Request, Previous: prev, State: next}
 		if prev.Phase == PhaseNew {
@@ -92,7 +97,7 @@ func (o *LockOrchestrator) notify(ref LockRef, now time.Time, d Decision, change
 			o.emit(n)
 		}
 		if prev.Phase == next.Phase {
-			return
+			continue
 		}
 		n := base
 		switch next.Phase {
@@ -103,18 +108,19 @@ func (o *LockOrchestrator) notify(ref LockRef, now time.Time, d Decision, change
 		case PhaseTerminal:
 			n.Kind = NoticeEnded
 		default:
-			return
+			continue
 		}
 		o.emit(n)
 	}
-	for _, out := range d.Losers {
-		report(out)
+}
+
+// notifyDecision reports a written lock record change: a release, a hand-off.
+func (o *LockOrchestrator) notifyDecision(ref LockRef, now time.Time, d Decision) {
+	if !o.hasObservers() {
+		return
 	}
 	if d.Released {
 		o.emit(Notice{Kind: NoticeReleased, Time: now, Lock: ref, Owner: d.PreviousOwner})
-	}
-	for _, out := range changed {
-		report(out)
 	}
 	if d.HandOff && d.Holder != nil && d.PreviousOwner != "" {
 		o.emit(Notice{Kind: NoticeHandOff, Time: now, Lock: ref, Owner: d.Holder.Owner, Holder: d.Holder})

@@ -116,9 +116,10 @@ type SyncInput struct {
 	// exists. It is asked only when the lock record names a holder that Requests
 	// lack, which happens when they come from a cache that is behind.
 	RequestGone func(ctx context.Context, id, uid string) (bool, error)
-	// Persist stores outcomes. Sync calls it twice: with the holders that lose the
-	// lock (before the record is written), then with every other changed outcome.
-	Persist func(ctx context.Context, outcomes []Outcome) error
+	// Persist stores outcomes, in order, and returns how many it stored. Sync calls
+	// it twice: with the holders that lose the lock (before the record is written),
+	// then with every other changed outcome.
+	Persist func(ctx context.Context, outcomes []Outcome) (int, error)
 }
 
 // Sync decides about one key, writes its lock record by compare-and-swap, and
@@ -149,14 +150,19 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 		Now:            now,
 	})
 
+	// Counters and notices follow only what was really persisted: a decision that
+	// fails half-way is decided again, and must not be counted twice.
 	if len(d.Losers) > 0 {
-		if err := in.Persist(ctx, d.Losers); err != nil {
+		n, err := in.Persist(ctx, d.Losers)
+		o.recordOutcomes(in.Ref, now, d.Losers[:n])
+		if err != nil {
 			return Decision{}, fmt.Errorf("persisting the end of %s's hold: %w", in.Ref, err)
 		}
 	}
 	if err := o.writeRecord(ctx, in.Ref, &d); err != nil {
 		return Decision{}, err
 	}
+	o.recordDecision(in.Ref, now, d)
 	var changed []Outcome
 	for _, out := range d.Outcomes {
 		if out.Changed() {
@@ -164,15 +170,26 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 		}
 	}
 	if len(changed) > 0 {
-		if err := in.Persist(ctx, changed); err != nil {
+		n, err := in.Persist(ctx, changed)
+		o.recordOutcomes(in.Ref, now, changed[:n])
+		if err != nil {
 			return Decision{}, fmt.Errorf("persisting decisions for %s: %w", in.Ref, err)
 		}
 	}
-
 	o.remember(in.Ref, st, d)
-	o.stats.record(now, d, changed)
-	o.notify(in.Ref, now, d, changed)
 	return d, nil
+}
+
+// recordOutcomes counts and reports persisted request transitions.
+func (o *LockOrchestrator) recordOutcomes(ref LockRef, now time.Time, outs []Outcome) {
+	o.stats.recordOutcomes(now, outs)
+	o.notifyOutcomes(ref, now, outs)
+}
+
+// recordDecision counts and reports a lock record change that was written.
+func (o *LockOrchestrator) recordDecision(ref LockRef, now time.Time, d Decision) {
+	o.stats.recordDecision(d)
+	o.notifyDecision(ref, now, d)
 }
 
 // checkHolderKnown makes sure a holder named by the record is either among the

@@ -28,7 +28,7 @@ func newStats() *stats {
 	return &stats{results: map[string]int64{}}
 }
 
-func (s *stats) record(now time.Time, d Decision, changed []Outcome) {
+func (s *stats) recordDecision(d Decision) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d.HandOff && d.PreviousOwner != "" {
@@ -37,7 +37,12 @@ func (s *stats) record(now time.Time, d Decision, changed []Outcome) {
 	if d.Released {
 		s.releases++
 	}
-	for _, out := range append(append([]Outcome(nil), d.Losers...), changed...) {
+}
+
+func (s *stats) recordOutcomes(now time.Time, outs []Outcome) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, out := range outs {
 		prev, next := out.Request.State.Phase, out.State.Phase
 		if prev == next {
 			continue
