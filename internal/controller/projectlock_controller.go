@@ -212,10 +212,11 @@ func (r *LockReconciler) requestGone(namespace string) func(context.Context, str
 
 // persist writes decided states into LockRequest statuses: an update with the
 // resourceVersion read, so that a status can never be written over a newer one.
-func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lockingv1alpha1.LockRequest) func(context.Context, []orchestrator.Outcome) (int, error) {
-	return func(ctx context.Context, outs []orchestrator.Outcome) (int, error) {
+func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lockingv1alpha1.LockRequest) func(context.Context, []orchestrator.Outcome) ([]orchestrator.Outcome, error) {
+	return func(ctx context.Context, outs []orchestrator.Outcome) ([]orchestrator.Outcome, error) {
 		now := r.Orchestrator.Clock().Now()
-		for i, out := range outs {
+		stored := make([]orchestrator.Outcome, 0, len(outs))
+		for _, out := range outs {
 			lr := objs[out.Request.ID]
 			if lr == nil || lr.DeletionTimestamp != nil {
 				continue
@@ -225,10 +226,11 @@ func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lock
 				if apierrors.IsNotFound(err) {
 					continue
 				}
-				return i, fmt.Errorf("writing the status of LockRequest %s/%s: %w", lr.Namespace, lr.Name, err)
+				return stored, fmt.Errorf("writing the status of LockRequest %s/%s: %w", lr.Namespace, lr.Name, err)
 			}
+			stored = append(stored, out)
 		}
-		return len(outs), nil
+		return stored, nil
 	}
 }
 

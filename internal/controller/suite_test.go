@@ -224,8 +224,9 @@ func (op *operator) wakeLock(ns, name string) {
 	op.wake <- event.GenericEvent{Object: pl}
 }
 
-// startIsolatedOperator starts a manager of its own for one isolated namespace,
-// stopped when the test ends (after the test's own cleanups).
+// startIsolatedOperator starts a manager of its own for one isolated namespace. When
+// the test ends, the namespace's requests are released while the manager still
+// runs, then it stops.
 func startIsolatedOperator(t *testing.T, ns string, clk clock.WithTicker, cfg orchestrator.Config) *operator {
 	t.Helper()
 	cacheOpts := operatorCacheOptions()
@@ -239,6 +240,7 @@ func startIsolatedOperator(t *testing.T, ns string, clk clock.WithTicker, cfg or
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
+	t.Cleanup(func() { releaseAll(t, ns) }) // cleanups run last-in first-out
 	return op
 }
 
@@ -254,9 +256,8 @@ func newNamespace(t *testing.T) string {
 	return ns.Name
 }
 
-// isolatedNamespace takes a fresh namespace the shared manager ignores. Call it
-// before startIsolatedOperator, so that the operator outlives the namespace's
-// cleanup.
+// isolatedNamespace takes a fresh namespace the shared manager ignores; pass it to
+// startIsolatedOperator, which also cleans it up.
 func isolatedNamespace(t *testing.T) string {
 	t.Helper()
 	i := int(isolatedNext.Add(1)) - 1
@@ -267,7 +268,6 @@ func isolatedNamespace(t *testing.T) string {
 	if err := k8s.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("creating namespace %s: %v", ns.Name, err)
 	}
-	t.Cleanup(func() { releaseAll(t, ns.Name) })
 	return ns.Name
 }
 
@@ -668,6 +668,25 @@ func (h *requestHistory) acquiredEver() *lockingv1alpha1.LockRequest {
 	defer h.mu.Unlock()
 	for i := range h.versions {
 		if meta.IsStatusConditionTrue(h.versions[i].Status.Conditions, lockingv1alpha1.ConditionAcquired) {
+			return &h.versions[i]
+		}
+	}
+	return nil
+}
+
+// flippedBack reports a version with Acquired=True seen after a version with a
+// terminal reason, or nil.
+func (h *requestHistory) flippedBack() *lockingv1alpha1.LockRequest {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ended := false
+	for i := range h.versions {
+		c := meta.FindStatusCondition(h.versions[i].Status.Conditions, lockingv1alpha1.ConditionAcquired)
+		switch {
+		case c == nil:
+		case lockingv1alpha1.IsTerminalReason(c.Reason):
+			ended = true
+		case ended && c.Status == metav1.ConditionTrue:
 			return &h.versions[i]
 		}
 	}

@@ -324,19 +324,21 @@ func (o *LockOrchestrator) syncLocal(ctx context.Context, ref LockRef) error {
 			lr := o.local.requests[ref][id]
 			return lr == nil || lr.req.UID != uid, nil
 		},
-		Persist: func(_ context.Context, outs []Outcome) (int, error) {
+		Persist: func(_ context.Context, outs []Outcome) ([]Outcome, error) {
 			o.local.mu.Lock()
 			defer o.local.mu.Unlock()
+			stored := outs[:0:0]
 			for _, out := range outs {
 				if lr := o.local.requests[ref][out.Request.ID]; lr != nil {
 					lr.req.State = out.State
+					stored = append(stored, out)
 					select {
 					case lr.changed <- struct{}{}:
 					default:
 					}
 				}
 			}
-			return len(outs), nil
+			return stored, nil
 		},
 	})
 	if err != nil {

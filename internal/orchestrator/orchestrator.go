@@ -116,10 +116,11 @@ type SyncInput struct {
 	// exists. It is asked only when the lock record names a holder that Requests
 	// lack, which happens when they come from a cache that is behind.
 	RequestGone func(ctx context.Context, id, uid string) (bool, error)
-	// Persist stores outcomes, in order, and returns how many it stored. Sync calls
-	// it twice: with the holders that lose the lock (before the record is written),
-	// then with every other changed outcome.
-	Persist func(ctx context.Context, outcomes []Outcome) (int, error)
+	// Persist stores outcomes, in order, and returns those it stored (not those of
+	// requests that turned out to be gone). Sync calls it twice: with the holders
+	// that lose the lock (before the record is written), then with every other
+	// changed outcome.
+	Persist func(ctx context.Context, outcomes []Outcome) ([]Outcome, error)
 }
 
 // Sync decides about one key, writes its lock record by compare-and-swap, and
@@ -153,8 +154,8 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	// Counters and notices follow only what was really persisted: a decision that
 	// fails half-way is decided again, and must not be counted twice.
 	if len(d.Losers) > 0 {
-		n, err := in.Persist(ctx, d.Losers)
-		o.recordOutcomes(in.Ref, now, d.Losers[:n])
+		stored, err := in.Persist(ctx, d.Losers)
+		o.recordOutcomes(in.Ref, now, stored)
 		if err != nil {
 			return Decision{}, fmt.Errorf("persisting the end of %s's hold: %w", in.Ref, err)
 		}
@@ -170,8 +171,8 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 		}
 	}
 	if len(changed) > 0 {
-		n, err := in.Persist(ctx, changed)
-		o.recordOutcomes(in.Ref, now, changed[:n])
+		stored, err := in.Persist(ctx, changed)
+		o.recordOutcomes(in.Ref, now, stored)
 		if err != nil {
 			return Decision{}, fmt.Errorf("persisting decisions for %s: %w", in.Ref, err)
 		}

@@ -46,9 +46,10 @@ func TestMain(m *testing.M) {
 // cmd/main.go builds it, but with leader election off so that several can run at
 // once against one API server.
 type runningOperator struct {
-	op     *operator.Operator
-	cancel context.CancelFunc
-	done   chan error
+	op       *operator.Operator
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
 }
 
 func startOperator(t *testing.T, cfg config.Config) *runningOperator {
@@ -78,11 +79,12 @@ func startOperator(t *testing.T, cfg config.Config) *runningOperator {
 
 // stop stops the operator and waits until it has stopped; stopping twice is fine.
 func (r *runningOperator) stop() {
-	r.cancel()
-	if err, ok := <-r.done; ok && err != nil {
-		fmt.Fprintln(os.Stderr, "operator stopped with:", err)
-	}
-	close(r.done)
+	r.stopOnce.Do(func() {
+		r.cancel()
+		if err := <-r.done; err != nil {
+			fmt.Fprintln(os.Stderr, "operator stopped with:", err)
+		}
+	})
 }
 
 func newNamespace(t *testing.T, prefix string) string {
