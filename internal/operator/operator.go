@@ -59,6 +59,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 		backend = orchestrator.NewMemoryBackend()
 	}
 	orch := orchestrator.New(backend, clk, cfg.Orchestrator())
+	orch.AddObserver(controller.NewEventRecorder(mgr.GetEventRecorder(lockingv1alpha1.FieldManager), mgr.GetClient()))
 
 	wake := make(chan event.GenericEvent, cfg.RequestBufferSize)
 	reconciler := &controller.LockReconciler{

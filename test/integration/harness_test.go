@@ -169,6 +169,13 @@ func (w *watcher) update(name string, lr *lockingv1alpha1.LockRequest) {
 	w.changed = make(chan struct{})
 }
 
+// get returns the latest copy of the named request, or nil.
+func (w *watcher) get(name string) *lockingv1alpha1.LockRequest {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.objs[name]
+}
+
 // waitFor waits until cond holds for the named request (nil when it is gone).
 func (w *watcher) waitFor(ctx context.Context, name string, cond func(*lockingv1alpha1.LockRequest) bool) (*lockingv1alpha1.LockRequest, error) {
 	for {
