@@ -239,12 +239,11 @@ func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lock
 func (r *LockReconciler) finishWithdrawn(ctx context.Context, reqs []lockingv1alpha1.LockRequest) error {
 	for i := range reqs {
 		lr := &reqs[i]
-		if lr.DeletionTimestamp == nil || !controllerutil.ContainsFinalizer(lr, lockingv1alpha1.ReleaseFinalizer) {
+		if lr.DeletionTimestamp == nil {
 			continue
 		}
-		controllerutil.RemoveFinalizer(lr, lockingv1alpha1.ReleaseFinalizer)
-		if err := r.Client.Update(ctx, lr, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("removing the finalizer of LockRequest %s/%s: %w", lr.Namespace, lr.Name, err)
+		if err := removeFinalizer(ctx, r.Client, lr); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -305,14 +304,7 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 }
 
 func (r *LockReconciler) removeProjectLockFinalizer(ctx context.Context, pl *lockingv1alpha1.ProjectLock) error {
-	if !controllerutil.ContainsFinalizer(pl, lockingv1alpha1.ReleaseFinalizer) {
-		return nil
-	}
-	controllerutil.RemoveFinalizer(pl, lockingv1alpha1.ReleaseFinalizer)
-	if err := r.Client.Update(ctx, pl, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("removing the finalizer of ProjectLock %s/%s: %w", pl.Namespace, pl.Name, err)
-	}
-	return nil
+	return removeFinalizer(ctx, r.Client, pl)
 }
 
 // SetupWithManager registers the reconciler: it reconciles ProjectLock names, and is
