@@ -86,6 +86,15 @@ run: tools build ## Start a local control plane (or use $KUBECONFIG with USE_EXI
 	@# Out of a cluster the leader election Lease has no pod namespace to default to.
 	$(GO) run ./hack/localcluster -- $(LOCALBIN)/manager --leader-election-namespace=default $(RUN_ARGS)
 
+##@ Benchmarks
+
+# Flags of test/bench, e.g. BENCH_ARGS="-clients 16 -keys 4 -json bin/bench.json".
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: tools manifests ## Measure the operator against DESIGN's Performance targets on a local control plane (BENCH_ARGS: flags of test/bench).
+	$(GO) run ./test/bench $(BENCH_ARGS)
+
 ##@ Tools
 
 .PHONY: tools

@@ -1,7 +1,7 @@
 package orchestrator
 
 import (
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -51,26 +51,61 @@ func (d Deadlock) Describe() string {
 func FindDeadlocks(edges []WaitEdge) []Deadlock {
 	g := newWaitGraph(edges)
 	var found []Deadlock
-	for {
-		cycle := g.findCycle()
-		if cycle == nil {
-			return found
+	// Only strongly connected components of two or more owners hold cycles, so the
+	// search for each next cycle stays inside one component: a graph with many small
+	// cycles costs the size of those cycles, not of the whole graph each time.
+	for _, comp := range g.components() {
+		if len(comp) < 2 {
+			continue
 		}
-		var cycleEdges []WaitEdge
-		victim, vw, vh := int32(-1), 0, 0
-		for i, w := range cycle {
-			h := cycle[(i+1)%len(cycle)]
-			a := g.arc(w, h)
-			cycleEdges = append(cycleEdges, edges[a.reqs[0]])
-			for _, r := range a.reqs {
-				if victim < 0 || worseVictim(edges[r], edges[victim]) {
-					victim, vw, vh = r, w, h
-				}
+		g.orderByName(comp)
+		for {
+			cycle := g.findCycle(comp)
+			if cycle == nil {
+				break
+			}
+			found = append(found, g.breakCycle(cycle))
+		}
+	}
+	return found
+}
+
+// orderByName sorts a component's owners, and their arcs, by owner name: the cycles
+// found, and so the victims, are then the same on every run and every replica,
+// whatever order the edges came in. Only components with cycles pay for it.
+func (g *waitGraph) orderByName(comp []int) {
+	byName := func(a, b int) int { return strings.Compare(g.names[a], g.names[b]) }
+	slices.SortFunc(comp, byName)
+	for _, v := range comp {
+		slices.SortFunc(g.adj[v], func(a, b arc) int { return byName(a.holder, b.holder) })
+	}
+}
+
+// breakCycle chooses the victim among the waiting requests on a cycle's arcs and
+// takes its request out of the graph.
+func (g *waitGraph) breakCycle(cycle []int) Deadlock {
+	var cycleEdges []WaitEdge
+	victim, vw, vh := int32(-1), 0, 0
+	for i, w := range cycle {
+		h := cycle[(i+1)%len(cycle)]
+		a := g.arc(w, h)
+		first := true
+		for i := a.lo; i < a.hi; i++ {
+			if g.removed[i] {
+				continue
+			}
+			r := g.reqs[i]
+			if first {
+				cycleEdges = append(cycleEdges, g.edges[r])
+				first = false
+			}
+			if victim < 0 || worseVictim(g.edges[r], g.edges[victim]) {
+				victim, vw, vh = r, w, h
 			}
 		}
-		found = append(found, Deadlock{Cycle: cycleEdges, Victim: edges[victim]})
-		g.remove(vw, vh, victim)
 	}
+	g.remove(vw, vh, victim)
+	return Deadlock{Cycle: cycleEdges, Victim: g.edges[victim]}
 }
 
 // worseVictim reports whether a is a better victim than b: lower priority, then
@@ -91,58 +126,68 @@ func worseVictim(a, b WaitEdge) bool {
 type waitGraph struct {
 	names []string
 	edges []WaitEdge
+	// comp is each owner's strongly connected component; color is findCycle's
+	// visiting state, kept to reuse its memory across searches.
+	comp  []int
+	color []uint8
+	// reqs lists edge indexes grouped by arc; removed marks those taken out.
+	reqs    []int32
+	removed []bool
 	// adj[w] lists the arcs out of owner w, ordered by holder.
 	adj [][]arc
 }
 
-// arc is "waiter waits for holder", through the requests edges[reqs[i]].
+// arc is "waiter waits for holder", through the requests edges[reqs[lo:hi]] whose
+// removed flag is not set.
 type arc struct {
 	holder int
-	reqs   []int32
+	lo, hi int32
 }
 
 func newWaitGraph(edges []WaitEdge) *waitGraph {
 	ids := make(map[string]int, len(edges))
-	var names []string
-	for _, e := range edges {
-		for _, o := range [2]string{e.Waiter, e.Holder} {
-			if _, ok := ids[o]; !ok {
-				ids[o] = 0
-				names = append(names, o)
-			}
+	names := make([]string, 0, len(edges))
+	id := func(o string) int {
+		i, ok := ids[o]
+		if !ok {
+			i = len(names)
+			ids[o] = i
+			names = append(names, o)
 		}
-	}
-	// A fixed numbering makes the cycles found, and so the victims, the same on
-	// every run and every replica.
-	sort.Strings(names)
-	for i, n := range names {
-		ids[n] = i
+		return i
 	}
 	type pair struct{ w, h, idx int }
 	pairs := make([]pair, 0, len(edges))
 	for i, e := range edges {
-		if w, h := ids[e.Waiter], ids[e.Holder]; w != h {
+		if w, h := id(e.Waiter), id(e.Holder); w != h {
 			pairs = append(pairs, pair{w, h, i})
 		}
 	}
-	sort.Slice(pairs, func(i, j int) bool {
-		a, b := pairs[i], pairs[j]
+	slices.SortFunc(pairs, func(a, b pair) int {
 		if a.w != b.w {
-			return a.w < b.w
+			return a.w - b.w
 		}
 		if a.h != b.h {
-			return a.h < b.h
+			return a.h - b.h
 		}
-		return a.idx < b.idx
+		return a.idx - b.idx
 	})
-	g := &waitGraph{names: names, edges: edges, adj: make([][]arc, len(names))}
-	for _, p := range pairs {
+	g := &waitGraph{
+		names:   names,
+		edges:   edges,
+		adj:     make([][]arc, len(names)),
+		color:   make([]uint8, len(names)),
+		reqs:    make([]int32, len(pairs)),
+		removed: make([]bool, len(pairs)),
+	}
+	for i, p := range pairs {
+		g.reqs[i] = int32(p.idx)
 		out := g.adj[p.w]
 		if n := len(out); n > 0 && out[n-1].holder == p.h {
-			out[n-1].reqs = append(out[n-1].reqs, int32(p.idx))
+			out[n-1].hi++
 			continue
 		}
-		g.adj[p.w] = append(out, arc{holder: p.h, reqs: []int32{int32(p.idx)}})
+		g.adj[p.w] = append(out, arc{holder: p.h, lo: int32(i), hi: int32(i + 1)})
 	}
 	return g
 }
@@ -160,13 +205,16 @@ func (g *waitGraph) arc(w, h int) *arc {
 // graph when it was the last request on it.
 func (g *waitGraph) remove(w, h int, idx int32) {
 	a := g.arc(w, h)
-	for i, r := range a.reqs {
-		if r == idx {
-			a.reqs = append(a.reqs[:i:i], a.reqs[i+1:]...)
-			break
+	left := 0
+	for i := a.lo; i < a.hi; i++ {
+		if g.reqs[i] == idx {
+			g.removed[i] = true
+		}
+		if !g.removed[i] {
+			left++
 		}
 	}
-	if len(a.reqs) > 0 {
+	if left > 0 {
 		return
 	}
 	out := g.adj[w]
@@ -178,36 +226,109 @@ func (g *waitGraph) remove(w, h int, idx int32) {
 	}
 }
 
-// findCycle returns the owners of one cycle in order, or nil. It is an iterative
-// depth-first search, so that long wait chains cannot exhaust the stack.
-func (g *waitGraph) findCycle() []int {
+// components returns the strongly connected components of the graph (Tarjan's
+// algorithm, iterative so that long wait chains cannot exhaust the stack), and
+// records each owner's component for findCycle.
+func (g *waitGraph) components() [][]int {
+	n := len(g.names)
+	index := make([]int, n)
+	low := make([]int, n)
+	onStack := make([]bool, n)
+	for i := range index {
+		index[i] = -1
+	}
+	g.comp = make([]int, n)
+	var stack []int
+	var comps [][]int
+	type frame struct{ v, next int }
+	next := 0
+	for start := range n {
+		if index[start] >= 0 {
+			continue
+		}
+		call := []frame{{v: start}}
+		index[start], low[start] = next, next
+		next++
+		stack = append(stack, start)
+		onStack[start] = true
+		for len(call) > 0 {
+			top := &call[len(call)-1]
+			v := top.v
+			if top.next < len(g.adj[v]) {
+				w := g.adj[v][top.next].holder
+				top.next++
+				switch {
+				case index[w] < 0:
+					index[w], low[w] = next, next
+					next++
+					stack = append(stack, w)
+					onStack[w] = true
+					call = append(call, frame{v: w})
+				case onStack[w]:
+					low[v] = min(low[v], index[w])
+				}
+				continue
+			}
+			call = call[:len(call)-1]
+			if len(call) > 0 {
+				parent := call[len(call)-1].v
+				low[parent] = min(low[parent], low[v])
+			}
+			if low[v] == index[v] {
+				var comp []int
+				for {
+					w := stack[len(stack)-1]
+					stack = stack[:len(stack)-1]
+					onStack[w] = false
+					g.comp[w] = len(comps)
+					comp = append(comp, w)
+					if w == v {
+						break
+					}
+				}
+				comps = append(comps, comp)
+			}
+		}
+	}
+	return comps
+}
+
+// findCycle returns the owners of one cycle within the component comp, in order, or
+// nil. It is an iterative depth-first search that never leaves the component.
+func (g *waitGraph) findCycle(comp []int) []int {
 	const (
 		white = iota
 		grey
 		black
 	)
-	color := make([]uint8, len(g.names))
+	c := g.comp[comp[0]]
+	for _, v := range comp {
+		g.color[v] = white
+	}
 	type frame struct{ owner, next int }
 	var stack []frame
-	for start := range g.names {
-		if color[start] != white {
+	for _, start := range comp {
+		if g.color[start] != white {
 			continue
 		}
 		stack = append(stack[:0], frame{owner: start})
-		color[start] = grey
+		g.color[start] = grey
 		for len(stack) > 0 {
 			top := &stack[len(stack)-1]
 			out := g.adj[top.owner]
 			if top.next == len(out) {
-				color[top.owner] = black
+				g.color[top.owner] = black
 				stack = stack[:len(stack)-1]
 				continue
 			}
 			h := out[top.next].holder
 			top.next++
-			switch color[h] {
+			if g.comp[h] != c {
+				continue
+			}
+			switch g.color[h] {
 			case white:
-				color[h] = grey
+				g.color[h] = grey
 				stack = append(stack, frame{owner: h})
 			case grey:
 				// A back edge: the cycle is the stack from h to the top.
@@ -218,9 +339,7 @@ func (g *waitGraph) findCycle() []int {
 						break
 					}
 				}
-				for i, j := 0, len(cycle)-1; i < j; i, j = i+1, j-1 {
-					cycle[i], cycle[j] = cycle[j], cycle[i]
-				}
+				slices.Reverse(cycle)
 				return cycle
 			}
 		}

@@ -62,12 +62,6 @@ func Summarize(samples []time.Duration) Summary {
 	return s
 }
 
-// Median returns the median of samples by nearest rank (the lower middle of an even
-// count).
-func Median(samples []time.Duration) time.Duration {
-	return Percentile(samples, 50)
-}
-
 // ms converts d to fractional milliseconds.
 func ms(d time.Duration) float64 {
 	return float64(d) / float64(time.Millisecond)

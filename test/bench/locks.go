@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+)
+
+// lockClient does what Atlantis does through pkg/lockclient: it creates a
+// LockRequest, waits for its status, and deletes it to release the lock.
+type lockClient struct {
+	c         client.Client
+	obs       *observer
+	namespace string
+	// timeout bounds every wait for an observation.
+	timeout time.Duration
+	// pulls numbers the requests' pull requests, so that every request has an owner
+	// of its own: requests of one owner for one key are re-entrant and would share
+	// the lock.
+	pulls atomic.Int32
+}
+
+// request is one LockRequest of the benchmark and what the observer saw of it.
+type request struct {
+	obj *lockingv1alpha1.LockRequest
+	obs *tracked
+	// created is when the client sent the create, createTook how long the API
+	// server took to answer it.
+	created    time.Time
+	createTook time.Duration
+}
+
+// create creates a LockRequest for the key (repository, path, workspace "default"),
+// with an owner of its own.
+func (l *lockClient) create(ctx context.Context, name, repository, path string) (*request, error) {
+	lr := &lockingv1alpha1.LockRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: name},
+		Spec: lockingv1alpha1.LockRequestSpec{
+			Project:   lockingv1alpha1.ProjectRef{Repository: repository, Path: path},
+			Workspace: "default",
+			Pull:      &lockingv1alpha1.PullRequestRef{Number: l.pulls.Add(1)},
+			User:      lockingv1alpha1.UserRef{Username: "bench"},
+		},
+	}
+	r := &request{obj: lr, obs: l.obs.track(name)}
+	r.created = time.Now()
+	if err := l.c.Create(ctx, lr); err != nil {
+		l.obs.forget(name)
+		return nil, fmt.Errorf("creating LockRequest %s: %w", name, err)
+	}
+	r.createTook = time.Since(r.created)
+	return r, nil
+}
+
+// acquired waits until r is observed holding its lock, and returns when that was
+// first observed and the grant's fencing token.
+func (l *lockClient) acquired(ctx context.Context, r *request) (time.Time, string, error) {
+	return l.obs.waitAcquired(ctx, r.obs, l.timeout, r.obj.Name)
+}
+
+// queued waits until r is observed waiting in its key's queue.
+func (l *lockClient) queued(ctx context.Context, r *request) error {
+	_, err := l.obs.wait(ctx, r.obs.queued, l.timeout, "Queued=True of LockRequest "+r.obj.Name)
+	return err
+}
+
+// remove deletes r (releasing its lock or leaving the queue) without waiting.
+func (l *lockClient) remove(ctx context.Context, r *request) error {
+	if err := l.c.Delete(ctx, r.obj); err != nil {
+		return fmt.Errorf("deleting LockRequest %s: %w", r.obj.Name, err)
+	}
+	return nil
+}
+
+// gone waits until r's deletion is observed: the operator has released its lock
+// and removed its finalizer. It returns when that was observed.
+func (l *lockClient) gone(ctx context.Context, r *request) (time.Time, error) {
+	at, err := l.obs.wait(ctx, r.obs.gone, l.timeout, "deletion of LockRequest "+r.obj.Name)
+	l.obs.forget(r.obj.Name)
+	return at, err
+}
+
+// release deletes r and waits until it is gone.
+func (l *lockClient) release(ctx context.Context, r *request) error {
+	if err := l.remove(ctx, r); err != nil {
+		return err
+	}
+	_, err := l.gone(ctx, r)
+	return err
+}
+
+// acquireSamples are the latencies of uncontended acquires.
+type acquireSamples struct {
+	// acquire is LockRequest create sent → Acquired=True observed.
+	acquire []time.Duration
+	// create is how long the API server took to answer the create alone.
+	create []time.Duration
+}
+
+// measureAcquire measures uncontended acquires: samples times, one after the other,
+// a LockRequest for a key nobody has asked for before is created, and the time from
+// the create to Acquired=True observed is recorded. Each request is released (and
+// its deletion observed) before the next one, outside the measurement.
+func measureAcquire(ctx context.Context, l *lockClient, prefix string, samples int) (acquireSamples, error) {
+	var s acquireSamples
+	for i := range samples {
+		r, err := l.create(ctx, fmt.Sprintf("%s-%d", prefix, i), "bench/"+prefix, fmt.Sprintf("k%d", i))
+		if err != nil {
+			return s, err
+		}
+		at, _, err := l.acquired(ctx, r)
+		if err != nil {
+			return s, err
+		}
+		s.acquire = append(s.acquire, at.Sub(r.created))
+		s.create = append(s.create, r.createTook)
+		if err := l.release(ctx, r); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// measureHandoff measures hand-offs on one key: while a request holds the key, a
+// waiter is created and observed Queued; then the holder is deleted, and the time
+// from that delete to the waiter's Acquired=True observed is recorded. The waiter
+// becomes the next holder, samples times.
+func measureHandoff(ctx context.Context, l *lockClient, samples int) ([]time.Duration, error) {
+	const repository, path = "bench/handoff", "key"
+	holder, err := l.create(ctx, "handoff-0", repository, path)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := l.acquired(ctx, holder); err != nil {
+		return nil, err
+	}
+	latencies := make([]time.Duration, 0, samples)
+	for i := 1; i <= samples; i++ {
+		waiter, err := l.create(ctx, fmt.Sprintf("handoff-%d", i), repository, path)
+		if err != nil {
+			return nil, err
+		}
+		if err := l.queued(ctx, waiter); err != nil {
+			return nil, err
+		}
+		deleted := time.Now()
+		if err := l.remove(ctx, holder); err != nil {
+			return nil, err
+		}
+		at, _, err := l.acquired(ctx, waiter)
+		if err != nil {
+			return nil, err
+		}
+		latencies = append(latencies, at.Sub(deleted))
+		if _, err := l.gone(ctx, holder); err != nil {
+			return nil, err
+		}
+		holder = waiter
+	}
+	return latencies, l.release(ctx, holder)
+}

@@ -1,0 +1,235 @@
+// Command bench measures the lock operator against DESIGN's Performance targets on a
+// local control plane (etcd, kube-apiserver and kube-controller-manager from bin/),
+// beside the raw Lease writes of the same API server in the same run. `make bench`
+// runs it; BENCH_ARGS passes flags.
+//
+// In order, it
+//
+//  1. times the in-memory deadlock scan over 10,000 waiting requests (before the
+//     control plane starts, so that nothing competes for the CPU);
+//  2. starts the control plane in -state-dir, installs the CRDs, creates a namespace;
+//  3. measures the baseline: -clients goroutines each creating -cycles Leases and
+//     updating each by compare-and-swap, then deleting them;
+//  4. starts the operator in this process (controller-runtime manager, operator.Setup,
+//     config.Default()) and watches LockRequests to timestamp what clients observe;
+//  5. measures uncontended acquires (LockRequest created → Acquired observed) on fresh
+//     keys, hand-offs (holder deleted → next waiter Acquired observed) on one key, and
+//     lock cycles per second of -clients clients over -keys keys, checking that grants
+//     of one key never overlap and that their fencing tokens increase;
+//  6. prints a table against the targets, stops everything and checks that no process
+//     of the control plane is left.
+//
+// Every client, the operator's included, runs with QPS 1000 and burst 2000 instead of
+// client-go's 5 and 10. The operator's and client-go's logs go to
+// STATE_DIR/logs/operator.log. The exit code is 1 when the run fails or a grant
+// violates mutual exclusion; missed performance targets are reported, not failed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
+)
+
+// options are the command-line flags.
+type options struct {
+	root      string // the repository
+	clients   int
+	keys      int
+	cycles    int
+	samples   int
+	warmup    int
+	timeout   time.Duration
+	stateDir  string
+	binDir    string
+	crdDir    string
+	namespace string
+	jsonPath  string
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	opts, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+
+	res := &Results{Args: os.Args[1:], Revision: revision(opts.root), Machine: thisMachine(), Started: time.Now()}
+	if err := measure(ctx, opts, res); err != nil {
+		return err
+	}
+	res.Machine.LoadAfter = loadAvg()
+	res.Targets = res.rows()
+	if err := res.printTable(os.Stdout); err != nil {
+		return err
+	}
+	if opts.jsonPath != "" {
+		if err := res.writeJSON(opts.jsonPath); err != nil {
+			return fmt.Errorf("writing %s: %w", opts.jsonPath, err)
+		}
+	}
+	if n := len(res.Through.Exclusion.Violations); n > 0 {
+		return fmt.Errorf("%d mutual-exclusion violations", n)
+	}
+	return nil
+}
+
+// parseFlags reads the flags; paths default to the repository's bin/ and config/.
+func parseFlags(args []string) (options, error) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return options{}, err
+	}
+	binDir := os.Getenv("KUBEBUILDER_ASSETS")
+	if binDir == "" {
+		binDir = filepath.Join(root, "bin")
+	}
+	o := options{root: root}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.IntVar(&o.clients, "clients", 8, "concurrent clients of the baseline and the throughput run")
+	fs.IntVar(&o.keys, "keys", 16, "lock keys the throughput clients pick from at random")
+	fs.IntVar(&o.cycles, "cycles", 50, "cycles per client, of the baseline and of the throughput run")
+	fs.IntVar(&o.samples, "samples", 100, "samples of uncontended acquire, of hand-off and of serial Lease write latency")
+	fs.IntVar(&o.warmup, "warmup", 5, "untimed lock cycles before the operator is measured")
+	fs.DurationVar(&o.timeout, "timeout", time.Minute, "longest wait for any one observation")
+	fs.StringVar(&o.stateDir, "state-dir", filepath.Join(root, "bin", "bench"), "state directory of the local control plane (wiped at start)")
+	fs.StringVar(&o.binDir, "bin-dir", binDir, "directory with etcd, kube-apiserver and kube-controller-manager")
+	fs.StringVar(&o.crdDir, "crd-dir", filepath.Join(root, "config", "crd", "bases"), "directory of the CRDs to install")
+	fs.StringVar(&o.namespace, "namespace", "bench", "namespace of the benchmark's objects")
+	fs.StringVar(&o.jsonPath, "json", "", `also write the results as JSON to this file ("-": standard output, after the table)`)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.clients < 1 || o.keys < 1 || o.cycles < 1 || o.samples < 1 || o.warmup < 0 || o.timeout <= 0 {
+		return o, errors.New("-clients, -keys, -cycles, -samples and -timeout must be positive, -warmup not negative")
+	}
+	return o, nil
+}
+
+// measure runs every measurement into res, and stops what it started.
+func measure(ctx context.Context, opts options, res *Results) (retErr error) {
+	var err error
+	step("deadlock scan of %d waiting requests", deadlockEdges)
+	if res.Deadlock, err = runDeadlockScan(); err != nil {
+		return err
+	}
+
+	step("starting the local control plane in %s", opts.stateDir)
+	e, err := startEnv(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		step("stopping the local control plane")
+		retErr = errors.Join(retErr, e.stop())
+	}()
+
+	step("baseline: %d serial Lease create+update, then %d clients × %d, then delete", opts.samples, opts.clients, opts.cycles)
+	if res.Baseline, err = runBaseline(ctx, e.client, opts.namespace, opts.clients, opts.cycles, opts.samples); err != nil {
+		return err
+	}
+
+	step("starting the operator in this process (logs: %s)", e.operatorLogPath())
+	op, err := startOperator(ctx, e.restConfig())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		step("stopping the operator")
+		retErr = errors.Join(retErr, op.stop())
+	}()
+	res.Workers = op.workers
+	return measureOperator(ctx, opts, e, op, res)
+}
+
+// measureOperator runs the lock measurements against the running operator.
+func measureOperator(ctx context.Context, opts options, e *env, op *runningOperator, res *Results) error {
+	obsCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	obs, err := startObserver(obsCtx, e.client, opts.namespace)
+	if err != nil {
+		return err
+	}
+	l := &lockClient{c: e.client, obs: obs, namespace: opts.namespace, timeout: opts.timeout}
+
+	step("warm-up: %d lock cycles", opts.warmup)
+	if _, err := measureAcquire(ctx, l, "warmup", opts.warmup); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	step("uncontended acquire: %d fresh keys", opts.samples)
+	before := op.requests.snapshot()
+	acquire, err := measureAcquire(ctx, l, "acquire", opts.samples)
+	if err != nil {
+		return fmt.Errorf("uncontended acquire: %w", err)
+	}
+	res.AcquireOperator = op.requests.since(before)
+	res.Acquire, res.AcquireCreate = Summarize(acquire.acquire), Summarize(acquire.create)
+
+	step("hand-off: %d hand-offs on one key", opts.samples)
+	handoff, err := measureHandoff(ctx, l, opts.samples)
+	if err != nil {
+		return fmt.Errorf("hand-off: %w", err)
+	}
+	res.Handoff = Summarize(handoff)
+
+	step("throughput: %d clients × %d lock cycles over %d keys", opts.clients, opts.cycles, opts.keys)
+	res.Through, err = measureThroughput(ctx, opts, l, op, res.Baseline)
+	return err
+}
+
+// measureThroughput runs the throughput clients and adds what the operator sent to
+// the API server meanwhile, and the ratios to the baseline.
+func measureThroughput(ctx context.Context, opts options, l *lockClient, op *runningOperator, base BaselineResult) (ThroughputResult, error) {
+	requestsBefore := op.requests.snapshot()
+	reconcilesBefore, err := reconciles()
+	if err != nil {
+		return ThroughputResult{}, err
+	}
+	t, err := runThroughput(ctx, l, opts.clients, opts.keys, opts.cycles)
+	if err != nil {
+		return t, err
+	}
+	reconcilesAfter, err := reconciles()
+	if err != nil {
+		return t, err
+	}
+	t.Operator = op.requests.since(requestsBefore)
+	cycles := float64(t.Cycles)
+	t.OperatorWritesPerCycle = float64(t.Operator.Writes) / cycles
+	t.OperatorReadsPerCycle = float64(t.Operator.Reads) / cycles
+	t.ReconcilesPerCycle = (reconcilesAfter - reconcilesBefore) / cycles
+	if base.CreateUpdatePerSec > 0 {
+		t.Ratio = t.CyclesPerSec / base.CreateUpdatePerSec
+	}
+	if base.FullCyclePerSec > 0 {
+		t.RatioFull = t.CyclesPerSec / base.FullCyclePerSec
+	}
+	return t, nil
+}
+
+// start is when the benchmark started, for the progress lines.
+var start = time.Now()
+
+// step prints a progress line to standard error.
+func step(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+}
