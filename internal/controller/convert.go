@@ -23,8 +23,12 @@ func toRequest(lr *lockingv1alpha1.LockRequest, cfg orchestrator.Config) *orches
 		QueueTimeout: cfg.DefaultQueueTimeout,
 		TTL:          cfg.DefaultTTL,
 		Deleting:     lr.DeletionTimestamp != nil,
-		User:         spec.User.Username,
-		State:        stateOf(&lr.Status),
+		Generation:   lr.Generation,
+		// A request never decided has observed nothing; its first outcome is a
+		// change anyway.
+		ObservedGeneration: lr.Status.ObservedGeneration,
+		User:               spec.User.Username,
+		State:              stateOf(&lr.Status),
 	}
 	if spec.QueueTimeout != nil {
 		r.QueueTimeout = spec.QueueTimeout.Duration

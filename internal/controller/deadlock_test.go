@@ -16,7 +16,7 @@ import (
 // dlRequest is a request of pull number pull for key path, by the user named after
 // the request's first letter (its owner).
 func dlRequest(ns, name, path string, pull int32) *lrBuilder {
-	return makeLR(ns, name).repo("acme/"+ns).path(path).pull(pull).user("user-" + name[:1])
+	return makeLR(ns, name).repo("acme/" + ns).path(path).pull(pull).user("user-" + name[:1])
 }
 
 func checkVictim(t *testing.T, ns, victim string, edges int, start time.Time) {
@@ -35,8 +35,14 @@ func checkVictim(t *testing.T, ns, victim string, edges int, start time.Time) {
 		t.Errorf("cycle %q has %d edges, want %d", dl.Describe(), len(dl.Cycle), edges)
 	}
 	for _, e := range dl.Cycle {
-		if !strings.Contains(dl.Describe(), e.Waiter) {
-			t.Errorf("description %q does not name %s", dl.Describe(), e.Waiter)
+		// The graph qualifies owners by namespace; the description names them as
+		// their users know them.
+		owner := strings.TrimPrefix(e.Waiter, ns+"/")
+		if owner == e.Waiter {
+			t.Errorf("wait-for graph owner %q is not qualified by namespace %s", e.Waiter, ns)
+		}
+		if !strings.Contains(dl.Describe(), owner+" waits for ") {
+			t.Errorf("description %q does not name %s", dl.Describe(), owner)
 		}
 	}
 }

@@ -172,7 +172,7 @@ func TestQueueOrderAndPositions(t *testing.T) {
 		{"normal-later", "Normal", 6},
 	}
 	for _, w := range waiters {
-		makeLR(ns, w.name).pull(w.pull).user("user-"+w.name).prio(w.prio).create(t)
+		makeLR(ns, w.name).pull(w.pull).user("user-" + w.name).prio(w.prio).create(t)
 		waitQueued(t, ns, w.name, 0)
 	}
 
@@ -294,7 +294,7 @@ func TestQueueFull(t *testing.T) {
 	waitHeld(t, ns, holder.Name)
 	for i := range mainMaxQueueLength {
 		n := fmt.Sprintf("waiter-%d", i+1)
-		makeLR(ns, n).pull(int32(i+2)).create(t)
+		makeLR(ns, n).pull(int32(i + 2)).create(t)
 		waitQueued(t, ns, n, int32(i+1))
 	}
 	extra := makeLR(ns, "one-too-many").pull(99).prio("Critical").create(t)
@@ -364,8 +364,8 @@ func TestForceUnlock(t *testing.T) {
 	if err := checkEnded(mustGetLR(t, ns, revoked.Name), lockingv1alpha1.ReasonRevoked); err != nil {
 		t.Error(err)
 	}
-	if v := history.flippedBack(); v != nil {
-		t.Errorf("the revoked request was granted again: %+v (history %v)", v.Status, history.reasonsSeen())
+	if v := history.changedAfterEnd(); v != nil {
+		t.Errorf("the revoked request changed after it ended: %+v (history %v)", v.Status, history.reasonsSeen())
 	}
 
 	// Every request of the key gone: so are the ProjectLock and the Lease.
@@ -423,6 +423,9 @@ func TestTerminalReasonIsFinal(t *testing.T) {
 	}
 	if v := history.acquiredEver(); v != nil {
 		t.Errorf("the Conflict request was Acquired at some point: %+v (history %v)", v.Status, history.reasonsSeen())
+	}
+	if v := history.changedAfterEnd(); v != nil {
+		t.Errorf("the Conflict request changed after it ended: %+v (history %v)", v.Status, history.reasonsSeen())
 	}
 	if seen := history.reasonsSeen(); len(seen) == 0 {
 		t.Error("the watch saw no version of the Conflict request")

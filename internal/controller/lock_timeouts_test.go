@@ -23,7 +23,7 @@ import (
 
 // fakeClockOperator starts an isolated operator on a fake clock that starts on a
 // whole second (status times keep whole seconds).
-func fakeClockOperator(t *testing.T, ns string) (*operator, *testingclock.FakeClock) {
+func fakeClockOperator(t *testing.T, ns string) (*runningOperator, *testingclock.FakeClock) {
 	t.Helper()
 	fc := testingclock.NewFakeClock(time.Now().Truncate(time.Second))
 	op := startIsolatedOperator(t, ns, fc, orchestrator.Config{
@@ -88,6 +88,9 @@ func TestQueueTimeout(t *testing.T) {
 	}
 	if v := history.acquiredEver(); v != nil {
 		t.Errorf("the timed-out request was Acquired at some point (history %v)", history.reasonsSeen())
+	}
+	if v := history.changedAfterEnd(); v != nil {
+		t.Errorf("the timed-out request changed after it ended: %+v (history %v)", v.Status, history.reasonsSeen())
 	}
 }
 

@@ -1,7 +1,8 @@
 package controller_test
 
 // Integration tests of the lock controller: a real kube-apiserver and etcd
-// (internal/testenv), a controller-runtime manager wired like cmd/main.go, and
+// (internal/testenv), a controller-runtime manager set up by internal/operator as
+// cmd/main.go sets it up, and
 // LockRequests, ProjectLocks and Leases read back through a live (uncached) client.
 //
 // One shared manager (real clock, MaxQueueLength 3, deadlock check every 200ms)
@@ -27,8 +28,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
@@ -36,16 +35,16 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
-	"github.com/runatlantis/atlantis-lock-operator/internal/controller"
+	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/indexes"
-	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
+	"github.com/runatlantis/atlantis-lock-operator/internal/operator"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
 )
@@ -114,7 +113,7 @@ func runMain(m *testing.M) int {
 	for _, ns := range isolatedPool {
 		notIsolated = append(notIsolated, fields.OneTermNotEqualSelector("metadata.namespace", ns))
 	}
-	cacheOpts := operatorCacheOptions()
+	cacheOpts := operator.CacheOptions()
 	cacheOpts.DefaultFieldSelector = fields.AndSelectors(notIsolated...)
 
 	mainClock = &scanClock{}
@@ -139,30 +138,17 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// operatorCacheOptions is cmd/main.go's cacheOptions (unexported there): only the
-// Leases of lock keys, no managedFields.
-func operatorCacheOptions() cache.Options {
-	ours, err := labels.NewRequirement(lockingv1alpha1.LockNameLabel, selection.Exists, nil)
-	if err != nil {
-		panic(err)
-	}
-	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&coordinationv1.Lease{}: {Label: labels.NewSelector().Add(*ours)},
-		},
-	}
-}
-
-// operator is one manager running the lock controller and deadlock detector.
-type operator struct {
+// runningOperator is one manager running the operator as internal/operator sets
+// it up for cmd/main.go.
+type runningOperator struct {
 	mgr  ctrl.Manager
 	orch *orchestrator.LockOrchestrator
 	wake chan event.GenericEvent
 }
 
-// newOperator wires a manager the way cmd/main.go does.
-func newOperator(clk clock.WithTicker, cfg orchestrator.Config, cacheOpts cache.Options) (*operator, error) {
+// newOperator sets up a manager with internal/operator.Setup, as cmd/main.go does,
+// with the orchestrator policy ocfg and clock clk.
+func newOperator(clk clock.WithTicker, ocfg orchestrator.Config, cacheOpts cache.Options) (*runningOperator, error) {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 testenv.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -170,34 +156,30 @@ func newOperator(clk clock.WithTicker, cfg orchestrator.Config, cacheOpts cache.
 		LeaderElection:         false,
 		Cache:                  cacheOpts,
 		// Several managers run the "lock" controller in one process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := indexes.Setup(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		return nil, fmt.Errorf("setting up indexes: %w", err)
+	cfg := config.Default()
+	cfg.DefaultQueueTimeout = ocfg.DefaultQueueTimeout
+	cfg.DefaultTTL = ocfg.DefaultTTL
+	cfg.MaxQueueLength = ocfg.MaxQueueLength
+	cfg.DeadlockCheckInterval = ocfg.DeadlockCheckInterval
+	cfg.WorkerCount = 4
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("operator configuration: %w", err)
 	}
-	orch := orchestrator.New(leasebackend.New(mgr.GetClient(), mgr.GetClient()), clk, cfg)
-	wake := make(chan event.GenericEvent, 1024)
-	r := &controller.LockReconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Orchestrator: orch,
-		Wake:         wake,
+	op, err := operator.Setup(context.Background(), mgr, cfg, clk)
+	if err != nil {
+		return nil, err
 	}
-	if err := r.SetupWithManager(mgr, 4); err != nil {
-		return nil, fmt.Errorf("setting up the lock controller: %w", err)
-	}
-	if err := mgr.Add(&controller.DeadlockDetector{Orchestrator: orch, Wake: wake, Interval: cfg.DeadlockCheckInterval}); err != nil {
-		return nil, fmt.Errorf("adding the deadlock detector: %w", err)
-	}
-	return &operator{mgr: mgr, orch: orch, wake: wake}, nil
+	return &runningOperator{mgr: mgr, orch: op.Orchestrator, wake: op.Reconciler.Wake}, nil
 }
 
 // start runs the manager in a goroutine until the returned stop is called, and
 // waits for its caches to sync.
-func (op *operator) start() (stop func(), err error) {
+func (op *runningOperator) start() (stop func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- op.mgr.Start(ctx) }()
@@ -218,7 +200,7 @@ func (op *operator) start() (stop func(), err error) {
 
 // wakeLock makes the operator reconcile a lock key now, as the deadlock detector
 // does; tests with a fake clock call it after stepping the clock.
-func (op *operator) wakeLock(ns, name string) {
+func (op *runningOperator) wakeLock(ns, name string) {
 	pl := &lockingv1alpha1.ProjectLock{}
 	pl.Namespace, pl.Name = ns, name
 	op.wake <- event.GenericEvent{Object: pl}
@@ -227,9 +209,9 @@ func (op *operator) wakeLock(ns, name string) {
 // startIsolatedOperator starts a manager of its own for one isolated namespace. When
 // the test ends, the namespace's requests are released while the manager still
 // runs, then it stops.
-func startIsolatedOperator(t *testing.T, ns string, clk clock.WithTicker, cfg orchestrator.Config) *operator {
+func startIsolatedOperator(t *testing.T, ns string, clk clock.WithTicker, cfg orchestrator.Config) *runningOperator {
 	t.Helper()
-	cacheOpts := operatorCacheOptions()
+	cacheOpts := operator.CacheOptions()
 	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
 	op, err := newOperator(clk, cfg, cacheOpts)
 	if err != nil {
@@ -240,7 +222,12 @@ func startIsolatedOperator(t *testing.T, ns string, clk clock.WithTicker, cfg or
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	t.Cleanup(func() { releaseAll(t, ns) }) // cleanups run last-in first-out
+	t.Cleanup(func() {
+		releaseAll(t, ns)
+		if deadlocks.decidedIn(ns) {
+			t.Errorf("the shared operator decided about locks in isolated namespace %s", ns)
+		}
+	}) // cleanups run last-in first-out: this one before stop
 	return op
 }
 
@@ -346,11 +333,9 @@ func makeLR(ns, name string) *lrBuilder {
 	}}
 }
 
-func (b *lrBuilder) repo(r string) *lrBuilder      { b.lr.Spec.Project.Repository = r; return b }
-func (b *lrBuilder) path(p string) *lrBuilder      { b.lr.Spec.Project.Path = p; return b }
-func (b *lrBuilder) project(n string) *lrBuilder   { b.lr.Spec.Project.Name = n; return b }
-func (b *lrBuilder) workspace(w string) *lrBuilder { b.lr.Spec.Workspace = w; return b }
-func (b *lrBuilder) user(u string) *lrBuilder      { b.lr.Spec.User.Username = u; return b }
+func (b *lrBuilder) repo(r string) *lrBuilder { b.lr.Spec.Project.Repository = r; return b }
+func (b *lrBuilder) path(p string) *lrBuilder { b.lr.Spec.Project.Path = p; return b }
+func (b *lrBuilder) user(u string) *lrBuilder { b.lr.Spec.User.Username = u; return b }
 func (b *lrBuilder) prio(p string) *lrBuilder {
 	b.lr.Spec.Priority = lockingv1alpha1.Priority(p)
 	return b
@@ -674,19 +659,19 @@ func (h *requestHistory) acquiredEver() *lockingv1alpha1.LockRequest {
 	return nil
 }
 
-// flippedBack reports a version with Acquired=True seen after a version with a
-// terminal reason, or nil.
-func (h *requestHistory) flippedBack() *lockingv1alpha1.LockRequest {
+// changedAfterEnd reports a version seen after the first version with a terminal
+// reason whose Acquired condition differs from it, or nil: an ended request keeps
+// its ending for good.
+func (h *requestHistory) changedAfterEnd() *lockingv1alpha1.LockRequest {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ended := false
+	var end *metav1.Condition
 	for i := range h.versions {
 		c := meta.FindStatusCondition(h.versions[i].Status.Conditions, lockingv1alpha1.ConditionAcquired)
 		switch {
-		case c == nil:
-		case lockingv1alpha1.IsTerminalReason(c.Reason):
-			ended = true
-		case ended && c.Status == metav1.ConditionTrue:
+		case end == nil && c != nil && lockingv1alpha1.IsTerminalReason(c.Reason):
+			end = c
+		case end != nil && (c == nil || c.Status != end.Status || c.Reason != end.Reason):
 			return &h.versions[i]
 		}
 	}
@@ -764,19 +749,31 @@ func waitScans(t *testing.T, n int64) {
 	})
 }
 
-// deadlockLog records the deadlocks the shared orchestrator reports.
+// deadlockLog records the deadlocks the shared orchestrator reports, and the
+// namespaces it decided about.
 type deadlockLog struct {
-	mu    sync.Mutex
-	found []orchestrator.Deadlock
+	mu         sync.Mutex
+	found      []orchestrator.Deadlock
+	namespaces map[string]bool
 }
 
 func (l *deadlockLog) Observe(n orchestrator.Notice) {
-	if n.Kind != orchestrator.NoticeDeadlock || n.Deadlock == nil {
-		return
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.found = append(l.found, *n.Deadlock)
+	if l.namespaces == nil {
+		l.namespaces = map[string]bool{}
+	}
+	l.namespaces[n.Lock.Namespace] = true
+	if n.Kind == orchestrator.NoticeDeadlock && n.Deadlock != nil {
+		l.found = append(l.found, *n.Deadlock)
+	}
+}
+
+// decidedIn reports whether the shared orchestrator decided anything in ns.
+func (l *deadlockLog) decidedIn(ns string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.namespaces[ns]
 }
 
 // in returns the deadlocks with an edge in namespace ns.

@@ -39,7 +39,14 @@ type Deadlock struct {
 func (d Deadlock) Describe() string {
 	parts := make([]string, 0, len(d.Cycle))
 	for _, e := range d.Cycle {
-		parts = append(parts, e.Waiter+" waits for "+e.Holder+" on "+e.Lock.Key.String()+" (request "+e.Request+")")
+		// Owners are per namespace, so a cycle never leaves one: name them as their
+		// users know them.
+		prefix := ""
+		if e.Lock.Namespace != "" {
+			prefix = e.Lock.Namespace + "/"
+		}
+		waiter, holder := strings.TrimPrefix(e.Waiter, prefix), strings.TrimPrefix(e.Holder, prefix)
+		parts = append(parts, waiter+" waits for "+holder+" on "+e.Lock.Key.String()+" (request "+e.Request+")")
 	}
 	return strings.Join(parts, " → ")
 }

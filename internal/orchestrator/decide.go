@@ -69,9 +69,10 @@ type Outcome struct {
 	State RequestState
 }
 
-// Changed reports whether the outcome differs from what was persisted.
+// Changed reports whether the outcome differs from what was persisted, or the
+// request changed since its state was last persisted.
 func (o Outcome) Changed() bool {
-	return !statesEqual(o.Request.State, o.State)
+	return !statesEqual(o.Request.State, o.State) || o.Request.Generation != o.Request.ObservedGeneration
 }
 
 // Decide is the whole lock policy for one key, as a pure function: re-entrancy per
@@ -287,7 +288,7 @@ func nextRecord(in KeyInput, d *Decision, owner string, holderIdx int, hadHolder
 		Owner:       owner,
 		AcquiredAt:  rec.AcquiredAt,
 		RenewedAt:   rec.RenewedAt,
-		TTL:         h.Request.TTL,
+		TTL:         ceilSeconds(h.Request.TTL),
 		Transitions: rec.Transitions,
 		RevokedFor:  revokedFor,
 		Version:     rec.Version,
@@ -418,6 +419,12 @@ func nextDeadline(outcomes []Outcome) time.Time {
 		}
 	}
 	return next
+}
+
+// ceilSeconds rounds a record's TTL up to whole seconds, the precision a Lease keeps,
+// so that a sub-second TTL does not make every decision rewrite the record.
+func ceilSeconds(d time.Duration) time.Duration {
+	return (d + time.Second - 1) / time.Second * time.Second
 }
 
 func statesEqual(a, b RequestState) bool {

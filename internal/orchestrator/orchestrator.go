@@ -286,7 +286,7 @@ func (o *LockOrchestrator) remember(ref LockRef, st *lockState, d Decision) {
 				continue
 			}
 			st.queue = append(st.queue, WaitEdge{
-				Waiter: out.Request.Owner, Holder: d.Holder.Owner, Lock: ref,
+				Waiter: graphOwner(ref, out.Request.Owner), Holder: graphOwner(ref, d.Holder.Owner), Lock: ref,
 				Request: out.Request.ID, Priority: out.Request.Priority, EnqueuedAt: out.State.EnqueuedAt,
 			})
 		}
@@ -296,9 +296,18 @@ func (o *LockOrchestrator) remember(ref LockRef, st *lockState, d Decision) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if v := o.victims[ref]; v != nil {
+		// A victim stays marked only while it still waits: one that ended, or was
+		// withdrawn before its lock's next decision, must not doom a later request
+		// of the same name.
+		waiting := map[string]bool{}
 		for _, out := range d.Outcomes {
-			if out.State.Phase == PhaseTerminal {
-				delete(v, out.Request.ID)
+			if out.State.Phase == PhaseQueued {
+				waiting[out.Request.ID] = true
+			}
+		}
+		for id := range v {
+			if !waiting[id] {
+				delete(v, id)
 			}
 		}
 		if len(v) == 0 {
@@ -308,6 +317,15 @@ func (o *LockOrchestrator) remember(ref LockRef, st *lockState, d Decision) {
 	if d.Idle {
 		delete(o.locks, ref)
 	}
+}
+
+// graphOwner names an owner in the wait-for graph. Owners are per namespace: one
+// Atlantis installation's pull #1 is not another's.
+func graphOwner(ref LockRef, owner string) string {
+	if ref.Namespace == "" {
+		return owner
+	}
+	return ref.Namespace + "/" + owner
 }
 
 // Forget drops the cached state of a lock whose objects are gone.

@@ -60,6 +60,12 @@ type Request struct {
 	// waits no more.
 	Deleting bool
 
+	// Generation counts changes to what was asked (metadata.generation), and
+	// ObservedGeneration is the Generation the persisted State was decided for; a
+	// difference makes the next decision persist the state again.
+	Generation         int64
+	ObservedGeneration int64
+
 	// Pull is the pull request number, 0 for a manual lock.
 	Pull int32
 	// PullURL links to the pull request.
