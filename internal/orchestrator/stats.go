@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -130,11 +131,8 @@ func percentilesOf(ds []time.Duration) Percentiles {
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	at := func(q float64) time.Duration {
 		// Nearest rank: the smallest sample with at least q of all samples at or below it.
-		i := int(q*float64(len(ds))+0.999999) - 1
-		if i < 0 {
-			i = 0
-		}
-		return ds[i]
+		rank := int(math.Ceil(q * float64(len(ds))))
+		return ds[min(max(rank, 1), len(ds))-1]
 	}
 	return Percentiles{Count: len(ds), P50: at(0.50), P90: at(0.90), P95: at(0.95), P99: at(0.99)}
 }
