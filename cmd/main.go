@@ -79,11 +79,18 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if cfg.Backend == config.BackendMemory {
-		setupLog.Info("backend \"memory\": locks are granted in this process only, without Leases; use it for trials, never with more than one replica")
-	}
-	if _, err := operator.Setup(ctx, mgr, cfg, clock.RealClock{}); err != nil {
-		return err
+	switch {
+	case !cfg.Enabled:
+		// Switched off, the operator still serves its probes and metrics, so that a
+		// Deployment stays healthy, but grants, queues and changes nothing.
+		setupLog.Info("enhanced_locking.enabled is false: no lock is granted or changed until it is turned on")
+	default:
+		if cfg.Backend == config.BackendMemory {
+			setupLog.Info("backend \"memory\": locks are granted in this process only, without Leases; use it for trials, never with more than one replica")
+		}
+		if _, err := operator.Setup(ctx, mgr, cfg, clock.RealClock{}); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
