@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -254,44 +253,14 @@ func withDefaults(spec lockingv1alpha1.LockRequestSpec) lockingv1alpha1.LockRequ
 	return spec
 }
 
-func TestSamplesAreListedInKustomization(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(root, samplesDir, "kustomization.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k struct {
-		Resources []string `json:"resources"`
-	}
-	if err := yaml.Unmarshal(data, &k); err != nil {
-		t.Fatal(err)
-	}
-	files, err := filepath.Glob(filepath.Join(root, samplesDir, "locking_*.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for _, f := range files {
-		want = append(want, filepath.Base(f))
-	}
-	got := slices.Clone(k.Resources)
-	slices.Sort(got)
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("kustomization.yaml resources differ from the sample files (-files +listed):\n%s", diff)
-	}
-}
-
 func TestSamplesAreAccepted(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	files := []string{
-		"locking_v1alpha1_lockrequest_plain.yaml",
-		"locking_v1alpha1_lockrequest_queued.yaml",
-		"locking_v1alpha1_lockrequest_failfast.yaml",
-		"locking_v1alpha1_lockrequest_ttl.yaml",
+		"locking_v1alpha1_lockrequest_1_plain.yaml",
+		"locking_v1alpha1_lockrequest_2_queued.yaml",
+		"locking_v1alpha1_lockrequest_3_failfast.yaml",
+		"locking_v1alpha1_lockrequest_4_ttl.yaml",
 	}
 	for _, file := range files {
 		t.Run(file, func(t *testing.T) {
@@ -316,10 +285,10 @@ func TestSamplesAreAccepted(t *testing.T) {
 // the queued and fail-fast requests compete with the plain one for one key, and the
 // ttl sample is a manual lock of another key.
 func TestSamplesTellTheirStory(t *testing.T) {
-	plain := readSample(t, "locking_v1alpha1_lockrequest_plain.yaml")
-	queued := readSample(t, "locking_v1alpha1_lockrequest_queued.yaml")
-	failfast := readSample(t, "locking_v1alpha1_lockrequest_failfast.yaml")
-	ttl := readSample(t, "locking_v1alpha1_lockrequest_ttl.yaml")
+	plain := readSample(t, "locking_v1alpha1_lockrequest_1_plain.yaml")
+	queued := readSample(t, "locking_v1alpha1_lockrequest_2_queued.yaml")
+	failfast := readSample(t, "locking_v1alpha1_lockrequest_3_failfast.yaml")
+	ttl := readSample(t, "locking_v1alpha1_lockrequest_4_ttl.yaml")
 
 	key := func(lr *lockingv1alpha1.LockRequest) string {
 		spec := withDefaults(lr.Spec)
@@ -798,8 +767,8 @@ func kubectlPath(t *testing.T) string {
 	return kubectl
 }
 
-// TestKubectlApplySamples applies config/samples the way the comments in the samples
-// say, with kubectl and its kustomize, into a namespace of its own.
+// TestKubectlApplySamples applies config/samples the way the README says
+// (`kubectl apply -f config/samples/`), into a namespace of its own.
 func TestKubectlApplySamples(t *testing.T) {
 	kubectl := kubectlPath(t)
 	root, err := testenv.RepoRoot()
@@ -808,9 +777,9 @@ func TestKubectlApplySamples(t *testing.T) {
 	}
 	ns := newNamespace(t)
 	args := []string{"--kubeconfig", writeKubeconfig(t), "--cache-dir", t.TempDir(), "--namespace", ns}
-	out, err := exec.Command(kubectl, append(args, "apply", "-k", filepath.Join(root, samplesDir))...).CombinedOutput()
+	out, err := exec.Command(kubectl, append(args, "apply", "-f", filepath.Join(root, samplesDir))...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("kubectl apply -k %s: %v\n%s", samplesDir, err, out)
+		t.Fatalf("kubectl apply -f %s: %v\n%s", samplesDir, err, out)
 	}
 	list := &lockingv1alpha1.LockRequestList{}
 	if err := env.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
@@ -822,7 +791,7 @@ func TestKubectlApplySamples(t *testing.T) {
 	}
 	want := []string{"infra-prod-maintenance", "infra-vpc-pr42", "infra-vpc-pr57", "infra-vpc-pr61"}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("LockRequests after kubectl apply -k (-want +got):\n%s", diff)
+		t.Errorf("LockRequests after kubectl apply -f (-want +got):\n%s", diff)
 	}
 }
 
