@@ -59,7 +59,22 @@ type LockReconciler struct {
 
 // Reconcile decides about the lock key req names.
 func (r *LockReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	logger := log.FromContext(ctx)
+	res, err := r.reconcile(ctx, req)
+	if errors.Is(err, orchestrator.ErrConflict) || errors.Is(err, orchestrator.ErrStale) || apierrors.IsConflict(err) {
+		// Someone else (the client, a cache event not yet seen, another operator)
+		// changed an object of the key first: decide again with fresh input. This is
+		// the normal course of optimistic concurrency, not an error.
+		log.FromContext(ctx).V(1).Info("the key changed while deciding; deciding again", "reason", err.Error())
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return res, err
+}
+
+// conflictRetry is how soon a key is decided again after losing a race. The next
+// decision reads objects that are at least as new, so it converges.
+const conflictRetry = 5 * time.Millisecond
+
+func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 
 	pl, err := r.projectLock(ctx, req.NamespacedName)
 	if err != nil {
@@ -99,12 +114,6 @@ func (r *LockReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		in.ForceUnlock, in.ForceUnlockID = true, string(pl.UID)
 	}
 	d, err := r.Orchestrator.Sync(ctx, in)
-	if errors.Is(err, orchestrator.ErrConflict) || errors.Is(err, orchestrator.ErrStale) || apierrors.IsConflict(err) {
-		// Someone else (a cache event not yet seen, or another operator) changed
-		// the key first: decide again with fresh input.
-		logger.V(1).Info("lock changed while deciding; retrying", "reason", err.Error())
-		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
-	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
