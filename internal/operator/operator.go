@@ -11,10 +11,13 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
@@ -22,6 +25,7 @@ import (
 	"github.com/runatlantis/atlantis-lock-operator/internal/indexes"
 	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
+	"github.com/runatlantis/atlantis-lock-operator/internal/scheme"
 )
 
 // Operator is the lock operator as added to a manager.
@@ -76,4 +80,19 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 		return nil, fmt.Errorf("adding the deadlock detector: %w", err)
 	}
 	return &Operator{Orchestrator: orch, Reconciler: reconciler}, nil
+}
+
+// EmbeddedOptions are the manager options of an operator embedded in another process,
+// as the integration tests and the benchmarks run it: this project's scheme and
+// CacheOptions, no metrics or probe servers and no leader election, and controller
+// names that may repeat, since several such managers can share one process.
+func EmbeddedOptions() ctrl.Options {
+	return ctrl.Options{
+		Scheme:                 scheme.New(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		LeaderElection:         false,
+		Cache:                  CacheOptions(),
+		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	}
 }

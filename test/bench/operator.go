@@ -9,11 +9,9 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/operator"
-	"github.com/runatlantis/atlantis-lock-operator/internal/scheme"
 )
 
 // lockControllerName is the name internal/controller gives the lock controller, the
@@ -38,13 +36,7 @@ func startOperator(ctx context.Context, cfg *rest.Config) (*runningOperator, err
 	counter := newRequestCounter()
 	cfg = rest.CopyConfig(cfg)
 	cfg.Wrap(counter.wrap)
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme.New(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		LeaderElection:         false,
-		Cache:                  operator.CacheOptions(),
-	})
+	mgr, err := ctrl.NewManager(cfg, operator.EmbeddedOptions())
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
