@@ -25,6 +25,7 @@ type options struct {
 	probeAddr        string
 	leaderElect      bool
 	leaderElectionNS string
+	watchNamespaces  string
 	dev              bool
 }
 
@@ -42,6 +43,7 @@ func run() error {
 	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	flag.BoolVar(&opts.leaderElect, "leader-elect", true, "Elect a leader among replicas; only the leader decides. Turn off only for a single replica.")
 	flag.StringVar(&opts.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the pod's namespace.")
+	flag.StringVar(&opts.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose LockRequests the operator serves; empty serves every namespace.")
 	flag.BoolVar(&opts.dev, "dev", false, "Log for people (console, debug level) instead of JSON.")
 	overrides := config.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -61,6 +63,11 @@ func run() error {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 
+	cacheOpts, err := cacheOptions(opts.watchNamespaces)
+	if err != nil {
+		return err
+	}
+
 	ctx := ctrl.SetupSignalHandler()
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
@@ -74,7 +81,7 @@ func run() error {
 		LeaderElectionID:              "atlantis-lock-operator.locking.runatlantis.io",
 		LeaderElectionNamespace:       opts.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         operator.CacheOptions(),
+		Cache:                         cacheOpts,
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
