@@ -1,0 +1,180 @@
+package lockclient
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
+)
+
+// LockInfo is one lock key: who holds it and who waits for it.
+type LockInfo struct {
+	// Key is the lock key.
+	Key lockkey.Key
+	// Lock is the key's ProjectLock, or nil in the moment between a first request
+	// and the operator creating it.
+	Lock *lockingv1alpha1.ProjectLock
+	// Holder is the request that holds the key (the one the ProjectLock names, when
+	// the owner holds through several re-entrant requests), or nil when free.
+	Holder *lockingv1alpha1.LockRequest
+	// Queue are the waiting requests in the order they will be served: by
+	// status.position, then as the ProjectLock's status.queue lists them; requests
+	// the operator has not decided about yet come last, oldest first.
+	Queue []lockingv1alpha1.LockRequest
+}
+
+// GetLock returns the lock of key: its ProjectLock, the holder's LockRequest and the
+// queue in order; (nil, nil) when nobody holds or waits for the key.
+func (c *Client) GetLock(ctx context.Context, key lockkey.Key) (*LockInfo, error) {
+	key = lockkey.New(key.Repository, key.Path, key.Workspace, key.ProjectName)
+	if err := key.Validate(); err != nil {
+		return nil, err
+	}
+	name := key.ObjectName()
+	var pl *lockingv1alpha1.ProjectLock
+	obj := &lockingv1alpha1.ProjectLock{}
+	err := c.c.Get(ctx, types.NamespacedName{Namespace: c.namespace, Name: name}, obj)
+	switch {
+	case err == nil:
+		pl = obj
+	case !apierrors.IsNotFound(err):
+		return nil, wrap(err, "reading ProjectLock %s/%s of %s", c.namespace, name, key)
+	}
+	reqs, err := c.listRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var mine []lockingv1alpha1.LockRequest
+	for i := range reqs {
+		if reqs[i].Spec.Key() == key {
+			mine = append(mine, reqs[i])
+		}
+	}
+	info := assemble(key, pl, mine)
+	if info.Holder == nil && len(info.Queue) == 0 {
+		return nil, nil
+	}
+	return &info, nil
+}
+
+// List returns every lock of the namespace that is held or waited for, with holder
+// and queue, ordered by key.
+func (c *Client) List(ctx context.Context) ([]LockInfo, error) {
+	var pls lockingv1alpha1.ProjectLockList
+	if err := c.c.List(ctx, &pls, client.InNamespace(c.namespace)); err != nil {
+		return nil, wrap(err, "listing ProjectLocks in namespace %s", c.namespace)
+	}
+	reqs, err := c.listRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	locks := map[lockkey.Key]*lockingv1alpha1.ProjectLock{}
+	for i := range pls.Items {
+		locks[pls.Items[i].Spec.Key()] = &pls.Items[i]
+	}
+	byKey := map[lockkey.Key][]lockingv1alpha1.LockRequest{}
+	for i := range reqs {
+		k := reqs[i].Spec.Key()
+		byKey[k] = append(byKey[k], reqs[i])
+	}
+	keys := make([]lockkey.Key, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b lockkey.Key) int { return strings.Compare(a.String(), b.String()) })
+	out := make([]LockInfo, 0, len(keys))
+	for _, k := range keys {
+		info := assemble(k, locks[k], byKey[k])
+		if info.Holder != nil || len(info.Queue) > 0 {
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+func (c *Client) listRequests(ctx context.Context) ([]lockingv1alpha1.LockRequest, error) {
+	var list lockingv1alpha1.LockRequestList
+	if err := c.c.List(ctx, &list, client.InNamespace(c.namespace)); err != nil {
+		return nil, wrap(err, "listing LockRequests in namespace %s", c.namespace)
+	}
+	return list.Items, nil
+}
+
+// assemble finds the holder and orders the queue of one key's requests.
+func assemble(key lockkey.Key, pl *lockingv1alpha1.ProjectLock, reqs []lockingv1alpha1.LockRequest) LockInfo {
+	info := LockInfo{Key: key, Lock: pl}
+	named := ""
+	queueIndex := map[string]int{}
+	if pl != nil {
+		if pl.Status.Holder != nil {
+			named = pl.Status.Holder.Request
+		}
+		for i, e := range pl.Status.Queue {
+			queueIndex[e.Request] = i
+		}
+	}
+	var holders []lockingv1alpha1.LockRequest
+	for i := range reqs {
+		lr := &reqs[i]
+		switch StatusOf(lr).State {
+		case StateAcquired:
+			// A holder being deleted still holds until the operator hands off.
+			holders = append(holders, *lr)
+		case StateQueued, StatePending:
+			if lr.DeletionTimestamp == nil {
+				info.Queue = append(info.Queue, *lr)
+			}
+		case StateEnded:
+		}
+	}
+	slices.SortFunc(holders, func(a, b lockingv1alpha1.LockRequest) int {
+		switch {
+		case a.Name == named:
+			return -1
+		case b.Name == named:
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	if len(holders) > 0 {
+		info.Holder = &holders[0]
+	}
+	slices.SortStableFunc(info.Queue, func(a, b lockingv1alpha1.LockRequest) int {
+		return compareWaiters(&a, &b, queueIndex)
+	})
+	return info
+}
+
+// compareWaiters orders decided waiters by position, then by the ProjectLock's queue,
+// before undecided ones, which go by creation time and name.
+func compareWaiters(a, b *lockingv1alpha1.LockRequest, queueIndex map[string]int) int {
+	pa, pb := a.Status.Position, b.Status.Position
+	switch {
+	case pa > 0 && pb == 0:
+		return -1
+	case pa == 0 && pb > 0:
+		return 1
+	case pa != pb:
+		return int(pa - pb)
+	}
+	ia, oka := queueIndex[a.Name]
+	ib, okb := queueIndex[b.Name]
+	switch {
+	case oka && !okb:
+		return -1
+	case !oka && okb:
+		return 1
+	case ia != ib:
+		return ia - ib
+	}
+	if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Name, b.Name)
+}

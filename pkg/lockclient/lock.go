@@ -1,0 +1,201 @@
+package lockclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+)
+
+// maxEnsureAttempts bounds the create / read / replace rounds of ensure: each round
+// makes progress (an ended or released object is gone), so only objects that keep
+// coming back under one name, made by someone else, exhaust it.
+const maxEnsureAttempts = 5
+
+// ensure creates r's request, or adopts the existing one of the same name, and
+// returns it. An ended or deleting object of that name is replaced (see the package
+// documentation).
+func (c *Client) ensure(ctx context.Context, r Request) (*lockingv1alpha1.LockRequest, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	want := c.object(r)
+	for range maxEnsureAttempts {
+		obj := want.DeepCopy()
+		err := c.c.Create(ctx, obj, client.FieldOwner(c.fieldManager))
+		if err == nil {
+			return obj, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, wrap(err, "creating LockRequest %s/%s for %s", c.namespace, want.Name, r.Key())
+		}
+		existing, err := c.get(ctx, want.Name)
+		if apierrors.IsNotFound(err) {
+			continue // deleted since: create again
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := compareSpec(existing, want); err != nil {
+			return nil, err
+		}
+		ended := StatusOf(existing).State == StateEnded
+		if existing.DeletionTimestamp == nil && !ended {
+			return existing, nil // a retry of the call that made it: adopt
+		}
+		// An ended request never holds again, and a deleting one is on its way out:
+		// make a new one once the old one is gone.
+		if err := c.deleteAndWait(ctx, existing.Name, existing.UID); err != nil {
+			return nil, fmt.Errorf("replacing the ended LockRequest %s/%s: %w", c.namespace, existing.Name, err)
+		}
+	}
+	return nil, fmt.Errorf("creating LockRequest %s/%s: an object of that name kept reappearing after %d attempts",
+		c.namespace, want.Name, maxEnsureAttempts)
+}
+
+// Lock creates the request of r (or adopts the existing one of the same name; see
+// RequestName) and waits on a watch until it is Acquired, and returns its status
+// with the fencing token. A request that ends without the lock (QueueTimeout,
+// QueueFull, DeadlockVictim, Conflict with a zero QueueTimeout, or deleted by
+// someone else) is deleted and reported as an *EndedError. If ctx ends first, the
+// request is deleted (with a fresh context bounded by the cleanup timeout), so that
+// nothing is left waiting for a caller that has gone, and the ctx error is returned.
+func (c *Client) Lock(ctx context.Context, r Request) (*Status, error) {
+	lr, err := c.ensure(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.await(ctx, lr, func(s *Status) bool { return s.State == StateAcquired || s.State == StateEnded })
+	if st != nil && st.State == StateEnded {
+		if err != nil {
+			return nil, errors.Join(&EndedError{Status: st}, err)
+		}
+		return nil, &EndedError{Status: st}
+	}
+	return st, err
+}
+
+// TryLock creates the request of r (or adopts the existing one) and returns the
+// operator's first decision as soon as it is made: StateAcquired, StateQueued (with
+// Position and BlockedBy) or StateEnded (reason Conflict, with BlockedBy, when
+// QueueTimeout is 0 and another owner holds the key; or QueueFull). An ended request
+// is deleted before TryLock returns; a queued one stays queued, and Unlock withdraws
+// it. If no decision comes within the decision timeout (no operator running) or ctx
+// ends, the undecided request is deleted and an error returned.
+func (c *Client) TryLock(ctx context.Context, r Request) (*Status, error) {
+	lr, err := c.ensure(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.decisionTimeout)
+	defer cancel()
+	st, err := c.await(dctx, lr, func(*Status) bool { return true })
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("the operator did not decide about LockRequest %s/%s within %s: is atlantis-lock-operator running in this cluster? %w",
+			c.namespace, lr.Name, c.decisionTimeout, err)
+	}
+	return st, err
+}
+
+// await waits until the operator has decided about lr and stop accepts the status.
+// It deletes the request when it ended (returning the Ended status, and an error only
+// if the deletion failed) or when ctx ends first (returning the ctx error).
+func (c *Client) await(ctx context.Context, lr *lockingv1alpha1.LockRequest, stop func(*Status) bool) (*Status, error) {
+	var st *Status
+	last, err := c.waitFor(ctx, lr.Name, func(cur *lockingv1alpha1.LockRequest) (bool, error) {
+		if cur == nil || cur.UID != lr.UID {
+			return true, nil
+		}
+		st = StatusOf(cur)
+		return st.decided() && stop(st), nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, c.cleanup(ctx, lr, fmt.Errorf("waiting for LockRequest %s/%s: %w", c.namespace, lr.Name, err))
+		}
+		return nil, err
+	}
+	if last == nil || last.UID != lr.UID {
+		return &Status{Request: lr, State: StateEnded, Reason: lockingv1alpha1.ReasonReleased,
+			Message: "the request was deleted by someone else before it was granted"}, nil
+	}
+	if st.State == StateEnded {
+		return st, c.cleanup(ctx, last, nil)
+	}
+	return st, nil
+}
+
+// Unlock releases the lock of r, or withdraws it from the queue, by deleting its
+// request (RequestName(r)), and waits until the operator has let the object go: when
+// Unlock returns, the key has passed to the next waiter. A request already gone is
+// not an error.
+func (c *Client) Unlock(ctx context.Context, r Request) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	return c.UnlockName(ctx, RequestName(r))
+}
+
+// UnlockName is Unlock by the LockRequest's name, for requests made elsewhere (by
+// kubectl, or another program).
+func (c *Client) UnlockName(ctx context.Context, name string) error {
+	return c.deleteAndWait(ctx, name, "")
+}
+
+// Get returns the status of r's request. When there is none the error satisfies
+// apierrors.IsNotFound.
+func (c *Client) Get(ctx context.Context, r Request) (*Status, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	lr, err := c.get(ctx, RequestName(r))
+	if err != nil {
+		return nil, err
+	}
+	return StatusOf(lr), nil
+}
+
+// Renew moves the request's spec.renewTime to now (the client's clock), so that a
+// hold with a ttl lasts another ttl from when the operator observes it, and returns
+// the status once the operator has observed it (Request.Status.ExpiresTime is the new
+// expiry). A request that has ended (Expired, Revoked, ...) cannot be renewed: Renew
+// returns an *EndedError, and the caller should Unlock and Lock again.
+func (c *Client) Renew(ctx context.Context, r Request) (*Status, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	name := RequestName(r)
+	lr, err := c.get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if st := StatusOf(lr); st.State == StateEnded {
+		return nil, &EndedError{Status: st}
+	}
+	patched := lr.DeepCopy()
+	now := metav1.NewMicroTime(c.clock.Now())
+	patched.Spec.RenewTime = &now
+	if err := c.c.Patch(ctx, patched, client.MergeFrom(lr), client.FieldOwner(c.fieldManager)); err != nil {
+		return nil, wrap(err, "renewing LockRequest %s/%s", c.namespace, name)
+	}
+	var st *Status
+	_, err = c.waitFor(ctx, name, func(cur *lockingv1alpha1.LockRequest) (bool, error) {
+		if cur == nil || cur.UID != lr.UID {
+			return false, fmt.Errorf("LockRequest %s/%s was deleted while renewing", c.namespace, name)
+		}
+		st = StatusOf(cur)
+		return st.State == StateEnded || cur.Status.ObservedGeneration >= patched.Generation, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the operator to observe the renewal of LockRequest %s/%s: %w", c.namespace, name, err)
+	}
+	if st.State == StateEnded {
+		return nil, &EndedError{Status: st}
+	}
+	return st, nil
+}

@@ -1,0 +1,143 @@
+package lockclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+)
+
+// condition inspects the latest copy of a request (nil once it is gone) and says
+// whether the wait is over.
+type condition func(lr *lockingv1alpha1.LockRequest) (done bool, err error)
+
+// waitFor reads the named request and then follows it on a watch until cond is done,
+// cond fails or ctx ends; it returns the last copy seen (nil when gone). A watch that
+// closes or expires (410 Gone) is resumed from a fresh read, so no change is missed
+// and nothing polls.
+func (c *Client) waitFor(ctx context.Context, name string, cond condition) (*lockingv1alpha1.LockRequest, error) {
+	for {
+		lr, err := c.get(ctx, name)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		if done, err := cond(lr); done || err != nil {
+			return lr, err
+		}
+		rv := ""
+		if lr != nil {
+			rv = lr.ResourceVersion
+		}
+		last, done, err := c.follow(ctx, name, rv, lr, cond)
+		if done || err != nil {
+			return last, err
+		}
+		// The watch ended without an answer: read again and watch again.
+	}
+}
+
+// follow watches the named request from resourceVersion rv. It returns done when cond
+// is, and done=false with no error when the watch closed or expired, to be resumed.
+func (c *Client) follow(ctx context.Context, name, rv string, last *lockingv1alpha1.LockRequest, cond condition) (*lockingv1alpha1.LockRequest, bool, error) {
+	w, err := c.c.Watch(ctx, &lockingv1alpha1.LockRequestList{},
+		client.InNamespace(c.namespace),
+		&client.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("metadata.name", name),
+			Raw:           &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true},
+		})
+	if err != nil {
+		if ctx.Err() != nil {
+			return last, false, ctx.Err()
+		}
+		return last, false, wrap(err, "watching LockRequest %s/%s", c.namespace, name)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return last, false, ctx.Err()
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return last, false, nil
+			}
+			switch ev.Type {
+			case watch.Added, watch.Modified:
+				lr, ok := ev.Object.(*lockingv1alpha1.LockRequest)
+				if !ok {
+					continue
+				}
+				last = lr
+			case watch.Deleted:
+				last = nil
+			case watch.Error:
+				// Usually 410 Gone: the resourceVersion is too old. Read afresh.
+				if st := apierrors.FromObject(ev.Object); !apierrors.IsGone(st) && !apierrors.IsResourceExpired(st) {
+					return last, false, wrap(st, "watching LockRequest %s/%s", c.namespace, name)
+				}
+				return last, false, nil
+			default: // bookmarks
+				continue
+			}
+			if done, err := cond(last); done || err != nil {
+				return last, done, err
+			}
+		}
+	}
+}
+
+// get reads the named request; a NotFound error is returned wrapped.
+func (c *Client) get(ctx context.Context, name string) (*lockingv1alpha1.LockRequest, error) {
+	lr := &lockingv1alpha1.LockRequest{}
+	if err := c.c.Get(ctx, types.NamespacedName{Namespace: c.namespace, Name: name}, lr); err != nil {
+		return nil, wrap(err, "reading LockRequest %s/%s", c.namespace, name)
+	}
+	return lr, nil
+}
+
+// deleteAndWait deletes the named request (only the object with uid, when uid is
+// set) and waits until it is gone: its finalizer goes once the operator has released
+// it. A request already gone is fine.
+func (c *Client) deleteAndWait(ctx context.Context, name string, uid types.UID) error {
+	lr := &lockingv1alpha1.LockRequest{ObjectMeta: metav1.ObjectMeta{Namespace: c.namespace, Name: name}}
+	var opts []client.DeleteOption
+	if uid != "" {
+		opts = append(opts, client.Preconditions{UID: &uid})
+	}
+	err := c.c.Delete(ctx, lr, opts...)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsConflict(err) && uid != "":
+		// The precondition failed: the object of that name is a newer one, not ours.
+		return nil
+	case err != nil:
+		return wrap(err, "deleting LockRequest %s/%s", c.namespace, name)
+	}
+	_, err = c.waitFor(ctx, name, func(lr *lockingv1alpha1.LockRequest) (bool, error) {
+		return lr == nil || (uid != "" && lr.UID != uid), nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the operator to release LockRequest %s/%s (its finalizer %s): %w",
+			c.namespace, name, lockingv1alpha1.ReleaseFinalizer, err)
+	}
+	return nil
+}
+
+// cleanup withdraws a request after the caller's context has ended, with a context of
+// its own, and joins any failure to cause.
+func (c *Client) cleanup(ctx context.Context, lr *lockingv1alpha1.LockRequest, cause error) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cleanupTimeout)
+	defer cancel()
+	if err := c.deleteAndWait(cctx, lr.Name, lr.UID); err != nil {
+		return errors.Join(cause, fmt.Errorf("withdrawing LockRequest %s/%s: %w", c.namespace, lr.Name, err))
+	}
+	return cause
+}
