@@ -34,9 +34,10 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the Go markers, and copy the CRDs into the chart.
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the Go markers, and copy both into the chart.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./internal/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
-	@if [ -d charts/atlantis-lock-operator/crds ]; then cp config/crd/bases/*.yaml charts/atlantis-lock-operator/crds/; fi
+	@# The chart ships the CRDs and renders its manager (Cluster)Roles from the generated role.
+	@if [ -d charts/atlantis-lock-operator/crds ]; then cp config/crd/bases/*.yaml charts/atlantis-lock-operator/crds/; cp config/rbac/role.yaml charts/atlantis-lock-operator/files/manager-role.yaml; fi
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -80,6 +81,16 @@ cover: tools ## Run the tests with a coverage report in bin/cover.out.
 .PHONY: build
 build: manifests generate ## Build the manager binary into bin/.
 	$(GO) build -o $(LOCALBIN)/manager ./cmd
+
+# The manager image in config/manager/manager.yaml, replaced by IMG in dist/install.yaml.
+INSTALLER_IMAGE_PLACEHOLDER := controller:latest
+
+.PHONY: build-installer
+build-installer: manifests $(KUBECTL) ## Write dist/install.yaml (namespace, CRDs, RBAC, manager, metrics Service) from config/default, with the image IMG.
+	@mkdir -p dist
+	$(KUBECTL) kustomize config/default | sed 's|image: $(INSTALLER_IMAGE_PLACEHOLDER)$$|image: $(IMG)|' > dist/install.yaml
+	@grep -qF 'image: $(IMG)' dist/install.yaml || { echo "build-installer: no 'image: $(INSTALLER_IMAGE_PLACEHOLDER)' in config/default to replace with $(IMG)"; exit 1; }
+	@echo "wrote dist/install.yaml with image $(IMG); install with: kubectl apply --server-side -f dist/install.yaml"
 
 .PHONY: run
 run: tools build ## Start a local control plane (or use $KUBECONFIG with USE_EXISTING_CLUSTER=true), install the CRDs and run the operator.
