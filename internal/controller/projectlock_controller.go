@@ -28,6 +28,7 @@ import (
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/indexes"
+	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
 )
@@ -235,7 +236,7 @@ func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lock
 				if apierrors.IsNotFound(err) {
 					continue
 				}
-				return stored, fmt.Errorf("writing the status of LockRequest %s/%s: %w", lr.Namespace, lr.Name, err)
+				return stored, fmt.Errorf("writing the status of LockRequest %s/%s: %w", lr.Namespace, lr.Name, leasebackend.Classify(err))
 			}
 			stored = append(stored, out)
 		}

@@ -116,7 +116,7 @@ type Subscription struct {
 	failed  atomic.Int64
 	// abandoned counts buffered events left unhandled when Shutdown ran out of time.
 	abandoned atomic.Int64
-	lastErr atomic.Pointer[string]
+	lastErr   atomic.Pointer[string]
 }
 
 // Name is the subscriber's name, as given to Subscribe.

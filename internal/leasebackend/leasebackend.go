@@ -73,7 +73,7 @@ func (b *Backend) get(ctx context.Context, ref orchestrator.LockRef) (*coordinat
 	case apierrors.IsNotFound(err):
 		lease = nil
 	case err != nil:
-		return nil, err
+		return nil, Classify(err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -127,7 +127,7 @@ func (b *Backend) Write(ctx context.Context, ref orchestrator.LockRef, rec orche
 			b.forget(ref)
 			return "", orchestrator.ErrConflict
 		}
-		return "", err
+		return "", Classify(err)
 	}
 	b.remember(lease)
 	return lease.ResourceVersion, nil
@@ -144,7 +144,7 @@ func (b *Backend) Delete(ctx context.Context, ref orchestrator.LockRef, version 
 	case apierrors.IsConflict(err):
 		return orchestrator.ErrConflict
 	}
-	return err
+	return Classify(err)
 }
 
 func (b *Backend) remember(lease *coordinationv1.Lease) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -22,8 +23,11 @@ import (
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/controller"
+	"github.com/runatlantis/atlantis-lock-operator/internal/events"
+	"github.com/runatlantis/atlantis-lock-operator/internal/health"
 	"github.com/runatlantis/atlantis-lock-operator/internal/indexes"
 	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
+	"github.com/runatlantis/atlantis-lock-operator/internal/metrics"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 	"github.com/runatlantis/atlantis-lock-operator/internal/scheme"
 )
@@ -34,6 +38,39 @@ type Operator struct {
 	Orchestrator *orchestrator.LockOrchestrator
 	// Reconciler is the lock controller.
 	Reconciler *controller.LockReconciler
+	// Bus carries the orchestrator's events to their handlers.
+	Bus *events.Bus
+	// Metrics are the atlantis_* series.
+	Metrics *metrics.Metrics
+	// Registry is where Metrics are registered.
+	Registry prometheus.Gatherer
+	// Collector takes the periodic metrics snapshots.
+	Collector *metrics.Collector
+	// Health runs the component health checks.
+	Health *health.Monitor
+	// Leader reports whether this replica leads.
+	Leader func() bool
+}
+
+// Option changes how Setup sets the operator up.
+type Option func(*setupOptions)
+
+type setupOptions struct {
+	registry registry
+}
+
+// registry is a Prometheus registry: where the series are registered and read.
+type registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
+// WithRegistry registers the atlantis_* series with reg; main passes
+// controller-runtime's metrics.Registry, so that /metrics serves them. Without it
+// they go to a registry of their own, so that several operators can share a
+// process (the integration tests run two).
+func WithRegistry(reg registry) Option {
+	return func(o *setupOptions) { o.registry = reg }
 }
 
 // CacheOptions keeps the informer caches small: only the Leases of lock keys (not
@@ -54,7 +91,14 @@ func CacheOptions() cache.Options {
 // Setup adds the operator to mgr: the field indexes, the lock controller and the
 // leader-only deadlock detector. The manager must use CacheOptions. clk is the
 // orchestrator's only source of time.
-func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.WithTicker) (*Operator, error) {
+func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.WithTicker, opts ...Option) (*Operator, error) {
+	var o setupOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.registry == nil {
+		o.registry = prometheus.NewRegistry()
+	}
 	if err := indexes.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("setting up indexes: %w", err)
 	}
@@ -63,7 +107,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 		backend = orchestrator.NewMemoryBackend()
 	}
 	orch := orchestrator.New(backend, clk, cfg.Orchestrator())
-	orch.AddObserver(controller.NewEventRecorder(mgr.GetEventRecorder(lockingv1alpha1.FieldManager), mgr.GetClient()))
+	op := &Operator{Orchestrator: orch, Registry: o.registry, Leader: elected(mgr)}
+	if err := setupObservability(mgr, cfg, clk, o.registry, op); err != nil {
+		return nil, err
+	}
 
 	wake := make(chan event.GenericEvent, cfg.RequestBufferSize)
 	reconciler := &controller.LockReconciler{
@@ -79,7 +126,21 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 	if err := mgr.Add(detector); err != nil {
 		return nil, fmt.Errorf("adding the deadlock detector: %w", err)
 	}
-	return &Operator{Orchestrator: orch, Reconciler: reconciler}, nil
+	op.Reconciler = reconciler
+	return op, nil
+}
+
+// elected reports whether mgr leads: its Elected channel is closed (at once
+// without leader election).
+func elected(mgr ctrl.Manager) func() bool {
+	return func() bool {
+		select {
+		case <-mgr.Elected():
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // EmbeddedOptions are the manager options of an operator embedded in another process,

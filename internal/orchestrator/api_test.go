@@ -59,13 +59,13 @@ func waitQueued(t *testing.T, o *LockOrchestrator, n int) {
 		}
 	}))
 	for {
-		if _, q := o.gauges(); q == n {
+		if _, q, _ := o.gauges(); q == n {
 			return
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			_, q := o.gauges()
+			_, q, _ := o.gauges()
 			t.Fatalf("%d requests queued, want %d", q, n)
 		}
 	}

@@ -13,6 +13,17 @@ import (
 // current: someone else changed the record first. Read it again and decide again.
 var ErrConflict = errors.New("lock record changed since it was read")
 
+// ErrTimeout marks a backend error that is a timeout (the API server answered
+// "timeout", or the call's deadline passed). A Backend wraps such errors with it, so
+// that the orchestrator can report them as timeout errors rather than failures.
+var ErrTimeout = errors.New("backend call timed out")
+
+// IsTimeout reports whether err is a timeout: wrapped with ErrTimeout, or a
+// context deadline.
+func IsTimeout(err error) bool {
+	return errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
+
 // LockRef names a lock: its namespace, its object name (of the ProjectLock and Lease)
 // and its key.
 type LockRef struct {

