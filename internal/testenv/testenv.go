@@ -78,6 +78,16 @@ func AssetsDir() (string, error) {
 // Start starts etcd and kube-apiserver and installs the CRDs of config/crd/bases.
 // Call Stop when done (in TestMain, after m.Run).
 func Start() (*Env, error) {
+	return start(true)
+}
+
+// StartWithoutCRDs starts etcd and kube-apiserver without this project's CRDs: a
+// cluster where the operator is not installed, for testing what clients say then.
+func StartWithoutCRDs() (*Env, error) {
+	return start(false)
+}
+
+func start(withCRDs bool) (*Env, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
@@ -89,9 +99,11 @@ func Start() (*Env, error) {
 	sch := NewScheme()
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
 		Scheme:                sch,
+	}
+	if withCRDs {
+		env.CRDDirectoryPaths = []string{filepath.Join(root, "config", "crd", "bases")}
+		env.ErrorIfCRDPathMissing = true
 	}
 	cfg, err := env.Start()
 	if err != nil {

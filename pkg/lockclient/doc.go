@@ -32,8 +32,9 @@
 //
 // # Waiting, cancelling, ending
 //
-// Lock waits on a watch of the one object (never by polling) until it is Acquired or
-// ended. If the context ends first, the request is deleted with a fresh, short
+// Lock waits on a watch of the one object (never by polling) until it is Acquired,
+// with the operator's release finalizer in place (so that a later Unlock waits for
+// the hand-off), or ended. If the context ends first, the request is deleted with a fresh, short
 // context, so that nothing is left queued for a caller that has gone; if the grant
 // raced the cancellation, that deletion releases the lock, since the caller never
 // learned that it held it. TryLock returns the first decision (Acquired, Queued or

@@ -2,6 +2,7 @@ package lockclient
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -177,4 +178,34 @@ func compareWaiters(a, b *lockingv1alpha1.LockRequest, queueIndex map[string]int
 		return c
 	}
 	return strings.Compare(a.Name, b.Name)
+}
+
+// ForceUnlock takes the lock of key away from its holder by deleting the key's
+// ProjectLock, as `kubectl delete projectlock` does: the operator marks the holder's
+// requests Revoked and hands the key to the next waiter. It returns the lock as it
+// was before, once the operator has served the force unlock (the ProjectLock it
+// deleted is gone), or (nil, nil) when nobody held or waited for the key. A revoked
+// holder's request stays, ended, until its owner deletes it (Unlock).
+func (c *Client) ForceUnlock(ctx context.Context, key lockkey.Key) (*LockInfo, error) {
+	info, err := c.GetLock(ctx, key)
+	if err != nil || info == nil {
+		return nil, err
+	}
+	pl := info.Lock
+	if pl == nil {
+		return nil, fmt.Errorf("%s has no ProjectLock yet (the operator has not seen its first request); nothing to force-unlock", info.Key)
+	}
+	if err := c.c.Delete(ctx, pl, client.Preconditions{UID: &pl.UID}); err != nil &&
+		!apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return nil, wrap(err, "deleting ProjectLock %s/%s of %s", c.namespace, pl.Name, info.Key)
+	}
+	_, err = waitObject(ctx, c, pl.Name, "ProjectLock",
+		func() *lockingv1alpha1.ProjectLock { return &lockingv1alpha1.ProjectLock{} },
+		&lockingv1alpha1.ProjectLockList{},
+		func(cur *lockingv1alpha1.ProjectLock) (bool, error) { return cur == nil || cur.UID != pl.UID, nil })
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the operator to serve the force unlock of %s (ProjectLock %s/%s, finalizer %s): %w",
+			info.Key, c.namespace, pl.Name, lockingv1alpha1.ReleaseFinalizer, err)
+	}
+	return info, nil
 }

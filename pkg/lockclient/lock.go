@@ -66,11 +66,24 @@ func (c *Client) ensure(ctx context.Context, r Request) (*lockingv1alpha1.LockRe
 // request is deleted (with a fresh context bounded by the cleanup timeout), so that
 // nothing is left waiting for a caller that has gone, and the ctx error is returned.
 func (c *Client) Lock(ctx context.Context, r Request) (*Status, error) {
+	return c.LockWithProgress(ctx, r, nil)
+}
+
+// LockWithProgress is Lock that also calls progress (when not nil) with every
+// decided status it observes while waiting, the first one included: a caller can
+// show the queue position as it changes. progress runs on the waiting goroutine and
+// should return quickly.
+func (c *Client) LockWithProgress(ctx context.Context, r Request, progress func(*Status)) (*Status, error) {
 	lr, err := c.ensure(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.await(ctx, lr, func(s *Status) bool { return s.State == StateAcquired || s.State == StateEnded })
+	st, err := c.await(ctx, lr, func(s *Status) bool {
+		if progress != nil {
+			progress(s)
+		}
+		return s.State == StateAcquired || s.State == StateEnded
+	})
 	if st != nil && st.State == StateEnded {
 		if err != nil {
 			return nil, errors.Join(&EndedError{Status: st}, err)

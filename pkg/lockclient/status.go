@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 )
@@ -78,12 +79,20 @@ func StatusOf(lr *lockingv1alpha1.LockRequest) *Status {
 }
 
 // decided reports whether the operator has decided about the request's current
-// generation. An ended request stays ended whatever its spec says since.
+// generation. An ended request stays ended whatever its spec says since. A grant
+// counts once the operator has also added its release finalizer (it does so right
+// after writing the status): only then does deleting the request wait for the
+// hand-off, which is what Unlock promises.
 func (s *Status) decided() bool {
-	if s.State == StateEnded {
+	switch {
+	case s.State == StateEnded:
 		return true
+	case s.State == StatePending || s.Request.Status.ObservedGeneration < s.Request.Generation:
+		return false
+	case s.State == StateAcquired && s.Request.DeletionTimestamp == nil:
+		return controllerutil.ContainsFinalizer(s.Request, lockingv1alpha1.ReleaseFinalizer)
 	}
-	return s.State != StatePending && s.Request.Status.ObservedGeneration >= s.Request.Generation
+	return true
 }
 
 // EndedError is returned when a request ended without the lock, or lost it: its

@@ -20,23 +20,32 @@ import (
 type condition func(lr *lockingv1alpha1.LockRequest) (done bool, err error)
 
 // waitFor reads the named request and then follows it on a watch until cond is done,
-// cond fails or ctx ends; it returns the last copy seen (nil when gone). A watch that
-// closes or expires (410 Gone) is resumed from a fresh read, so no change is missed
-// and nothing polls.
+// cond fails or ctx ends; it returns the last copy seen (nil when gone).
 func (c *Client) waitFor(ctx context.Context, name string, cond condition) (*lockingv1alpha1.LockRequest, error) {
+	return waitObject(ctx, c, name, "LockRequest", func() *lockingv1alpha1.LockRequest { return &lockingv1alpha1.LockRequest{} },
+		&lockingv1alpha1.LockRequestList{}, cond)
+}
+
+// waitObject reads the named object of kind (newObj makes an empty one, list is the
+// kind's list) and then follows it on a watch until cond is done, cond fails or ctx
+// ends, and returns the last copy seen (nil when gone). A watch that closes or
+// expires (410 Gone) is resumed from a fresh read, so no change is missed and nothing
+// polls.
+func waitObject[T client.Object](ctx context.Context, c *Client, name, kind string, newObj func() T, list client.ObjectList, cond func(T) (bool, error)) (T, error) {
+	var zero T
 	for {
-		lr, err := c.get(ctx, name)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, err
+		obj, err := readObject(ctx, c, name, kind, newObj)
+		if err != nil {
+			return zero, err
 		}
-		if done, err := cond(lr); done || err != nil {
-			return lr, err
+		if done, err := cond(obj); done || err != nil {
+			return obj, err
 		}
 		rv := ""
-		if lr != nil {
-			rv = lr.ResourceVersion
+		if any(obj) != any(zero) {
+			rv = obj.GetResourceVersion()
 		}
-		last, done, err := c.follow(ctx, name, rv, lr, cond)
+		last, done, err := followObject(ctx, c, name, kind, rv, list, obj, cond)
 		if done || err != nil {
 			return last, err
 		}
@@ -44,10 +53,26 @@ func (c *Client) waitFor(ctx context.Context, name string, cond condition) (*loc
 	}
 }
 
-// follow watches the named request from resourceVersion rv. It returns done when cond
-// is, and done=false with no error when the watch closed or expired, to be resumed.
-func (c *Client) follow(ctx context.Context, name, rv string, last *lockingv1alpha1.LockRequest, cond condition) (*lockingv1alpha1.LockRequest, bool, error) {
-	w, err := c.c.Watch(ctx, &lockingv1alpha1.LockRequestList{},
+// readObject reads the named object, or returns nil (the zero T) when it is gone.
+func readObject[T client.Object](ctx context.Context, c *Client, name, kind string, newObj func() T) (T, error) {
+	var zero T
+	obj := newObj()
+	err := c.c.Get(ctx, types.NamespacedName{Namespace: c.namespace, Name: name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		return zero, nil
+	case err != nil:
+		return zero, wrap(err, "reading %s %s/%s", kind, c.namespace, name)
+	}
+	return obj, nil
+}
+
+// followObject watches the named object from resourceVersion rv. It returns done
+// when cond is, and done=false with no error when the watch closed or expired, to be
+// resumed.
+func followObject[T client.Object](ctx context.Context, c *Client, name, kind, rv string, list client.ObjectList, last T, cond func(T) (bool, error)) (T, bool, error) {
+	var zero T
+	w, err := c.c.Watch(ctx, list,
 		client.InNamespace(c.namespace),
 		&client.ListOptions{
 			FieldSelector: fields.OneTermEqualSelector("metadata.name", name),
@@ -57,7 +82,7 @@ func (c *Client) follow(ctx context.Context, name, rv string, last *lockingv1alp
 		if ctx.Err() != nil {
 			return last, false, ctx.Err()
 		}
-		return last, false, wrap(err, "watching LockRequest %s/%s", c.namespace, name)
+		return last, false, wrap(err, "watching %s %s/%s", kind, c.namespace, name)
 	}
 	defer w.Stop()
 	for {
@@ -70,17 +95,17 @@ func (c *Client) follow(ctx context.Context, name, rv string, last *lockingv1alp
 			}
 			switch ev.Type {
 			case watch.Added, watch.Modified:
-				lr, ok := ev.Object.(*lockingv1alpha1.LockRequest)
+				obj, ok := ev.Object.(T)
 				if !ok {
 					continue
 				}
-				last = lr
+				last = obj
 			case watch.Deleted:
-				last = nil
+				last = zero
 			case watch.Error:
 				// Usually 410 Gone: the resourceVersion is too old. Read afresh.
 				if st := apierrors.FromObject(ev.Object); !apierrors.IsGone(st) && !apierrors.IsResourceExpired(st) {
-					return last, false, wrap(st, "watching LockRequest %s/%s", c.namespace, name)
+					return last, false, wrap(st, "watching %s %s/%s", kind, c.namespace, name)
 				}
 				return last, false, nil
 			default: // bookmarks
