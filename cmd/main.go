@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
@@ -69,13 +70,15 @@ func run() error {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
+	// /metrics/atlantis and /status are served beside /metrics.
+	var endpoints operator.Endpoints
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("no Kubernetes API to talk to (set KUBECONFIG or run in a cluster): %w", err)
 	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        scheme.New(),
-		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddr},
+		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddr, ExtraHandlers: endpoints.Handlers()},
 		HealthProbeBindAddress:        opts.probeAddr,
 		LeaderElection:                opts.leaderElect,
 		LeaderElectionID:              "atlantis-lock-operator.locking.runatlantis.io",
@@ -95,9 +98,11 @@ func run() error {
 		if cfg.Backend == config.BackendMemory {
 			setupLog.Info("backend \"memory\": locks are granted in this process only, without Leases; use it for trials, never with more than one replica")
 		}
-		if _, err := operator.Setup(ctx, mgr, cfg, clock.RealClock{}); err != nil {
+		op, err := operator.Setup(ctx, mgr, cfg, clock.RealClock{}, operator.WithRegistry(ctrlmetrics.Registry))
+		if err != nil {
 			return err
 		}
+		endpoints.Bind(op)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

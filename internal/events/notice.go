@@ -1,6 +1,7 @@
 package events
 
 import (
+	"strings"
 	"time"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
@@ -74,10 +75,13 @@ func FromNotice(n orchestrator.Notice) (Event, bool) {
 	case orchestrator.NoticeDeadlock:
 		dl := n.Deadlock
 		e.Type, e.Reason = DeadlockDetected, ReasonDeadlockDetected
-		e.Request, e.RequestUID, e.Owner = dl.Victim.Request, dl.Victim.RequestUID, n.Owner
+		// The wait-for graph names owners per namespace ("ns/owner"); a cycle
+		// never leaves its namespace, so name them as their users know them.
+		local := func(owner string) string { return strings.TrimPrefix(owner, n.Lock.Namespace+"/") }
+		e.Request, e.RequestUID, e.Owner = dl.Victim.Request, dl.Victim.RequestUID, local(dl.Victim.Waiter)
 		e.Message = "deadlock: " + dl.Describe() + "; failing request " + dl.Victim.Request
 		for _, edge := range dl.Cycle {
-			e.Cycle = append(e.Cycle, edge.Waiter)
+			e.Cycle = append(e.Cycle, local(edge.Waiter))
 		}
 	case orchestrator.NoticeBackendError, orchestrator.NoticeTimeoutError:
 		e.Type = BackendError
