@@ -2,10 +2,12 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,7 +25,7 @@ func TestEventsTellTheStory(t *testing.T) {
 	ctx := deadline(t, time.Minute)
 	cfg := config.Default()
 	cfg.DeadlockCheckInterval = 100 * time.Millisecond
-	startOperator(t, cfg)
+	op := startOperator(t, cfg).op
 
 	mustCreate := func(name, path string, pull int32) {
 		t.Helper()
@@ -67,6 +69,75 @@ func TestEventsTellTheStory(t *testing.T) {
 	wantEvent(ctx, t, ns, "ProjectLock", victim.Status.LockName, "Warning", events.KubeReasonDeadlockDetected,
 		"acme/infra#2 waits for acme/infra#1")
 	wantEvent(ctx, t, ns, "ProjectLock", w.get("p1-k2").Status.LockName, "Normal", events.KubeReasonHandedOff, "handed to acme/infra#1")
+	wantEvent(ctx, t, ns, "ProjectLock", w.get("p1-k2").Status.LockName, "Normal", events.KubeReasonReleased, "released by acme/infra#2")
+
+	// The same story in the metrics: three grants (one a hand-off after a wait),
+	// two requests queued, one deadlock and its victim, one hold ended.
+	wantMetrics(ctx, t, op.Registry, map[string]float64{
+		`atlantis_lock_requests_total{result="acquired"}`:        3,
+		`atlantis_lock_requests_total{result="deadlock_victim"}`: 1,
+		`atlantis_lock_requests_total{result="conflict"}`:        0,
+		`atlantis_lock_deadlocks_detected_total`:                 1,
+		`atlantis_lock_handoffs_total`:                           1,
+		`atlantis_lock_events_total{type="lock_requested"}`:      4,
+		`atlantis_lock_events_total{type="queued_request"}`:      2,
+		`atlantis_lock_events_total{type="lock_acquired"}`:       3,
+		`atlantis_lock_events_total{type="queue_processed"}`:     1,
+		`atlantis_lock_events_total{type="lock_released"}`:       1,
+		`atlantis_lock_events_total{type="deadlock_detected"}`:   2, // found, then the victim failed
+		`atlantis_lock_wait_duration_seconds_count`:              3,
+		`atlantis_lock_hold_duration_seconds_count`:              1,
+		`atlantis_lock_events_dropped_total`:                     0,
+		`atlantis_locks_held`:                                    2, // k1 by pull 1, k2 by pull 1
+		`atlantis_lock_queue_depth`:                              0,
+	})
+}
+
+// wantMetrics waits until the series in reg have the wanted values. A series is
+// named as Prometheus prints it: name{label="value"}, labels sorted.
+func wantMetrics(ctx context.Context, t *testing.T, reg prometheus.Gatherer, want map[string]float64) {
+	t.Helper()
+	var got map[string]float64
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+		got = map[string]float64{}
+		families, err := reg.Gather()
+		if err != nil {
+			return false, err
+		}
+		for _, mf := range families {
+			for _, m := range mf.GetMetric() {
+				name := mf.GetName()
+				var labels []string
+				for _, lp := range m.GetLabel() {
+					labels = append(labels, fmt.Sprintf("%s=%q", lp.GetName(), lp.GetValue()))
+				}
+				if len(labels) > 0 {
+					name += "{" + strings.Join(labels, ",") + "}"
+				}
+				switch {
+				case m.GetCounter() != nil:
+					got[name] = m.GetCounter().GetValue()
+				case m.GetGauge() != nil:
+					got[name] = m.GetGauge().GetValue()
+				case m.GetHistogram() != nil:
+					got[name+"_count"] = float64(m.GetHistogram().GetSampleCount())
+				}
+			}
+		}
+		for series, value := range want {
+			if got[series] != value {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		for series, value := range want {
+			if got[series] != value {
+				t.Errorf("%s = %v, want %v", series, got[series], value)
+			}
+		}
+	}
 }
 
 // wantEvent waits for an event about the named object with the type and reason, whose
