@@ -44,10 +44,10 @@ atlantis:
 // `go test ./...` alone checks the chart.)
 func TestHelmLint(t *testing.T) {
 	chart := repoPath(t, "charts", "atlantis-lock-operator")
-	if out, err := run(t, "helm", "lint", "--strict", chart); err != nil {
+	if out, err := run(t, "helm", "lint", "--strict", chart, "--kube-version", kubeVersion); err != nil {
 		t.Errorf("helm lint --strict (defaults): %v\n%s", err, out)
 	}
-	if out, err := runStdin(t, fullValues, "helm", "lint", "--strict", chart, "--values", "-"); err != nil {
+	if out, err := runStdin(t, fullValues, "helm", "lint", "--strict", chart, "--kube-version", kubeVersion, "--values", "-"); err != nil {
 		t.Errorf("helm lint --strict (full values): %v\n%s", err, out)
 	}
 }
@@ -260,6 +260,23 @@ func TestRefusedCombinations(t *testing.T) {
 			_, err := helmTemplate(t, tc.values)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("values %q: error %v, want one containing %q", tc.values, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// Kubernetes before 1.35 is refused (fencing tokens need comparable resourceVersions);
+// development builds of kube-apiserver, like bin/'s, report v0.0.0 and are let through.
+func TestKubernetesVersion(t *testing.T) {
+	for version, ok := range map[string]bool{"1.34.9": false, "1.35.0": true, "1.37.2": true, "v0.0.0-master+$Format:%H$": true} {
+		t.Run(version, func(t *testing.T) {
+			t.Parallel()
+			_, err := helmTemplate(t, "", "--kube-version", version)
+			if ok && err != nil {
+				t.Errorf("Kubernetes %s refused: %v", version, err)
+			}
+			if !ok && (err == nil || !strings.Contains(err.Error(), "needs 1.35 or later")) {
+				t.Errorf("Kubernetes %s: error %v, want it refused as too old", version, err)
 			}
 		})
 	}

@@ -108,6 +108,13 @@ where the Deployment mounts it.
 
 {{/* Checks of value combinations the schema cannot express. */}}
 {{- define "alo.validate" -}}
+{{- /* Major and minor as numbers ("35+" on some providers); development builds of
+kube-apiserver, such as bin/'s, report no version (v0.0.0) and are let through. */}}
+{{- $major := int (default "0" (regexFind "^[0-9]+" (toString .Capabilities.KubeVersion.Major))) }}
+{{- $minor := int (default "0" (regexFind "^[0-9]+" (toString .Capabilities.KubeVersion.Minor))) }}
+{{- if and (eq $major 1) (lt $minor 35) }}
+{{- fail (printf "Kubernetes %s is too old: the operator needs 1.35 or later, whose resourceVersions are comparable (fencing tokens)" .Capabilities.KubeVersion.Version) }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "replicaCount > 1 needs leaderElection.enabled: without it every replica would decide" }}
 {{- end }}
