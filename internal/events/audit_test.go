@@ -25,7 +25,7 @@ func auditEvents(n int) []Event {
 		e := sampleEvent()
 		e.Type = types[i%len(types)]
 		e.FencingToken = fmt.Sprint(i + 1)
-		e.Time = t0.Add(time.Duration(i) * time.Second)
+		e.Time = sampleTime.Add(time.Duration(i) * time.Second)
 		out[i] = e
 	}
 	return out

@@ -27,7 +27,7 @@ import (
 
 const testSecret = "s3cret-signing-key-0123456789"
 
-var t0 = time.Date(2026, 3, 14, 9, 26, 53, 0, time.UTC)
+var sampleTime = time.Date(2026, 3, 14, 9, 26, 53, 0, time.UTC)
 
 // recordingClock is a fake clock that reports the duration of every timer it
 // creates, after creating it, so a test knows a wait has begun before it steps.
@@ -37,7 +37,7 @@ type recordingClock struct {
 }
 
 func newRecordingClock() *recordingClock {
-	return &recordingClock{FakeClock: clocktesting.NewFakeClock(t0), timers: make(chan time.Duration, 100)}
+	return &recordingClock{FakeClock: clocktesting.NewFakeClock(sampleTime), timers: make(chan time.Duration, 100)}
 }
 
 func (c *recordingClock) NewTimer(d time.Duration) clock.Timer {
@@ -227,7 +227,7 @@ func waitDone(t *testing.T, done <-chan error) error {
 func sampleEvent() Event {
 	return Event{
 		Type:         LockAcquired,
-		Time:         t0,
+		Time:         sampleTime,
 		Namespace:    "atlantis",
 		LockKey:      "acme/infra/modules/vpc/default/vpc",
 		Lock:         "acme-infra-vpc-default-1a2b3c",
@@ -253,7 +253,7 @@ func TestWebhookDeliversSignedEventJSON(t *testing.T) {
 	e := sampleEvent()
 	e.Cycle = []string{"a", "b"}
 	e.Health = &Health{Score: 90, Components: map[string]orchestrator.ComponentStatus{
-		"event_bus": {Status: "healthy", Score: 100, LastCheck: t0},
+		"event_bus": {Status: "healthy", Score: 100, LastCheck: sampleTime},
 	}}
 
 	if err := w.HandleEvent(context.Background(), e); err != nil {
