@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -306,7 +307,8 @@ func (b *Bus) Closed() bool {
 // Shutdown stops accepting events and lets every asynchronous subscriber work
 // through what it has buffered until ctx ends. Then it cancels the handlers'
 // context, waits for them to return, and reports how many buffered events were
-// never handled. It is safe to call more than once.
+// never handled. Last, it closes the handlers that are io.Closers. It is safe to
+// call more than once, but closes handlers every time.
 func (b *Bus) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	if !b.closed {
@@ -325,20 +327,35 @@ func (b *Bus) Shutdown(ctx context.Context) error {
 		b.wg.Wait()
 		close(done)
 	}()
+	var drainErr error
 	select {
 	case <-done:
-		b.cancelRun()
-		return nil
 	case <-ctx.Done():
+		// Out of time: abort what handlers are doing; what is still buffered is lost.
+		b.cancelRun()
+		<-done
+		var lost int64
+		for _, s := range subs {
+			lost += s.abandoned.Load()
+		}
+		drainErr = fmt.Errorf("event bus drain time over: %d buffered events were not handled: %w", lost, ctx.Err())
 	}
-	// Out of time: abort what handlers are doing; what is still buffered is lost.
 	b.cancelRun()
-	<-done
-	var lost int64
+	return errors.Join(drainErr, closeHandlers(subs))
+}
+
+// closeHandlers closes the handlers that are io.Closers (the audit trail's file),
+// once nothing calls them any more.
+func closeHandlers(subs []*Subscription) error {
+	var errs []error
 	for _, s := range subs {
-		lost += s.abandoned.Load()
+		if c, ok := s.handler.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing subscriber %s: %w", s.name, err))
+			}
+		}
 	}
-	return fmt.Errorf("event bus drain time over: %d buffered events were not handled: %w", lost, ctx.Err())
+	return errors.Join(errs...)
 }
 
 // Start implements manager.Runnable: the bus delivers until ctx ends, then shuts

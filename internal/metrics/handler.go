@@ -58,20 +58,22 @@ func (h Handler) HandleEvent(_ context.Context, e events.Event) error {
 	return nil
 }
 
-// BusObserver counts what the event bus does: every event published, every event
-// dropped, and drops of a webhook's events as its dropped deliveries.
+// BusObserver counts what the event bus does: every event published and every
+// event dropped. (events.WebhookDrops wraps it to count a webhook's drops as its
+// dropped deliveries.)
 type BusObserver struct {
 	m *Metrics
-	// isWebhook tells webhook subscribers by name.
-	isWebhook func(subscriber string) bool
 }
 
 var _ events.Observer = BusObserver{}
 
-// NewBusObserver returns the bus observer of m. isWebhook reports whether a
-// subscriber name is a webhook's, whose drops are also dropped deliveries.
-func NewBusObserver(m *Metrics, isWebhook func(subscriber string) bool) BusObserver {
-	return BusObserver{m: m, isWebhook: isWebhook}
+// NewBusObserver returns the bus observer of m.
+func NewBusObserver(m *Metrics) BusObserver { return BusObserver{m: m} }
+
+// Delivered counts one webhook delivery with its result (an events.Delivery*
+// value); it is the webhooks' WebhookOptions.Delivered.
+func (m *Metrics) Delivered(result string) {
+	m.WebhookDeliveries.WithLabelValues(result).Inc()
 }
 
 // Published implements events.Observer.
@@ -80,11 +82,8 @@ func (o BusObserver) Published(e events.Event) {
 }
 
 // Dropped implements events.Observer.
-func (o BusObserver) Dropped(subscriber string, _ events.Event) {
+func (o BusObserver) Dropped(string, events.Event) {
 	o.m.EventsDropped.Inc()
-	if o.isWebhook != nil && o.isWebhook(subscriber) {
-		o.m.WebhookDeliveries.WithLabelValues("dropped").Inc()
-	}
 }
 
 // Failed implements events.Observer. Handler failures are the handler's own

@@ -80,8 +80,11 @@ func wantHistogram(t *testing.T, h prometheus.Histogram, count uint64, sum float
 
 func TestBusObserverCountsEventsAndDrops(t *testing.T) {
 	m := New(func() (int, int) { return 0, 0 })
-	isWebhook := func(s string) bool { return s == "webhook-0" }
-	bus := events.NewBus(events.Options{BufferSize: 1, Observer: NewBusObserver(m, isWebhook)})
+	hook, err := events.NewWebhook(events.WebhookOptions{Name: "webhook-0", URL: "http://127.0.0.1:1/", QueueSize: 1, Delivered: m.Delivered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := events.NewBus(events.Options{BufferSize: 1, Observer: events.WebhookDrops(NewBusObserver(m), hook)})
 	block := make(chan struct{})
 	entered := make(chan struct{}, 10)
 	slow := events.HandlerFunc(func(ctx context.Context, _ events.Event) error {

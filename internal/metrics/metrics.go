@@ -21,8 +21,6 @@ var (
 	RequestResults = []string{"acquired", "conflict", "queue_timeout", "queue_full", "deadlock_victim"}
 	// TimeoutKinds are the values of atlantis_lock_timeouts_total{kind}.
 	TimeoutKinds = []string{"queue", "ttl"}
-	// DeliveryResults are the values of atlantis_lock_webhook_deliveries_total{result}.
-	DeliveryResults = []string{"success", "failure", "dropped"}
 	// BackendErrorKinds are the values of atlantis_lock_backend_errors_total{kind}.
 	BackendErrorKinds = []string{"error", "timeout"}
 	// Components are the values of atlantis_component_health{component}.
@@ -147,7 +145,7 @@ func New(load LoadFunc) *Metrics {
 	initLabels(m.RequestsTotal, RequestResults)
 	initLabels(m.TimeoutsTotal, TimeoutKinds)
 	initLabels(m.BackendErrors, BackendErrorKinds)
-	initLabels(m.WebhookDeliveries, DeliveryResults)
+	initLabels(m.WebhookDeliveries, events.DeliveryResults())
 	for _, t := range events.Types() {
 		m.EventsTotal.WithLabelValues(string(t))
 	}

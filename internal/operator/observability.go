@@ -20,6 +20,8 @@ import (
 const (
 	subscriberMetrics    = "metrics"
 	subscriberKubeEvents = "kubernetes-events"
+	subscriberAudit      = "audit"
+	subscriberLog        = "log"
 )
 
 // setupObservability builds the event bus and its handlers, the metrics, the
@@ -35,9 +37,16 @@ func setupObservability(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicke
 		return fmt.Errorf("registering the atlantis_* metrics: %w", err)
 	}
 	log := mgr.GetLogger().WithName("events")
+	var hooks []*events.Webhook
+	if cfg.EnableEvents {
+		var err error
+		if hooks, err = newWebhooks(cfg, clk, m, log); err != nil {
+			return err
+		}
+	}
 	bus := events.NewBus(events.Options{
 		BufferSize:   cfg.EventBufferSize,
-		Observer:     metrics.NewBusObserver(m, nil),
+		Observer:     events.WebhookDrops(metrics.NewBusObserver(m), hooks...),
 		DrainTimeout: cfg.ComponentTimeout,
 		Log:          log,
 	})
@@ -45,11 +54,7 @@ func setupObservability(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicke
 		return err
 	}
 	if cfg.EnableEvents {
-		kube := events.NewKubeEvents(mgr.GetEventRecorder(lockingv1alpha1.FieldManager), mgr.GetClient())
-		if _, err := bus.Subscribe(subscriberKubeEvents, kube, events.KubeEventsFilter()); err != nil {
-			return err
-		}
-		if err := subscribeHandlers(bus, cfg, clk, m, log); err != nil {
+		if err := subscribeHandlers(mgr, bus, cfg, hooks, log); err != nil {
 			return err
 		}
 	}
@@ -134,8 +139,65 @@ func newHealthMonitor(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicker,
 	return monitor, nil
 }
 
-// subscribeHandlers subscribes the structured log, the audit trail and the
-// webhooks.
-func subscribeHandlers(bus *events.Bus, cfg config.Config, clk clock.WithTicker, m *metrics.Metrics, log logr.Logger) error {
+// newWebhooks makes the configured webhooks, reading their secrets now so that a
+// missing secret stops start-up rather than the first delivery.
+func newWebhooks(cfg config.Config, clk clock.WithTicker, m *metrics.Metrics, log logr.Logger) ([]*events.Webhook, error) {
+	// Backoff waits use the operator's clock when it can schedule them.
+	var hookClock clock.WithDelayedExecution = clock.RealClock{}
+	if c, ok := clk.(clock.WithDelayedExecution); ok {
+		hookClock = c
+	}
+	hooks := make([]*events.Webhook, 0, len(cfg.Webhooks))
+	for i, wh := range cfg.Webhooks {
+		secret, err := wh.Secret()
+		if err != nil {
+			return nil, fmt.Errorf("enhanced_locking.webhooks[%d]: %w", i, err)
+		}
+		types := make([]events.Type, 0, len(wh.Events))
+		for _, t := range wh.Events {
+			types = append(types, events.Type(t))
+		}
+		hook, err := events.NewWebhook(events.WebhookOptions{
+			Name:       fmt.Sprintf("webhook-%d", i),
+			URL:        wh.URL,
+			Events:     types,
+			Secret:     secret,
+			Timeout:    wh.Timeout,
+			MaxRetries: wh.MaxRetries,
+			QueueSize:  wh.QueueSize,
+			Clock:      hookClock,
+			Delivered:  m.Delivered,
+			Log:        log.WithValues("webhook", i),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("enhanced_locking.webhooks[%d]: %w", i, err)
+		}
+		hooks = append(hooks, hook)
+	}
+	return hooks, nil
+}
+
+// subscribeHandlers subscribes the asynchronous handlers: Kubernetes Events, the
+// structured log, the audit trail and the webhooks.
+func subscribeHandlers(mgr ctrl.Manager, bus *events.Bus, cfg config.Config, hooks []*events.Webhook, log logr.Logger) error {
+	kube := events.NewKubeEvents(mgr.GetEventRecorder(lockingv1alpha1.FieldManager), mgr.GetClient())
+	if _, err := bus.Subscribe(subscriberKubeEvents, kube, events.KubeEventsFilter()); err != nil {
+		return err
+	}
+	if cfg.AuditLog != "" {
+		audit, err := events.OpenAudit(cfg.AuditLog)
+		if err != nil {
+			return fmt.Errorf("enhanced_locking.audit_log: %w", err)
+		}
+		if _, err := bus.Subscribe(subscriberAudit, audit, events.Filter{}); err != nil {
+			return err
+		}
+	}
+	for _, hook := range hooks {
+		if _, err := hook.Subscribe(bus); err != nil {
+			return err
+		}
+	}
+	_ = log
 	return nil
 }

@@ -131,9 +131,9 @@ func measureAcquire(ctx context.Context, l *lockClient, prefix string, samples i
 // waiter is created and observed Queued; then the holder is deleted, and the time
 // from that delete to the waiter's Acquired=True observed is recorded. The waiter
 // becomes the next holder, samples times.
-func measureHandoff(ctx context.Context, l *lockClient, samples int) ([]time.Duration, error) {
-	const repository, path = "bench/handoff", "key"
-	holder, err := l.create(ctx, "handoff-0", repository, path)
+func measureHandoff(ctx context.Context, l *lockClient, name string, samples int) ([]time.Duration, error) {
+	repository, path := "bench/"+name, "key"
+	holder, err := l.create(ctx, name+"-0", repository, path)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func measureHandoff(ctx context.Context, l *lockClient, samples int) ([]time.Dur
 	}
 	latencies := make([]time.Duration, 0, samples)
 	for i := 1; i <= samples; i++ {
-		waiter, err := l.create(ctx, fmt.Sprintf("handoff-%d", i), repository, path)
+		waiter, err := l.create(ctx, fmt.Sprintf("%s-%d", name, i), repository, path)
 		if err != nil {
 			return nil, err
 		}

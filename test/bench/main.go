@@ -5,8 +5,9 @@
 //
 // In order, it
 //
-//  1. times the in-memory deadlock scan over 10,000 waiting requests (before the
-//     control plane starts, so that nothing competes for the CPU);
+//  1. times the in-memory deadlock scan over 10,000 waiting requests, and the event
+//     bus's throughput with 1 and 8 subscribers (before the control plane starts,
+//     so that nothing competes for the CPU);
 //  2. starts the control plane in -state-dir, installs the CRDs, creates a namespace;
 //  3. measures the baseline: -clients goroutines each creating -cycles Leases and
 //     updating each by compare-and-swap, then deleting them;
@@ -16,7 +17,9 @@
 //     keys, hand-offs (holder deleted → next waiter Acquired observed) on one key, and
 //     lock cycles per second of -clients clients over -keys keys, checking that grants
 //     of one key never overlap and that their fencing tokens increase;
-//  6. prints a table against the targets, stops everything and checks that no process
+//  6. stops the operator and starts it again with enable_events: false, and measures
+//     hand-offs again: the cost of events on the lock path;
+//  7. prints a table against the targets, stops everything and checks that no process
 //     of the control plane is left.
 //
 // Every client, the operator's included, runs with QPS 1000 and burst 2000 instead of
@@ -36,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
 )
 
@@ -132,6 +136,10 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 	if res.Deadlock, err = runDeadlockScan(); err != nil {
 		return err
 	}
+	step("event bus: %d events to 1 and to %d subscribers", busEvents, busSubscribersMany)
+	if res.EventBus, err = runEventBus(); err != nil {
+		return err
+	}
 
 	step("starting the local control plane in %s", opts.stateDir)
 	e, err := startEnv(ctx, opts)
@@ -149,7 +157,30 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 	}
 
 	step("starting the operator in this process (logs: %s)", e.operatorLogPath())
-	op, err := startOperator(ctx, e.restConfig())
+	op, err := startOperator(ctx, e.restConfig(), config.Default())
+	if err != nil {
+		return err
+	}
+	res.Workers = op.workers
+	if err := measureOperator(ctx, opts, e, op, res); err != nil {
+		return errors.Join(err, op.stop())
+	}
+	step("stopping the operator")
+	if err := op.stop(); err != nil {
+		return err
+	}
+	return measureEventsOff(ctx, opts, e, res)
+}
+
+// measureEventsOff measures hand-offs again with an operator whose event bus has
+// no subscribers but metrics (enable_events: false): no Kubernetes Events written,
+// no event logs. Against the hand-offs measured with events on, it is the cost of
+// events on the lock path.
+func measureEventsOff(ctx context.Context, opts options, e *env, res *Results) (retErr error) {
+	cfg := config.Default()
+	cfg.EnableEvents = false
+	step("starting the operator again with enable_events: false")
+	op, err := startOperator(ctx, e.restConfig(), cfg)
 	if err != nil {
 		return err
 	}
@@ -157,8 +188,20 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 		step("stopping the operator")
 		retErr = errors.Join(retErr, op.stop())
 	}()
-	res.Workers = op.workers
-	return measureOperator(ctx, opts, e, op, res)
+	obsCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	obs, err := startObserver(obsCtx, e.client, opts.namespace)
+	if err != nil {
+		return err
+	}
+	l := &lockClient{c: e.client, obs: obs, namespace: opts.namespace, timeout: opts.timeout}
+	step("hand-off with events off: %d hand-offs on one key", opts.samples)
+	handoff, err := measureHandoff(ctx, l, "handoff-quiet", opts.samples)
+	if err != nil {
+		return fmt.Errorf("hand-off with events off: %w", err)
+	}
+	res.HandoffEventsOff = Summarize(handoff)
+	return nil
 }
 
 // measureOperator runs the lock measurements against the running operator.
@@ -185,7 +228,7 @@ func measureOperator(ctx context.Context, opts options, e *env, op *runningOpera
 	res.Acquire, res.AcquireCreate = Summarize(acquire.acquire), Summarize(acquire.create)
 
 	step("hand-off: %d hand-offs on one key", opts.samples)
-	handoff, err := measureHandoff(ctx, l, opts.samples)
+	handoff, err := measureHandoff(ctx, l, "handoff", opts.samples)
 	if err != nil {
 		return fmt.Errorf("hand-off: %w", err)
 	}

@@ -30,9 +30,9 @@ type runningOperator struct {
 	done   chan error
 }
 
-// startOperator starts a controller-runtime manager with the operator's default
-// configuration against cfg, and returns once it runs. Its requests are counted.
-func startOperator(ctx context.Context, cfg *rest.Config) (*runningOperator, error) {
+// startOperator starts a controller-runtime manager with the operator configured by
+// opCfg against cfg, and returns once it runs. Its requests are counted.
+func startOperator(ctx context.Context, cfg *rest.Config, opCfg config.Config) (*runningOperator, error) {
 	counter := newRequestCounter()
 	cfg = rest.CopyConfig(cfg)
 	cfg.Wrap(counter.wrap)
@@ -40,9 +40,8 @@ func startOperator(ctx context.Context, cfg *rest.Config) (*runningOperator, err
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	opCfg := config.Default()
 	if err := opCfg.Validate(); err != nil {
-		return nil, fmt.Errorf("default configuration: %w", err)
+		return nil, fmt.Errorf("operator configuration: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	if _, err := operator.Setup(ctx, mgr, opCfg, clock.RealClock{}); err != nil {

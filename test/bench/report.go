@@ -30,6 +30,10 @@ type Results struct {
 	// uncontended acquires (their releases included).
 	AcquireOperator requestDelta     `json:"uncontendedOperatorRequests"`
 	Handoff         Summary          `json:"handoff"`
+	// HandoffEventsOff is Handoff measured again with enable_events: false.
+	HandoffEventsOff Summary `json:"handoffEventsOff"`
+	// EventBus is the event bus's throughput, in memory.
+	EventBus EventBusResult `json:"eventBus"`
 	Through         ThroughputResult `json:"throughput"`
 	Deadlock        DeadlockResult   `json:"deadlockScan"`
 	Targets         []Row            `json:"targets"`
@@ -158,6 +162,12 @@ func (r *Results) rows() []Row {
 			Target:   "0 violations",
 			Met:      &exclusive,
 		},
+		info(fmt.Sprintf("hand-off P50 / P99 with enable_events: false (n=%d)", r.HandoffEventsOff.N),
+			fmt.Sprintf("%s / %s (events on: %s / %s)", fmtDuration(r.HandoffEventsOff.P50), fmtDuration(r.HandoffEventsOff.P99),
+				fmtDuration(r.Handoff.P50), fmtDuration(r.Handoff.P99))),
+		busRow(r.EventBus.Events, r.EventBus.One),
+		busRow(r.EventBus.Events, r.EventBus.Many),
+		busRow(r.EventBus.Events, r.EventBus.Burst),
 		atMost(fmt.Sprintf("deadlock scan, %d waiting, no cycle (median of %d)", r.Deadlock.Edges, r.Deadlock.Runs), r.Deadlock.Acyclic.P50, 10*time.Millisecond),
 		atMost(fmt.Sprintf("deadlock scan, %d waiting, %d 2-cycles (median)", r.Deadlock.Edges, deadlockCycles), r.Deadlock.WithCycles.P50, 10*time.Millisecond),
 	}
@@ -213,4 +223,10 @@ func fmtDuration(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.1f ms", ms(d))
 	}
+}
+
+// busRow reports one event bus measurement.
+func busRow(events int, b BusThroughput) Row {
+	return info(fmt.Sprintf("event bus, %d events, %d subscriber(s), buffer %d: published / delivered", events, b.Subscribers, b.BufferSize),
+		fmt.Sprintf("%s / %s per s, %d dropped", fmtRate(b.PublishedPerSec), fmtRate(b.DeliveredPerSec), b.Dropped))
 }

@@ -99,31 +99,7 @@ func wantMetrics(ctx context.Context, t *testing.T, reg prometheus.Gatherer, wan
 	t.Helper()
 	var got map[string]float64
 	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
-		got = map[string]float64{}
-		families, err := reg.Gather()
-		if err != nil {
-			return false, err
-		}
-		for _, mf := range families {
-			for _, m := range mf.GetMetric() {
-				name := mf.GetName()
-				var labels []string
-				for _, lp := range m.GetLabel() {
-					labels = append(labels, fmt.Sprintf("%s=%q", lp.GetName(), lp.GetValue()))
-				}
-				if len(labels) > 0 {
-					name += "{" + strings.Join(labels, ",") + "}"
-				}
-				switch {
-				case m.GetCounter() != nil:
-					got[name] = m.GetCounter().GetValue()
-				case m.GetGauge() != nil:
-					got[name] = m.GetGauge().GetValue()
-				case m.GetHistogram() != nil:
-					got[name+"_count"] = float64(m.GetHistogram().GetSampleCount())
-				}
-			}
-		}
+		got = gather(t, reg)
 		for series, value := range want {
 			if got[series] != value {
 				return false, nil
@@ -166,4 +142,36 @@ func wantEvent(ctx context.Context, t *testing.T, ns, kind, name, eventType, rea
 	if err != nil {
 		t.Errorf("no %s event %s about %s %s with %q; saw %q", eventType, reason, kind, name, noteFragment, seen)
 	}
+}
+
+// gather reads every series of reg, named as Prometheus prints them:
+// name{label="value"}; a histogram as its name_count.
+func gather(t *testing.T, reg prometheus.Gatherer) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			var labels []string
+			for _, lp := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", lp.GetName(), lp.GetValue()))
+			}
+			if len(labels) > 0 {
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				got[name] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				got[name] = m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				got[name+"_count"] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return got
 }
