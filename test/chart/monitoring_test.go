@@ -8,7 +8,10 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/runatlantis/atlantis-lock-operator/internal/metrics"
 )
 
 // designMetrics are the metric names DESIGN.md fixes (section Metrics), with their
@@ -370,6 +373,51 @@ func TestGrafanaDashboard(t *testing.T) {
 	} {
 		if !strings.Contains(all, need) {
 			t.Errorf("no dashboard query with %s", need)
+		}
+	}
+}
+
+// The metrics the alerts and the dashboard may use are registered by internal/metrics,
+// with the labels they are grouped by, and the histograms are histograms: the chart
+// queries series that exist.
+func TestDesignMetricsAreRegistered(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if err := metrics.New(func() (int, int) { return 0, 0 }).Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type series struct {
+		kind   string // HISTOGRAM, GAUGE, COUNTER, ...
+		labels []string
+	}
+	registered := map[string]series{}
+	for _, mf := range families {
+		s := series{kind: mf.GetType().String()}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if !slices.Contains(s.labels, l.GetName()) {
+					s.labels = append(s.labels, l.GetName())
+				}
+			}
+		}
+		registered[mf.GetName()] = s
+	}
+	for name, labels := range designMetrics {
+		s, ok := registered[name]
+		if !ok {
+			t.Errorf("%s (DESIGN.md) is not registered by internal/metrics", name)
+			continue
+		}
+		for _, l := range labels {
+			if !slices.Contains(s.labels, l) {
+				t.Errorf("%s has labels %v, not %s", name, s.labels, l)
+			}
+		}
+		if isHist := slices.Contains(designHistograms, name); isHist != (s.kind == "HISTOGRAM") {
+			t.Errorf("%s is a %s; the chart queries it as histogram=%t", name, s.kind, isHist)
 		}
 	}
 }
