@@ -238,14 +238,15 @@ func (w *Webhook) Subscribe(b *Bus) (*Subscription, error) {
 // HandleEvent delivers e: one POST, retried with backoff while the failure may
 // pass (a network error, no response within Timeout, 408, 429 or 5xx) and retries
 // remain. It reports the result to Delivered and returns nil on success. The
-// error names the webhook and the last failure, not the delivery ID, so that the
-// bus logs a failing endpoint once rather than once per event. Cancelling ctx
+// error names the webhook and the last failure, not the event or its delivery
+// ID (the bus's log line names the event type): the bus logs an error again only
+// when its text changes, so an endpoint failing the same way is logged once. Cancelling ctx
 // abandons the delivery, also in the middle of an attempt or a wait.
 func (w *Webhook) HandleEvent(ctx context.Context, e Event) error {
 	body, err := json.Marshal(e)
 	if err != nil {
 		w.opts.Delivered(DeliveryFailure)
-		return fmt.Errorf("%s: encoding the %s event: %w", w.opts.Name, e.Type, err)
+		return fmt.Errorf("%s: encoding the event: %w", w.opts.Name, err)
 	}
 	d := delivery{event: e.Type, id: newDeliveryID(), body: body}
 	if len(w.opts.Secret) > 0 {
@@ -260,18 +261,18 @@ func (w *Webhook) HandleEvent(ctx context.Context, e Event) error {
 		var final error
 		switch {
 		case ctx.Err() != nil:
-			final = w.abandoned(ctx, e.Type, attempt)
+			final = w.abandoned(ctx, attempt)
 		case !retryable:
-			final = fmt.Errorf("%s: %s event refused, not retried: %w", w.opts.Name, e.Type, err)
+			final = fmt.Errorf("%s: refused, not retried: %w", w.opts.Name, err)
 		case attempt > w.opts.MaxRetries:
-			final = fmt.Errorf("%s: %s event not delivered after %d attempt(s): %w", w.opts.Name, e.Type, attempt, err)
+			final = fmt.Errorf("%s: not delivered after %d attempt(s): %w", w.opts.Name, attempt, err)
 		default:
 			wait := w.backoff(attempt)
 			w.opts.Log.V(1).Info("webhook delivery attempt failed; retrying",
 				"webhook", w.opts.Name, "delivery", d.id, "event", e.Type, "attempt", attempt,
 				"retryIn", wait.String(), "error", err.Error())
 			if !w.sleep(ctx, wait) {
-				final = w.abandoned(ctx, e.Type, attempt)
+				final = w.abandoned(ctx, attempt)
 			}
 		}
 		if final != nil {
@@ -281,8 +282,8 @@ func (w *Webhook) HandleEvent(ctx context.Context, e Event) error {
 	}
 }
 
-func (w *Webhook) abandoned(ctx context.Context, t Type, attempts int) error {
-	return fmt.Errorf("%s: %s event abandoned after %d attempt(s), the operator is shutting down: %w", w.opts.Name, t, attempts, ctx.Err())
+func (w *Webhook) abandoned(ctx context.Context, attempts int) error {
+	return fmt.Errorf("%s: abandoned after %d attempt(s), the operator is shutting down: %w", w.opts.Name, attempts, ctx.Err())
 }
 
 // delivery is what every attempt of one event's delivery sends.

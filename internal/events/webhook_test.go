@@ -462,6 +462,24 @@ func TestWebhookDoesNotRetryRefusals(t *testing.T) {
 	}
 }
 
+// The bus logs a handler error again only when its text changes: the same
+// failure for events of different types must read the same.
+func TestWebhookErrorIsTheSameForEveryEvent(t *testing.T) {
+	srv := newTestServer(t, http.StatusBadRequest)
+	w, _, _ := testWebhook(t, srv.URL, nil)
+	var texts []string
+	for _, typ := range []Type{LockAcquired, LockReleased, QueueTimeout} {
+		e := sampleEvent()
+		e.Type = typ
+		if err := w.HandleEvent(context.Background(), e); err != nil {
+			texts = append(texts, err.Error())
+		}
+	}
+	if len(texts) != 3 || texts[1] != texts[0] || texts[2] != texts[0] {
+		t.Errorf("errors differ between events, or are missing: %q", texts)
+	}
+}
+
 func TestWebhookGivesUpAfterMaxRetriesWithCappedBackoff(t *testing.T) {
 	srv := newTestServer(t, http.StatusInternalServerError)
 	w, clk, res := testWebhook(t, srv.URL, func(o *WebhookOptions) {
