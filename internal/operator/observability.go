@@ -193,11 +193,13 @@ func subscribeHandlers(mgr ctrl.Manager, bus *events.Bus, cfg config.Config, hoo
 			return err
 		}
 	}
+	if _, err := bus.Subscribe(subscriberLog, events.NewLogHandler(log), events.Filter{}); err != nil {
+		return err
+	}
 	for _, hook := range hooks {
 		if _, err := hook.Subscribe(bus); err != nil {
 			return err
 		}
 	}
-	_ = log
 	return nil
 }
