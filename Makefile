@@ -79,8 +79,9 @@ cover: tools ## Run the tests with a coverage report in bin/cover.out.
 ##@ Build
 
 .PHONY: build
-build: manifests generate ## Build the manager binary into bin/.
+build: manifests generate ## Build the manager and the kubectl plugin (bin/kubectl-lock) into bin/.
 	$(GO) build -o $(LOCALBIN)/manager ./cmd
+	$(GO) build -o $(LOCALBIN)/kubectl-lock ./cmd/kubectl-lock
 
 # The manager image in config/manager/manager.yaml, replaced by IMG in dist/install.yaml.
 INSTALLER_IMAGE_PLACEHOLDER := controller:latest

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"testing"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/operator"
@@ -87,4 +91,40 @@ func (e *Env) WriteKubeconfig(path, namespace string) error {
 		return fmt.Errorf("writing kubeconfig %s: %w", path, err)
 	}
 	return nil
+}
+
+// MainWithOperator is the body of a TestMain whose tests need the API server and an
+// operator: it starts both (the operator with cfg, its manager options changed by
+// customize when not nil), calls setup (when not nil) with the environment, runs the
+// tests and stops everything. It returns the exit code for os.Exit. The operator's
+// log is discarded.
+func MainWithOperator(m *testing.M, cfg config.Config, customize func(*ctrl.Options), setup func(*Env) error) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	env, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cannot start the test API server:", err)
+		return 1
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the test API server:", err)
+		}
+	}()
+	op, err := env.StartOperator(cfg, customize)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cannot start the operator:", err)
+		return 1
+	}
+	defer func() {
+		if err := op.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the operator:", err)
+		}
+	}()
+	if setup != nil {
+		if err := setup(env); err != nil {
+			fmt.Fprintln(os.Stderr, "setting up the tests:", err)
+			return 1
+		}
+	}
+	return m.Run()
 }

@@ -173,6 +173,16 @@ func (c *Client) Get(ctx context.Context, r Request) (*Status, error) {
 	return StatusOf(lr), nil
 }
 
+// GetName returns the status of the named request, made by anyone (kubectl, another
+// program). When there is none the error satisfies apierrors.IsNotFound.
+func (c *Client) GetName(ctx context.Context, name string) (*Status, error) {
+	lr, err := c.get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return StatusOf(lr), nil
+}
+
 // Renew moves the request's spec.renewTime to now (the client's clock), so that a
 // hold with a ttl lasts another ttl from when the operator observes it, and returns
 // the status once the operator has observed it (Request.Status.ExpiresTime is the new

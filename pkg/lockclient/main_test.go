@@ -7,7 +7,6 @@ package lockclient_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
@@ -37,42 +35,10 @@ const (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(runTests(m))
 }
 
-func run(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
-	var err error
-	env, err = testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cannot start the test API server:", err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping the test API server:", err)
-		}
-	}()
-	cfg := config.Default()
-	cfg.WorkerCount = 4
-	op, err := env.StartOperator(cfg, func(o *ctrl.Options) {
-		o.Cache.DefaultFieldSelector = fields.OneTermNotEqualSelector("metadata.namespace", unattendedNamespace)
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cannot start the operator:", err)
-		return 1
-	}
-	defer func() {
-		if err := op.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping the operator:", err)
-		}
-	}()
-	for _, ns := range []string{unattendedNamespace, exampleNamespace} {
-		if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
+func runTests(m *testing.M) int {
 	// The Examples load their configuration as a program does: from KUBECONFIG.
 	dir, err := os.MkdirTemp("", "lockclient-test-")
 	if err != nil {
@@ -80,16 +46,24 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := env.WriteKubeconfig(kubeconfig, exampleNamespace); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	cfg := config.Default()
+	cfg.WorkerCount = 4
+	ignoreUnattended := func(o *ctrl.Options) {
+		o.Cache.DefaultFieldSelector = fields.OneTermNotEqualSelector("metadata.namespace", unattendedNamespace)
 	}
-	if err := os.Setenv("KUBECONFIG", kubeconfig); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	return testenv.MainWithOperator(m, cfg, ignoreUnattended, func(e *testenv.Env) error {
+		env = e
+		for _, ns := range []string{unattendedNamespace, exampleNamespace} {
+			if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+				return err
+			}
+		}
+		kubeconfig := filepath.Join(dir, "kubeconfig")
+		if err := env.WriteKubeconfig(kubeconfig, exampleNamespace); err != nil {
+			return err
+		}
+		return os.Setenv("KUBECONFIG", kubeconfig)
+	})
 }
 
 // newNamespace creates a namespace of its own for a test.
