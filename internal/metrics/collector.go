@@ -171,7 +171,8 @@ func (c *Collector) Collect() *Snapshot {
 	return snap
 }
 
-// Snapshot returns the latest snapshot, taking one if none was taken yet.
+// Snapshot returns the latest collection's snapshot, taking one if none was
+// taken yet.
 func (c *Collector) Snapshot() *Snapshot {
 	c.mu.RLock()
 	last := c.last
@@ -182,12 +183,31 @@ func (c *Collector) Snapshot() *Snapshot {
 	return last
 }
 
-// ExportMetrics returns the metrics in format: FormatJSON (the latest Snapshot)
-// or FormatPrometheus (the atlantis_* series in the text exposition format).
+// Current returns the counters, gauges and percentiles as they are now, with the
+// rates and error rate of the latest collection interval (rates need a window),
+// and the health score of that error rate and the current deadlocks and queues.
+// It changes nothing: the gauges and the window move only with Collect.
+func (c *Collector) Current() *Snapshot {
+	last := c.Snapshot()
+	now := c.opts.Clock.Now()
+	from := time.Time{}
+	if c.opts.Retention > 0 {
+		from = now.Add(-c.opts.Retention)
+	}
+	cur := c.src.GetMetricsSince(from)
+	snap := *last
+	snap.MetricsSnapshot = *cur
+	snap.QueueUtilization = health.QueueUtilization(cur.LongestQueue, cur.MaxQueueLength)
+	snap.HealthScore = health.Score(snap.ErrorRate, cur.CurrentDeadlocks, snap.QueueUtilization)
+	return &snap
+}
+
+// ExportMetrics returns the metrics in format: FormatJSON (Current) or
+// FormatPrometheus (the atlantis_* series in the text exposition format).
 func (c *Collector) ExportMetrics(format string) ([]byte, error) {
 	switch format {
 	case FormatJSON:
-		return json.MarshalIndent(c.Snapshot(), "", "  ")
+		return json.MarshalIndent(c.Current(), "", "  ")
 	case FormatPrometheus:
 		if c.opts.Gatherer == nil {
 			return nil, fmt.Errorf("exporting metrics: no registry to read the series from")

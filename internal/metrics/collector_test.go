@@ -80,6 +80,9 @@ func TestCollectorComputesRatesErrorRateAndHealthScore(t *testing.T) {
 		t.Errorf("LastRun %v", c.LastRun())
 	}
 
+	// Between collections, the JSON export shows the counters as they are now,
+	// with the last interval's rates.
+	src.snap.Grants, src.snap.LocksHeld = 130, 4
 	body, err := c.ExportMetrics("json")
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +95,9 @@ func TestCollectorComputesRatesErrorRateAndHealthScore(t *testing.T) {
 		if _, ok := decoded[key]; !ok {
 			t.Errorf("JSON export lacks %q:\n%s", key, body)
 		}
+	}
+	if decoded["grants"] != 130.0 || decoded["locksHeld"] != 4.0 || decoded["errorRate"] != 0.1 || decoded["healthScore"] != 65.0 {
+		t.Errorf("JSON export is not current: %s", body)
 	}
 	text, err := c.ExportMetrics("prometheus")
 	if err != nil {
