@@ -47,9 +47,17 @@ func run() error {
 	flag.StringVar(&opts.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose LockRequests the operator serves; empty serves every namespace.")
 	flag.BoolVar(&opts.dev, "dev", false, "Log for people (console, debug level) instead of JSON.")
 	overrides := config.BindFlags(flag.CommandLine)
+	// --zap-log-level=debug (or 2) shows the V(1) lines, such as the periodic
+	// system_health_check and metrics_updated events, in JSON logs too.
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
-	ctrl.SetLogger(zap.New(zap.UseDevMode(opts.dev)))
+	logOpts := []zap.Opts{zap.UseFlagOptions(&zapOpts)}
+	if opts.dev {
+		logOpts = append(logOpts, zap.UseDevMode(true))
+	}
+	ctrl.SetLogger(zap.New(logOpts...))
 	setupLog := ctrl.Log.WithName("setup")
 
 	cfg := config.Default()

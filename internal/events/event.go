@@ -73,7 +73,8 @@ func (t Type) Valid() bool {
 }
 
 // Warning reports whether an event of type t is one a person should look at; it
-// becomes a Kubernetes Event of type Warning and is logged as an error.
+// becomes a Kubernetes Event of type Warning and is logged with severity
+// "warning".
 func (t Type) Warning() bool {
 	switch t {
 	case LockTimeout, QueueTimeout, DeadlockDetected, BackendError, TimeoutError, ValidationError:

@@ -66,7 +66,9 @@ func TestFromNotice(t *testing.T) {
 				e.Type, e.Reason, e.Message, e.FencingToken, e.Held = LockReleased, "Revoked", "Revoked message", "400", time.Hour
 			}))},
 		{"deadlock victim", ended(lockingv1alpha1.ReasonDeadlockVictim, queuedBefore),
-			ptr(with(base, func(e *Event) { e.Type, e.Reason, e.Message = DeadlockDetected, "DeadlockVictim", "DeadlockVictim message" }))},
+			ptr(with(base, func(e *Event) {
+				e.Type, e.Reason, e.Message = DeadlockDetected, "DeadlockVictim", "DeadlockVictim message"
+			}))},
 		{"voluntary release", orchestrator.Notice{Kind: orchestrator.NoticeReleased, Time: t0, Lock: ref, Owner: "acme/infra#7",
 			HeldSince: t0.Add(-2 * time.Hour), State: orchestrator.RequestState{Reason: lockingv1alpha1.ReasonReleased}},
 			ptr(with(lockOnly, func(e *Event) {

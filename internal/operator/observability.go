@@ -167,7 +167,7 @@ func newWebhooks(cfg config.Config, clk clock.WithTicker, m *metrics.Metrics, lo
 			QueueSize:  wh.QueueSize,
 			Clock:      hookClock,
 			Delivered:  m.Delivered,
-			Log:        log.WithValues("webhook", i),
+			Log:        log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("enhanced_locking.webhooks[%d]: %w", i, err)
@@ -187,7 +187,7 @@ func subscribeHandlers(mgr ctrl.Manager, bus *events.Bus, cfg config.Config, hoo
 	if cfg.AuditLog != "" {
 		audit, err := events.OpenAudit(cfg.AuditLog)
 		if err != nil {
-			return fmt.Errorf("enhanced_locking.audit_log: %w", err)
+			return err // it names enhanced_locking.audit_log and the path
 		}
 		if _, err := bus.Subscribe(subscriberAudit, audit, events.Filter{}); err != nil {
 			return err

@@ -28,15 +28,15 @@ type Results struct {
 	AcquireCreate Summary `json:"uncontendedCreate"`
 	// AcquireOperator is what the operator sent to the API server during the
 	// uncontended acquires (their releases included).
-	AcquireOperator requestDelta     `json:"uncontendedOperatorRequests"`
-	Handoff         Summary          `json:"handoff"`
+	AcquireOperator requestDelta `json:"uncontendedOperatorRequests"`
+	Handoff         Summary      `json:"handoff"`
 	// HandoffEventsOff is Handoff measured again with enable_events: false.
 	HandoffEventsOff Summary `json:"handoffEventsOff"`
 	// EventBus is the event bus's throughput, in memory.
-	EventBus EventBusResult `json:"eventBus"`
-	Through         ThroughputResult `json:"throughput"`
-	Deadlock        DeadlockResult   `json:"deadlockScan"`
-	Targets         []Row            `json:"targets"`
+	EventBus EventBusResult   `json:"eventBus"`
+	Through  ThroughputResult `json:"throughput"`
+	Deadlock DeadlockResult   `json:"deadlockScan"`
+	Targets  []Row            `json:"targets"`
 }
 
 // Machine describes where the benchmark ran.
