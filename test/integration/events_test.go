@@ -2,7 +2,10 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/events"
+	"github.com/runatlantis/atlantis-lock-operator/internal/operator"
 )
 
 // TestEventsTellTheStory runs a queue, a hand-off and a deadlock, and finds the
@@ -91,6 +95,46 @@ func TestEventsTellTheStory(t *testing.T) {
 		`atlantis_locks_held`:                                    2, // k1 by pull 1, k2 by pull 1
 		`atlantis_lock_queue_depth`:                              0,
 	})
+
+	// The JSON endpoints tell the same: /status and /metrics/atlantis.
+	var endpoints operator.Endpoints
+	endpoints.Bind(op)
+	handlers := endpoints.Handlers()
+	var status struct {
+		Leader     bool                      `json:"leader"`
+		LocksHeld  int                       `json:"locksHeld"`
+		Components map[string]map[string]any `json:"components"`
+	}
+	getJSON(t, handlers[operator.StatusPath], operator.StatusPath, &status)
+	if !status.Leader || status.LocksHeld != 2 || len(status.Components) != 5 {
+		t.Errorf("/status = %+v, want leader, 2 locks held, 5 components", status)
+	}
+	var snapshot struct {
+		Grants      int64            `json:"grants"`
+		Deadlocks   int64            `json:"deadlocks"`
+		Results     map[string]int64 `json:"results"`
+		HealthScore int              `json:"healthScore"`
+		Wait        struct {
+			Count int `json:"count"`
+		} `json:"wait"`
+	}
+	getJSON(t, handlers[operator.MetricsJSONPath], operator.MetricsJSONPath, &snapshot)
+	if snapshot.Grants != 3 || snapshot.Deadlocks != 1 || snapshot.Results["DeadlockVictim"] != 1 || snapshot.Wait.Count != 3 {
+		t.Errorf("/metrics/atlantis = %+v, want 3 grants, 1 deadlock, 1 DeadlockVictim, 3 wait samples", snapshot)
+	}
+}
+
+// getJSON serves GET path with h and decodes the JSON answer into v.
+func getJSON(t *testing.T, h http.Handler, path string, v any) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET %s = %d %s", path, rec.Code, rec.Body)
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
+		t.Fatalf("GET %s: %v\n%s", path, err, rec.Body)
+	}
 }
 
 // wantMetrics waits until the series in reg have the wanted values. A series is
