@@ -22,7 +22,7 @@ import (
 func TestHangingWebhookDelaysNoHandOff(t *testing.T) {
 	var received atomic.Int64
 	hang := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		received.Add(1)
 		select {
 		case <-hang:
@@ -91,7 +91,8 @@ func TestHangingWebhookDelaysNoHandOff(t *testing.T) {
 			}
 		}
 		dropped = got[`atlantis_lock_webhook_deliveries_total{result="dropped"}`]
-		return dropped == published-3 && dropped == got["atlantis_lock_events_dropped_total"], nil
+		allDropsAreTheWebhooks := got["atlantis_lock_events_dropped_total"] == dropped
+		return dropped == published-3 && allDropsAreTheWebhooks, nil
 	})
 	if err != nil {
 		t.Errorf("%v events published, %v webhook deliveries dropped; want all but the 3 the webhook holds dropped", published, dropped)
