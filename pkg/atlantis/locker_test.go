@@ -1,0 +1,236 @@
+package atlantis_test
+
+// Behaviour beyond Atlantis's own: queueing mode, and locks that other clients
+// (kubectl, the client library) took, on the real API server with the operator.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runatlantis/atlantis/server/events/models"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/atlantis"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
+)
+
+// testTimeout bounds each wait for the operator.
+const testTimeout = 30 * time.Second
+
+// requests returns the LockRequests of a namespace, by name, with their state.
+func requests(t *testing.T, ns string) map[string]*lockclient.Status {
+	t.Helper()
+	var list lockingv1alpha1.LockRequestList
+	if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*lockclient.Status{}
+	for i := range list.Items {
+		out[list.Items[i].Name] = lockclient.StatusOf(&list.Items[i])
+	}
+	return out
+}
+
+// describeRequests is for messages.
+func describeRequests(reqs map[string]*lockclient.Status) string {
+	var parts []string
+	for name, st := range reqs {
+		parts = append(parts, fmt.Sprintf("%s: %s (%s, position %d)", name, st.State, st.Reason, st.Position))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// waitForHolder waits on a watch of the namespace's LockRequests until GetLock(key)
+// reports pull num as the holder (0: until the key is free), and returns the lock.
+func waitForHolder(t *testing.T, a adapter, key string, num int) *models.ProjectLock {
+	t.Helper()
+	kc, err := client.NewWithWatch(env.Config, client.Options{Scheme: lockclient.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	w, err := kc.Watch(ctx, &lockingv1alpha1.LockRequestList{}, client.InNamespace(a.ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for {
+		lock, err := a.locker.GetLock(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (num == 0 && lock == nil) || (lock != nil && lock.Pull.Num == num) {
+			return lock
+		}
+		select {
+		case <-w.ResultChan():
+		case <-ctx.Done():
+			t.Fatalf("waiting for pull %d to hold %s: %v (now: %+v; requests: %s)", num, key, ctx.Err(), lock, describeRequests(requests(t, a.ns)))
+		}
+	}
+}
+
+// mustTryLock calls TryLock for pull in workspace "default" and returns whether this
+// call acquired the key, and the pull number of the lock that holds it.
+func mustTryLock(t *testing.T, l *atlantis.Locker, p models.Project, pull int, user models.User) (bool, models.ProjectLock) {
+	t.Helper()
+	before := time.Now()
+	r, err := l.TryLock(p, "default", pullOf(p.RepoFullName, pull, commitA), user)
+	if err != nil {
+		t.Fatalf("TryLock for pull %d: %v", pull, err)
+	}
+	if r.LockKey != models.GenerateLockKey(p, "default") {
+		t.Errorf("LockKey = %q, want %q", r.LockKey, models.GenerateLockKey(p, "default"))
+	}
+	if r.LockAcquired && r.CurrLock.Time.Before(before) {
+		t.Errorf("the new lock's Time %s is before the call", r.CurrLock.Time)
+	}
+	return r.LockAcquired, r.CurrLock
+}
+
+func TestQueueMode(t *testing.T) {
+	t.Parallel()
+	a := newAdapter(t, atlantis.WithMode(atlantis.ModeQueue), atlantis.WithQueueTimeout(time.Hour))
+	p := models.NewProject("acme/infra", "modules/vpc", "")
+	key := models.GenerateLockKey(p, "default")
+
+	if acquired, got := mustTryLock(t, a.locker, p, 1, alice); !acquired || got.Pull.Num != 1 {
+		t.Fatalf("pull 1 on a free key: want it acquired, got acquired=%v with the lock of pull %d", acquired, got.Pull.Num)
+	}
+	// Pulls 2 and 3 are refused as Atlantis refuses them, with the holder, but queue.
+	for _, pull := range []int{2, 2, 3, 1} {
+		if acquired, got := mustTryLock(t, a.locker, p, pull, bob); acquired || got.Pull.Num != 1 {
+			t.Fatalf("pull %d on pull 1's key: want LockAcquired=false with pull 1's lock, got pull %d", pull, got.Pull.Num)
+		}
+	}
+	reqs := requests(t, a.ns)
+	positions := map[int32]string{}
+	for name, st := range reqs {
+		if st.State == lockclient.StateQueued {
+			positions[st.Position] = name
+		}
+	}
+	if len(reqs) != 3 || !strings.HasPrefix(positions[1], "pr2-") || !strings.HasPrefix(positions[2], "pr3-") {
+		t.Fatalf("want pull 1 holding, pull 2 queued first and pull 3 second (one request each), got %s", describeRequests(reqs))
+	}
+	if locks, err := a.locker.List(); err != nil || len(locks) != 1 || locks[key].Pull.Num != 1 {
+		t.Fatalf("List = %v, %v; want only pull 1's lock (waiters are not locks)", keysOf(locks), err)
+	}
+
+	// A closed pull leaves the queue: UnlockByPull releases nothing it holds, and
+	// withdraws its waiting request.
+	if released, err := a.locker.UnlockByPull("acme/infra", 3); err != nil || released != nil {
+		t.Fatalf("UnlockByPull of waiting pull 3 = %v, %v; want nothing released", released, err)
+	}
+	if reqs := requests(t, a.ns); len(reqs) != 2 {
+		t.Fatalf("pull 3's waiting request should be gone, got %s", describeRequests(reqs))
+	}
+
+	// The holder releases: the lock passes to pull 2 by itself.
+	if released, err := a.locker.Unlock(key); err != nil || released == nil || released.Pull.Num != 1 {
+		t.Fatalf("Unlock = %+v, %v; want pull 1's lock", released, err)
+	}
+	lock := waitForHolder(t, a, key, 2)
+	reqs = requests(t, a.ns)
+	if len(reqs) != 1 {
+		t.Fatalf("want only pull 2's request, got %s", describeRequests(reqs))
+	}
+	var lr *lockingv1alpha1.LockRequest
+	for _, st := range reqs {
+		lr = st.Request
+	}
+	if lr.Status.AcquiredTime == nil || !lock.Time.Equal(lr.Status.AcquiredTime.Time) {
+		t.Errorf("the passed lock's Time = %s, want when pull 2 got it (%v), not when it asked", lock.Time, lr.Status.AcquiredTime)
+	}
+	// Pull 2 plans again: Atlantis's caller sees its own pull number and proceeds.
+	if acquired, got := mustTryLock(t, a.locker, p, 2, bob); acquired || got.Pull.Num != 2 {
+		t.Fatalf("pull 2 holding: TryLock answered acquired=%v with the lock of pull %d; want false with its own", acquired, got.Pull.Num)
+	}
+	if got, err := a.locker.UnlockIfOwnedByPull(p, "default", 2); err != nil || got == nil || got.Pull.Num != 2 {
+		t.Fatalf("UnlockIfOwnedByPull(2) = %+v, %v", got, err)
+	}
+	if reqs := requests(t, a.ns); len(reqs) != 0 {
+		t.Fatalf("want no request left, got %s", describeRequests(reqs))
+	}
+}
+
+// A lock taken without the adapter (here through the client library, as
+// kubectl-lock or any program would) is a lock to Atlantis too, read from its spec;
+// and an owner holding through several requests is released entirely.
+func TestLocksTakenByOthers(t *testing.T) {
+	t.Parallel()
+	a := newAdapter(t)
+	c := newClient(t, a.ns)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	manual := lockclient.Request{
+		Project: lockingv1alpha1.ProjectRef{Repository: "acme/infra", Path: "."},
+		Pull:    &lockingv1alpha1.PullRequestRef{Number: 7, URL: "https://github.com/acme/infra/pull/7", Author: "dave"},
+		User:    lockingv1alpha1.UserRef{Username: "dave"},
+	}
+	if _, err := c.Lock(ctx, manual); err != nil {
+		t.Fatal(err)
+	}
+	p := models.NewProject("acme/infra", ".", "")
+	acquired, got := mustTryLock(t, a.locker, p, 8, alice)
+	want := models.PullRequest{Num: 7, URL: "https://github.com/acme/infra/pull/7", Author: "dave",
+		BaseRepo: models.Repo{FullName: "acme/infra", Owner: "acme", Name: "infra"}}
+	if acquired || got.Pull != want || got.User.Username != "dave" || got.Time.IsZero() {
+		t.Fatalf("TryLock on a key held by hand answered %+v; want pull 7 from the request's spec", got)
+	}
+
+	// Pull 7 holds through a second request, made by hand with another name: the
+	// operator grants it (same owner), and Unlock must release both.
+	extra := &lockingv1alpha1.LockRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: a.ns, Name: "pr7-by-hand"},
+		Spec: lockingv1alpha1.LockRequestSpec{
+			Project: manual.Project, Workspace: "default", Pull: manual.Pull, User: manual.User,
+		},
+	}
+	if err := env.Client.Create(ctx, extra); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Lock(ctx, lockclient.Request{Project: manual.Project, Pull: manual.Pull, User: manual.User}); err != nil {
+		t.Fatal(err)
+	}
+	key := models.GenerateLockKey(p, "default")
+	if released, err := a.locker.Unlock(key); err != nil || released == nil || released.Pull.Num != 7 {
+		t.Fatalf("Unlock = %+v, %v; want pull 7's lock", released, err)
+	}
+	if lock, err := a.locker.GetLock(key); err != nil || lock != nil {
+		t.Fatalf("after Unlock, GetLock = %+v, %v; want the key free (requests: %s)", lock, err, describeRequests(requests(t, a.ns)))
+	}
+	if acquired, got := mustTryLock(t, a.locker, p, 8, alice); !acquired || got.Pull.Num != 8 {
+		t.Fatalf("pull 8 after the release: want it acquired, got acquired=%v with pull %d", acquired, got.Pull.Num)
+	}
+}
+
+// TryLock refuses, naming the part, a project that no LockRequest can carry.
+func TestTryLockInvalidProject(t *testing.T) {
+	t.Parallel()
+	a := newAdapter(t)
+	for _, tc := range []struct {
+		project   models.Project
+		workspace string
+		want      string
+	}{
+		{models.Project{RepoFullName: "acme/infra", Path: "modules/vpc/"}, "default", `path "modules/vpc/" is not clean`},
+		{models.NewProject("acme/infra", ".", ""), "a/b", `workspace "a/b"`},
+		{models.NewProject("acme/in fra", ".", ""), "default", "spec.project.repository"},
+		{models.NewProject("runatlantis.io/global-apply-lock", ".", ""), "default", "global apply lock"},
+	} {
+		_, err := a.locker.TryLock(tc.project, tc.workspace, pullOf("acme/infra", 1, commitA), alice)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("TryLock(%+v, %q) = %v; want an error containing %q", tc.project, tc.workspace, err, tc.want)
+		}
+	}
+	if reqs := requests(t, a.ns); len(reqs) != 0 {
+		t.Errorf("refused calls left requests: %s", describeRequests(reqs))
+	}
+}
