@@ -98,9 +98,9 @@ func (a *App) usage(w io.Writer) {
 	var b strings.Builder
 	b.WriteString("kubectl lock: Atlantis project locks of atlantis-lock-operator.\n\nUsage:\n")
 	for _, cmd := range commands() {
-		fmt.Fprintf(&b, "  kubectl lock %-13s %s\n      %s\n", cmd.name, cmd.args, cmd.short)
+		fmt.Fprintf(&b, "%s\n      %s\n", strings.TrimRight(fmt.Sprintf("  kubectl lock %-13s %s", cmd.name, cmd.args), " "), cmd.short)
 	}
-	b.WriteString("\nEvery command takes --kubeconfig, --context and -n/--namespace, as kubectl does;\n" +
+	b.WriteString("\nEvery command takes --kubeconfig, --context, -n/--namespace and --as, as kubectl does;\n" +
 		"'kubectl lock COMMAND --help' lists its flags.\n")
 	fmt.Fprint(w, b.String())
 }

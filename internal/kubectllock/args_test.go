@@ -107,8 +107,8 @@ func TestConfirm(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("confirm(%q) = %v, want %v", tc.answer, got, tc.want)
 		}
-		if !strings.HasPrefix(out.String(), "Really? [y/N]: ") {
-			t.Errorf("prompt %q, want the question and [y/N]", out.String())
+		if out.String() != "Really? [y/N]: \n" {
+			t.Errorf("prompt %q, want the question, [y/N] and, since the answer came from no terminal, a newline", out.String())
 		}
 	}
 }

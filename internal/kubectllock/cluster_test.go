@@ -205,7 +205,14 @@ func TestForbidden(t *testing.T) {
 	if err := clientcmd.WriteToFile(*kc, path); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := runApp(ctx, "", "acquire", "--repo", "acme/infra", "--user", "nobody", "--kubeconfig", path)
+	// --as does the same from the command line.
+	code, _, stderr := runApp(ctx, "", "list", "--kubeconfig", kubeconfig, "-n", ns, "--as", "nobody")
+	if code != ExitError {
+		t.Fatalf("list --as nobody: exit %d\n%s", code, stderr)
+	}
+	mustContain(t, "list --as nobody", stderr, `User "nobody" cannot list resource "projectlocks"`)
+
+	code, _, stderr = runApp(ctx, "", "acquire", "--repo", "acme/infra", "--user", "nobody", "--kubeconfig", path)
 	if code != ExitError {
 		t.Fatalf("acquire without permissions: exit %d\n%s", code, stderr)
 	}

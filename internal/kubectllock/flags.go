@@ -21,6 +21,7 @@ type clusterFlags struct {
 	kubeconfig string
 	context    string
 	namespace  string
+	as         string
 }
 
 func (f *clusterFlags) register(fs *flag.FlagSet) {
@@ -28,16 +29,18 @@ func (f *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.context, "context", "", "the kubeconfig context to use")
 	fs.StringVar(&f.namespace, "namespace", "", "the namespace of the locks (default: the context's namespace)")
 	fs.StringVar(&f.namespace, "n", "", "shorthand for --namespace")
+	fs.StringVar(&f.as, "as", "", "act as this user (impersonation), for example to check what a service account may do")
 }
 
 // connect loads the kubeconfig the way kubectl does (--kubeconfig, else $KUBECONFIG,
-// else ~/.kube/config; --context; -n, else the context's namespace) and returns a
-// lock client for the namespace.
+// else ~/.kube/config; --context; -n, else the context's namespace; --as) and
+// returns a lock client for the namespace.
 func (f *clusterFlags) connect() (*lockclient.Client, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = f.kubeconfig
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: f.context}
 	overrides.Context.Namespace = f.namespace
+	overrides.AuthInfo.Impersonate = f.as
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
 	cfg, err := cc.ClientConfig()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
@@ -117,10 +118,24 @@ func confirm(in io.Reader, out io.Writer, question string) (bool, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return false, fmt.Errorf("reading the answer: %w", err)
 	}
+	if !isTerminal(in) {
+		// A terminal echoes the answer and its newline; a pipe does not, and what
+		// follows would continue the prompt's line.
+		fmt.Fprintln(out)
+	}
 	switch strings.ToLower(strings.TrimSpace(line)) {
 	case "y", "yes":
 		return true, nil
 	}
-	fmt.Fprintln(out)
 	return false, nil
+}
+
+// isTerminal reports whether r is a terminal (a character device).
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

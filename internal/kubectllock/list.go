@@ -1,10 +1,12 @@
 package kubectllock
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -48,7 +50,8 @@ func runList(ctx context.Context, a *App, args []string) error {
 // renderLocks writes the locks as one table: a line per key with its holder, then an
 // indented line per waiter, in queue order.
 func renderLocks(w io.Writer, infos []lockclient.LockInfo, now time.Time, wide bool) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 8, 2, ' ', 0)
 	row := func(cells ...string) {
 		for i, c := range cells {
 			if i > 0 {
@@ -97,7 +100,17 @@ func renderLocks(w io.Writer, infos []lockclient.LockInfo, now time.Time, wide b
 			row(cells...)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// A waiter's empty QUEUE cell keeps the columns of all rows aligned, but leaves
+	// blanks at the end of its line.
+	lines := strings.Split(table.String(), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimRight(lines[i], " ")
+	}
+	_, err := io.WriteString(w, strings.Join(lines, "\n"))
+	return err
 }
 
 func owner(lr *lockingv1alpha1.LockRequest) string {

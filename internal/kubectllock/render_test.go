@@ -93,20 +93,11 @@ acme/infra/./default/            <none>         -     -      -    1      -      
 			if err := renderLocks(&b, infos, now, tc.wide); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(strings.TrimPrefix(tc.want, "\n"), trimLines(b.String())); diff != "" {
+			if diff := cmp.Diff(strings.TrimPrefix(tc.want, "\n"), b.String()); diff != "" {
 				t.Errorf("table (-want +got):\n%s", diff)
 			}
 		})
 	}
-}
-
-// trimLines drops the trailing blanks tabwriter leaves after a last empty cell.
-func trimLines(s string) string {
-	lines := strings.Split(s, "\n")
-	for i := range lines {
-		lines[i] = strings.TrimRight(lines[i], " ")
-	}
-	return strings.Join(lines, "\n")
 }
 
 func ptr[T any](v T) *T { return &v }
