@@ -124,13 +124,14 @@ func (o *LockOrchestrator) Lock(ctx context.Context, project Project, workspace 
 // it, or with ctx's error after withdrawing the request when ctx ends first.
 func (o *LockOrchestrator) LockWithOptions(ctx context.Context, project Project, workspace string, user User, opts LockOptions) (*ProjectLock, error) {
 	key := lockkey.New(project.RepoFullName, project.Path, workspace, project.ProjectName)
+	ref := LockRef{Namespace: opts.Namespace, Key: key}
 	if err := key.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid lock request: %w", err)
+		return nil, o.refuse(ref, fmt.Errorf("invalid lock request: %w", err))
 	}
 	if user.Username == "" {
-		return nil, errors.New("invalid lock request: user.username must not be empty")
+		return nil, o.refuse(ref, errors.New("invalid lock request: user.username must not be empty"))
 	}
-	ref := LockRef{Namespace: opts.Namespace, Name: key.ObjectName(), Key: key}
+	ref.Name = key.ObjectName()
 	lr := o.register(ref, project, workspace, user, opts)
 
 	for {
@@ -155,6 +156,12 @@ func (o *LockOrchestrator) LockWithOptions(ctx context.Context, project Project,
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// refuse reports a request refused before it was registered, and returns err.
+func (o *LockOrchestrator) refuse(ref LockRef, err error) error {
+	o.emit(Notice{Kind: NoticeValidationError, Time: o.clock.Now(), Lock: ref, Err: err})
+	return err
 }
 
 // retryable reports errors after which the same decision is simply tried again.

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -283,9 +284,14 @@ func containsAll(s string, subs ...string) bool {
 
 func TestInvalidLockIsRefused(t *testing.T) {
 	o, _ := newTestOrchestrator(t, DefaultConfig())
+	var notices []Notice
+	o.AddObserver(ObserverFunc(func(n Notice) { notices = append(notices, n) }))
 	_, err := o.Lock(context.Background(), Project{RepoFullName: "norepo", Path: "."}, "default", alice)
 	if err == nil || !containsAll(err.Error(), "repository") {
 		t.Fatalf("err = %v, want an error naming the repository", err)
+	}
+	if len(notices) != 1 || notices[0].Kind != NoticeValidationError || notices[0].Err == nil {
+		t.Errorf("notices = %+v, want one ValidationError", notices)
 	}
 }
 
@@ -300,7 +306,41 @@ func TestBackendErrorsAreReturnedAndShowInHealth(t *testing.T) {
 	if h := o.GetComponentHealth()["backend"]; h.Status == "healthy" {
 		t.Errorf("backend health = %+v after errors", h)
 	}
-	if m := o.GetMetrics(); m.BackendErrors == 0 {
+	if m := o.GetMetrics(); m.BackendErrors == 0 || !containsAll(m.LastError, "etcd unavailable") {
 		t.Errorf("metrics count no backend error: %+v", m)
+	}
+}
+
+func TestErrorsAreReportedByKind(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want NoticeKind
+	}{
+		{"backend error", errors.New("etcd unavailable"), NoticeBackendError},
+		{"API server timeout", fmt.Errorf("%w: the server was unable to return a response in the time allotted", ErrTimeout), NoticeTimeoutError},
+		{"deadline", fmt.Errorf("writing: %w", context.DeadlineExceeded), NoticeTimeoutError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewMemoryBackend()
+			b.FailWrites = tc.err
+			o := New(b, clocktesting.NewFakeClock(t0), DefaultConfig())
+			var kinds []NoticeKind
+			o.AddObserver(ObserverFunc(func(n Notice) {
+				if n.Kind == NoticeBackendError || n.Kind == NoticeTimeoutError {
+					kinds = append(kinds, n.Kind)
+				}
+			}))
+			if _, err := o.Lock(context.Background(), vpc, "default", alice); err == nil {
+				t.Fatal("Lock succeeded over a failing backend")
+			}
+			if len(kinds) == 0 || kinds[0] != tc.want {
+				t.Errorf("notices %v, want %s first", kinds, tc.want)
+			}
+			m := o.GetMetrics()
+			if got := m.BackendErrors + m.TimeoutErrors; got != int64(len(kinds)) {
+				t.Errorf("%d errors counted, %d reported", got, len(kinds))
+			}
+		})
 	}
 }

@@ -33,6 +33,10 @@ const (
 	NoticeBackendError NoticeKind = "BackendError"
 	// NoticeTimeoutError: a backend call ran out of time; Err says which.
 	NoticeTimeoutError NoticeKind = "TimeoutError"
+	// NoticeValidationError: the Go API refused a request it cannot lock (an
+	// invalid key, no username); Err says why. Lock is the key asked for, with
+	// no object name when the key is invalid.
+	NoticeValidationError NoticeKind = "ValidationError"
 )
 
 // Notice is one thing that happened, for observers (events, metrics, logs).
@@ -61,7 +65,8 @@ type Notice struct {
 	// HeldSince is when Owner was granted the lock, for Released notices (zero
 	// when unknown).
 	HeldSince time.Time
-	// Err is the error, for BackendError and TimeoutError notices.
+	// Err is the error, for BackendError, TimeoutError and ValidationError
+	// notices.
 	Err error
 }
 
