@@ -139,7 +139,11 @@ func ExampleClient_List() {
 		return
 	}
 	for _, info := range infos {
-		fmt.Printf("%s held by %s\n", info.Key, info.Holder.Status.Owner)
+		holder := "nobody" // a key can have waiters and, for a moment, no holder
+		if info.Holder != nil {
+			holder = info.Holder.Status.Owner
+		}
+		fmt.Printf("%s held by %s\n", info.Key, holder)
 		for _, w := range info.Queue {
 			fmt.Printf("  %d. %s\n", w.Status.Position, w.Status.Owner)
 		}
