@@ -27,7 +27,7 @@ func (c *Cluster) startControllerManager(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	port, err := freeLoopbackPort()
+	port, err := FreeLoopbackPort()
 	if err != nil {
 		return fmt.Errorf("localcluster: choosing a port for kube-controller-manager: %w", err)
 	}
@@ -85,10 +85,10 @@ func controllerManagerArgs(dirs stateDirs, kubeconfig string, port int) []string
 	}
 }
 
-// freeLoopbackPort asks the kernel for a free port on 127.0.0.1. The port is released
+// FreeLoopbackPort asks the kernel for a free port on 127.0.0.1. The port is released
 // again before the caller binds it; the kernel does not hand it out again at once, and
 // a lost race shows as a failed start with a clear log.
-func freeLoopbackPort() (int, error) {
+func FreeLoopbackPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

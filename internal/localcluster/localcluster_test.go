@@ -74,7 +74,7 @@ func TestClusterRunsControllers(t *testing.T) {
 	if err := c.Stop(); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
-	if pids := processesUsing(stateDir); len(pids) != 0 {
+	if pids := ProcessesUsing(stateDir); len(pids) != 0 {
 		t.Errorf("processes still using %s after Stop: %v", stateDir, pids)
 	}
 }

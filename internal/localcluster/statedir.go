@@ -164,7 +164,7 @@ func endLeftovers(dirs stateDirs) error {
 // It reads /proc, so it finds nothing where there is none.
 func childrenUsing(dir string) []int {
 	var pids []int
-	for _, pid := range processesUsing(dir) {
+	for _, pid := range ProcessesUsing(dir) {
 		if parentOf(pid) == os.Getpid() {
 			pids = append(pids, pid)
 		}
@@ -172,17 +172,29 @@ func childrenUsing(dir string) []int {
 	return pids
 }
 
-// processesUsing lists the running processes whose command line mentions dir, such as
-// the processes of a cluster whose state directory is dir. It reads /proc (Linux);
-// elsewhere it finds nothing.
-func processesUsing(dir string) []int {
+// ProcessesUsing lists the running processes whose command line mentions dir, such as
+// the processes of a cluster whose state directory is dir, or programs a test started
+// with files in it. This process and its ancestors (go test, make, a shell), whose
+// command lines may name dir too, are left out. Tests call it after Stop to check that
+// nothing is left running. It reads /proc (Linux); elsewhere it finds nothing.
+func ProcessesUsing(dir string) []int {
 	entries, _ := os.ReadDir("/proc")
+	mine := ancestors()
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err == nil && usesDir(pid, dir) {
+		if err == nil && !mine[pid] && usesDir(pid, dir) {
 			pids = append(pids, pid)
 		}
+	}
+	return pids
+}
+
+// ancestors returns this process and its ancestors.
+func ancestors() map[int]bool {
+	pids := map[int]bool{}
+	for pid := os.Getpid(); pid > 1 && !pids[pid]; pid = parentOf(pid) {
+		pids[pid] = true
 	}
 	return pids
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -106,49 +103,8 @@ func (e *env) stop() error {
 	if err != nil {
 		return err
 	}
-	if left := processesUsing(e.cluster.StateDir()); len(left) > 0 {
+	if left := localcluster.ProcessesUsing(e.cluster.StateDir()); len(left) > 0 {
 		return fmt.Errorf("processes %v of the local control plane are still running", left)
 	}
 	return nil
-}
-
-// processesUsing lists the running processes whose command line mentions dir. It
-// reads /proc, so elsewhere than on Linux it finds nothing.
-func processesUsing(dir string) []int {
-	entries, _ := os.ReadDir("/proc")
-	mine := ancestors()
-	var pids []int
-	for _, entry := range entries {
-		pid, err := strconv.Atoi(entry.Name())
-		if err != nil || mine[pid] {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "cmdline"))
-		if err == nil && bytes.Contains(cmdline, []byte(dir)) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// ancestors returns this process and its ancestors (go run, timeout, the shell),
-// whose command lines may name the state directory too.
-func ancestors() map[int]bool {
-	pids := map[int]bool{}
-	for pid := os.Getpid(); pid > 1 && !pids[pid]; {
-		pids[pid] = true
-		stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-		if err != nil {
-			break
-		}
-		// "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) < 2 {
-			break
-		}
-		if pid, err = strconv.Atoi(fields[1]); err != nil {
-			break
-		}
-	}
-	return pids
 }

@@ -47,30 +47,3 @@ func TestPercentileNearestRank(t *testing.T) {
 		t.Error("Percentile sorted its input in place")
 	}
 }
-
-func TestCheckExclusion(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	good := []hold{
-		{key: 1, name: "b", token: "20", acquired: at(3), released: at(4)},
-		{key: 1, name: "a", token: "10", acquired: at(1), released: at(2)},
-		{key: 2, name: "c", token: "15", acquired: at(1), released: at(9)},
-	}
-	if res := checkExclusion(good); len(res.Violations) != 0 || res.Successions != 1 || res.Grants != 3 {
-		t.Errorf("checkExclusion(good) = %+v, want 3 grants, 1 succession, no violations", res)
-	}
-	overlap := []hold{
-		{key: 1, name: "a", token: "10", acquired: at(1), released: at(5)},
-		{key: 1, name: "b", token: "20", acquired: at(3), released: at(6)},
-	}
-	if res := checkExclusion(overlap); len(res.Violations) != 1 {
-		t.Errorf("overlapping holds: violations %q, want one", res.Violations)
-	}
-	stale := []hold{
-		{key: 1, name: "a", token: "30", acquired: at(1), released: at(2)},
-		{key: 1, name: "b", token: "20", acquired: at(3), released: at(4)},
-	}
-	if res := checkExclusion(stale); len(res.Violations) != 1 {
-		t.Errorf("decreasing fencing tokens: violations %q, want one", res.Violations)
-	}
-}

@@ -3,11 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"maps"
 	"math/rand/v2"
-	"slices"
-	"strconv"
 	"time"
+
+	"github.com/runatlantis/atlantis-lock-operator/internal/lockcheck"
 )
 
 // ThroughputResult is what N clients cycling locks over K keys achieved.
@@ -34,21 +33,12 @@ type ThroughputResult struct {
 	OperatorReadsPerCycle  float64      `json:"operatorReadsPerCycle"`
 	ReconcilesPerCycle     float64      `json:"reconcilesPerCycle"`
 	// Exclusion is the mutual-exclusion check over the run's grants.
-	Exclusion ExclusionResult `json:"exclusion"`
-}
-
-// hold is one grant observed during the throughput run.
-type hold struct {
-	key      int
-	name     string
-	token    string
-	acquired time.Time // Acquired=True first observed
-	released time.Time // the client sent the delete
+	Exclusion lockcheck.Result `json:"exclusion"`
 }
 
 // cycleSamples are one client's results.
 type cycleSamples struct {
-	holds       []hold
+	holds       []lockcheck.Hold
 	wait, cycle []time.Duration
 }
 
@@ -85,7 +75,7 @@ func runThroughput(ctx context.Context, l *lockClient, clients, keys, cycles int
 		CyclesPerSec: rate(len(all.cycle), elapsed),
 		Wait:         Summarize(all.wait),
 		Cycle:        Summarize(all.cycle),
-		Exclusion:    checkExclusion(all.holds),
+		Exclusion:    lockcheck.Check(all.holds),
 	}, nil
 }
 
@@ -104,58 +94,8 @@ func lockCycle(ctx context.Context, l *lockClient, s *cycleSamples, name string,
 		return err
 	}
 	gone := r.obs.gone.at
-	s.holds = append(s.holds, hold{key: key, name: name, token: token, acquired: acquired, released: released})
+	s.holds = append(s.holds, lockcheck.Hold{Key: fmt.Sprintf("k%d", key), Holder: name, Token: token, Acquired: acquired, Released: released})
 	s.wait = append(s.wait, acquired.Sub(r.created))
 	s.cycle = append(s.cycle, gone.Sub(r.created))
 	return nil
-}
-
-// ExclusionResult is the mutual-exclusion check of a throughput run.
-type ExclusionResult struct {
-	Grants int `json:"grants"`
-	// Successions counts consecutive grants of one key that were checked.
-	Successions int `json:"successions"`
-	// Violations describes every check that failed; empty means the run was
-	// exclusive.
-	Violations []string `json:"violations"`
-}
-
-// checkExclusion checks, key by key and in the order the grants were observed, that
-// every grant was observed only after the previous holder's release was sent (no two
-// holders at once), and that fencing tokens strictly increase.
-func checkExclusion(holds []hold) ExclusionResult {
-	byKey := map[int][]hold{}
-	for _, h := range holds {
-		byKey[h.key] = append(byKey[h.key], h)
-	}
-	res := ExclusionResult{Grants: len(holds), Violations: []string{}}
-	for _, key := range slices.Sorted(maps.Keys(byKey)) {
-		hs := byKey[key]
-		slices.SortFunc(hs, func(a, b hold) int { return a.acquired.Compare(b.acquired) })
-		for i := 1; i < len(hs); i++ {
-			res.Successions++
-			res.Violations = append(res.Violations, succession(key, hs[i-1], hs[i])...)
-		}
-	}
-	return res
-}
-
-// succession checks that next followed prev correctly on key.
-func succession(key int, prev, next hold) []string {
-	var v []string
-	if !next.acquired.After(prev.released) {
-		v = append(v, fmt.Sprintf("key k%d: %s was observed holding %s before %s released it",
-			key, next.name, next.acquired.Sub(prev.released).Abs(), prev.name))
-	}
-	a, errA := strconv.ParseUint(prev.token, 10, 64)
-	b, errB := strconv.ParseUint(next.token, 10, 64)
-	switch {
-	case errA != nil || errB != nil:
-		v = append(v, fmt.Sprintf("key k%d: fencing tokens %q (%s) and %q (%s) are not integers",
-			key, prev.token, prev.name, next.token, next.name))
-	case b <= a:
-		v = append(v, fmt.Sprintf("key k%d: fencing token %d of %s does not exceed %d of the previous holder %s",
-			key, b, next.name, a, prev.name))
-	}
-	return v
 }
