@@ -31,7 +31,9 @@ type LockInfo struct {
 }
 
 // GetLock returns the lock of key: its ProjectLock, the holder's LockRequest and the
-// queue in order; (nil, nil) when nobody holds or waits for the key.
+// queue in order; (nil, nil) when nobody holds or waits for the key. It lists the
+// namespace's requests and picks the key's by their spec, since requests made by
+// hand carry no label to select them by.
 func (c *Client) GetLock(ctx context.Context, key lockkey.Key) (*LockInfo, error) {
 	key = lockkey.New(key.Repository, key.Path, key.Workspace, key.ProjectName)
 	if err := key.Validate(); err != nil {

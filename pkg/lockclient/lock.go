@@ -146,7 +146,8 @@ func (c *Client) await(ctx context.Context, lr *lockingv1alpha1.LockRequest, sto
 // Unlock releases the lock of r, or withdraws it from the queue, by deleting its
 // request (RequestName(r)), and waits until the operator has let the object go: when
 // Unlock returns, the key has passed to the next waiter. A request already gone is
-// not an error.
+// not an error. If ctx ends during that wait (no operator running), the error says
+// so; the deletion stands, and the operator completes the release when it runs.
 func (c *Client) Unlock(ctx context.Context, r Request) error {
 	if err := r.Validate(); err != nil {
 		return err
