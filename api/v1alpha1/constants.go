@@ -15,9 +15,12 @@ const (
 	// reading the Lease alone.
 	OwnerAnnotation = "locking.runatlantis.io/owner"
 
-	// LockNameLabel on a LockRequest names the ProjectLock (and Lease) of its key. The
-	// operator sets it; it lets `kubectl get lr -l locking.runatlantis.io/lock=NAME`
-	// list one key's requests.
+	// LockNameLabel names the ProjectLock (and Lease) of a key. The operator sets
+	// it on the Leases it manages (its cache watches only those); pkg/lockclient
+	// sets it on the LockRequests it creates, so that
+	// `kubectl get lr -l locking.runatlantis.io/lock=NAME` lists one key's requests.
+	// The operator does not rely on it on LockRequests: status.lockName says the
+	// same for every request.
 	LockNameLabel = "locking.runatlantis.io/lock"
 )
 

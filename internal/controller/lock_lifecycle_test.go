@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -507,4 +508,40 @@ func TestSubSecondTTLLeaseIsStable(t *testing.T) {
 	if h := mustGetLR(t, ns, holder.Name); h.ResourceVersion != holder.ResourceVersion {
 		t.Errorf("the holder was rewritten after its grant: %+v", h.Status)
 	}
+}
+
+// TestGrantKeepsTheSpecAsWritten takes a lock with durations written the way
+// people write them ("8h", not Go's "8h0m0s"): the grant, including its
+// finalizer, must not rewrite the spec, or the generation would grow without
+// anyone changing what was asked.
+func TestGrantKeepsTheSpecAsWritten(t *testing.T) {
+	ns := newNamespace(t)
+	raw := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": lockingv1alpha1.GroupVersion.String(),
+		"kind":       "LockRequest",
+		"metadata":   map[string]any{"namespace": ns, "name": "written-by-hand"},
+		"spec": map[string]any{
+			"project":      map[string]any{"repository": "acme/infra", "path": "modules/dns"},
+			"user":         map[string]any{"username": "carol"},
+			"ttl":          "8h",
+			"queueTimeout": "30m",
+		},
+	}}
+	if err := k8s.Create(context.Background(), raw); err != nil {
+		t.Fatal(err)
+	}
+	lr := waitHeld(t, ns, "written-by-hand")
+	if lr.Generation != 1 || lr.Status.ObservedGeneration != 1 {
+		t.Errorf("generation %d, observedGeneration %d after the grant; want 1 and 1: nobody changed the spec",
+			lr.Generation, lr.Status.ObservedGeneration)
+	}
+	stored := &unstructured.Unstructured{}
+	stored.SetGroupVersionKind(lockingv1alpha1.GroupVersion.WithKind("LockRequest"))
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(raw), stored); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, _, _ := unstructured.NestedString(stored.Object, "spec", "ttl"); ttl != "8h" {
+		t.Errorf("spec.ttl is %q after the grant, want it as written: 8h", ttl)
+	}
+	releaseAll(t, ns)
 }

@@ -270,9 +270,8 @@ func (r *LockReconciler) addFinalizers(ctx context.Context, d orchestrator.Decis
 		if lr == nil || lr.DeletionTimestamp != nil || controllerutil.ContainsFinalizer(lr, lockingv1alpha1.ReleaseFinalizer) {
 			continue
 		}
-		controllerutil.AddFinalizer(lr, lockingv1alpha1.ReleaseFinalizer)
-		if err := r.Client.Update(ctx, lr, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("adding the finalizer of LockRequest %s/%s: %w", lr.Namespace, lr.Name, err)
+		if err := addFinalizer(ctx, r.Client, lr); err != nil {
+			return err
 		}
 	}
 	return nil
