@@ -9,7 +9,7 @@
 //
 // This package is a nested Go module (github.com/runatlantis/atlantis-lock-operator/pkg/atlantis),
 // because it imports Atlantis (github.com/runatlantis/atlantis, for the interfaces and
-// models it implements), and Atlantis's go.mod requires some hundred modules: VCS
+// models it implements), and Atlantis's go.mod requires some 160 modules: VCS
 // clients, AWS, Redis, Terraform tooling. In the operator's own module those would
 // enter every consumer's module graph, every `go mod tidy` and every dependency
 // update of the operator, and their versions would be pinned by Atlantis's choices,
