@@ -2,6 +2,7 @@ package controller
 
 import (
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -123,11 +124,18 @@ func applyState(lr *lockingv1alpha1.LockRequest, ref orchestrator.LockRef, s orc
 // maxMessage keeps condition messages well inside the API's 32768-byte limit.
 const maxMessage = 1024
 
+// truncate shortens s to at most maxMessage bytes, cutting at a character boundary so
+// that a message with multi-byte characters (usernames, repository names) stays
+// valid UTF-8.
 func truncate(s string) string {
 	if len(s) <= maxMessage {
 		return s
 	}
-	return s[:maxMessage-3] + "..."
+	cut := maxMessage - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 func ceilSecond(t time.Time) time.Time {

@@ -13,6 +13,7 @@ package controller_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -86,6 +87,14 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	flag.Parse()
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		// A worker process of `go test -fuzz` runs only the fuzz target
+		// (FuzzToRequest), which needs no API server; starting one per worker
+		// would only slow the fuzzing down and leave servers behind when the
+		// coordinator kills its workers.
+		return m.Run()
+	}
 	if os.Getenv("TEST_OPERATOR_LOG") != "" {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	} else {
