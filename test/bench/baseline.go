@@ -8,6 +8,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
 )
 
 // baselineWarmup is how many untimed Lease cycles run before the baseline, so that
@@ -55,7 +57,7 @@ func runBaseline(ctx context.Context, c client.Client, namespace string, clients
 	creates, updates, deletes := newPerClient(clients), newPerClient(clients), newPerClient(clients)
 
 	start := time.Now()
-	err = parallel(ctx, clients, func(ctx context.Context, i int) error {
+	err = benchutil.Parallel(ctx, clients, func(ctx context.Context, i int) error {
 		for j := range cycles {
 			lease, err := createAndUpdateLease(ctx, c, namespace, fmt.Sprintf("baseline-%d-%d", i, j), creates, updates, i)
 			if err != nil {
@@ -71,7 +73,7 @@ func runBaseline(ctx context.Context, c client.Client, namespace string, clients
 	}
 
 	start = time.Now()
-	err = parallel(ctx, clients, func(ctx context.Context, i int) error {
+	err = benchutil.Parallel(ctx, clients, func(ctx context.Context, i int) error {
 		for _, lease := range leases[i] {
 			t := time.Now()
 			if err := deleteLease(ctx, c, lease); err != nil {

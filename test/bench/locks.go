@@ -10,13 +10,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
 )
 
 // lockClient does what Atlantis does through pkg/lockclient: it creates a
 // LockRequest, waits for its status, and deletes it to release the lock.
 type lockClient struct {
 	c         client.Client
-	obs       *observer
+	obs       *benchutil.Observer
 	namespace string
 	// timeout bounds every wait for an observation.
 	timeout time.Duration
@@ -29,7 +30,7 @@ type lockClient struct {
 // request is one LockRequest of the benchmark and what the observer saw of it.
 type request struct {
 	obj *lockingv1alpha1.LockRequest
-	obs *tracked
+	obs *benchutil.Tracked
 	// created is when the client sent the create, createTook how long the API
 	// server took to answer it.
 	created    time.Time
@@ -48,10 +49,10 @@ func (l *lockClient) create(ctx context.Context, name, repository, path string) 
 			User:      lockingv1alpha1.UserRef{Username: "bench"},
 		},
 	}
-	r := &request{obj: lr, obs: l.obs.track(name)}
+	r := &request{obj: lr, obs: l.obs.Track(name)}
 	r.created = time.Now()
 	if err := l.c.Create(ctx, lr); err != nil {
-		l.obs.forget(name)
+		l.obs.Forget(name)
 		return nil, fmt.Errorf("creating LockRequest %s: %w", name, err)
 	}
 	r.createTook = time.Since(r.created)
@@ -61,12 +62,12 @@ func (l *lockClient) create(ctx context.Context, name, repository, path string) 
 // acquired waits until r is observed holding its lock, and returns when that was
 // first observed and the grant's fencing token.
 func (l *lockClient) acquired(ctx context.Context, r *request) (time.Time, string, error) {
-	return l.obs.waitAcquired(ctx, r.obs, l.timeout, r.obj.Name)
+	return l.obs.WaitAcquired(ctx, r.obs, l.timeout, r.obj.Name)
 }
 
 // queued waits until r is observed waiting in its key's queue.
 func (l *lockClient) queued(ctx context.Context, r *request) error {
-	_, err := l.obs.wait(ctx, r.obs.queued, l.timeout, "Queued=True of LockRequest "+r.obj.Name)
+	_, err := l.obs.Wait(ctx, r.obs.Queued, l.timeout, "Queued=True of LockRequest "+r.obj.Name)
 	return err
 }
 
@@ -81,8 +82,8 @@ func (l *lockClient) remove(ctx context.Context, r *request) error {
 // gone waits until r's deletion is observed: the operator has released its lock
 // and removed its finalizer. It returns when that was observed.
 func (l *lockClient) gone(ctx context.Context, r *request) (time.Time, error) {
-	at, err := l.obs.wait(ctx, r.obs.gone, l.timeout, "deletion of LockRequest "+r.obj.Name)
-	l.obs.forget(r.obj.Name)
+	at, err := l.obs.Wait(ctx, r.obs.Gone, l.timeout, "deletion of LockRequest "+r.obj.Name)
+	l.obs.Forget(r.obj.Name)
 	return at, err
 }
 

@@ -39,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
 )
@@ -77,17 +78,17 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
-	res := &Results{Args: os.Args[1:], Revision: revision(opts.root), Machine: thisMachine(), Started: time.Now()}
+	res := &Results{Args: os.Args[1:], Revision: benchutil.Revision(opts.root), Machine: benchutil.ThisMachine(), Started: time.Now()}
 	if err := measure(ctx, opts, res); err != nil {
 		return err
 	}
-	res.Machine.LoadAfter = loadAvg()
+	res.Machine.LoadAfter = benchutil.LoadAvg()
 	res.Targets = res.rows()
 	if err := res.printTable(os.Stdout); err != nil {
 		return err
 	}
 	if opts.jsonPath != "" {
-		if err := res.writeJSON(opts.jsonPath); err != nil {
+		if err := benchutil.WriteJSON(opts.jsonPath, res); err != nil {
 			return fmt.Errorf("writing %s: %w", opts.jsonPath, err)
 		}
 	}
@@ -142,22 +143,22 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 	}
 
 	step("starting the local control plane in %s", opts.stateDir)
-	e, err := startEnv(ctx, opts)
+	e, err := benchutil.StartEnv(ctx, benchutil.EnvOptions{StateDir: opts.stateDir, BinDir: opts.binDir, CRDDir: opts.crdDir, Namespace: opts.namespace})
 	if err != nil {
 		return err
 	}
 	defer func() {
 		step("stopping the local control plane")
-		retErr = errors.Join(retErr, e.stop())
+		retErr = errors.Join(retErr, e.Stop())
 	}()
 
 	step("baseline: %d serial Lease create+update, then %d clients × %d, then delete", opts.samples, opts.clients, opts.cycles)
-	if res.Baseline, err = runBaseline(ctx, e.client, opts.namespace, opts.clients, opts.cycles, opts.samples); err != nil {
+	if res.Baseline, err = runBaseline(ctx, e.Client, opts.namespace, opts.clients, opts.cycles, opts.samples); err != nil {
 		return err
 	}
 
-	step("starting the operator in this process (logs: %s)", e.operatorLogPath())
-	op, err := startOperator(ctx, e.restConfig(), config.Default())
+	step("starting the operator in this process (logs: %s)", e.LogPath("operator.log"))
+	op, err := startOperator(ctx, e.RESTConfig(), config.Default())
 	if err != nil {
 		return err
 	}
@@ -176,11 +177,11 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 // no subscribers but metrics (enable_events: false): no Kubernetes Events written,
 // no event logs. Against the hand-offs measured with events on, it is the cost of
 // events on the lock path.
-func measureEventsOff(ctx context.Context, opts options, e *env, res *Results) (retErr error) {
+func measureEventsOff(ctx context.Context, opts options, e *benchutil.Env, res *Results) (retErr error) {
 	cfg := config.Default()
 	cfg.EnableEvents = false
 	step("starting the operator again with enable_events: false")
-	op, err := startOperator(ctx, e.restConfig(), cfg)
+	op, err := startOperator(ctx, e.RESTConfig(), cfg)
 	if err != nil {
 		return err
 	}
@@ -190,11 +191,11 @@ func measureEventsOff(ctx context.Context, opts options, e *env, res *Results) (
 	}()
 	obsCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	obs, err := startObserver(obsCtx, e.client, opts.namespace)
+	obs, err := benchutil.StartObserver(obsCtx, e.Client, opts.namespace)
 	if err != nil {
 		return err
 	}
-	l := &lockClient{c: e.client, obs: obs, namespace: opts.namespace, timeout: opts.timeout}
+	l := &lockClient{c: e.Client, obs: obs, namespace: opts.namespace, timeout: opts.timeout}
 	step("hand-off with events off: %d hand-offs on one key", opts.samples)
 	handoff, err := measureHandoff(ctx, l, "handoff-quiet", opts.samples)
 	if err != nil {
@@ -205,14 +206,14 @@ func measureEventsOff(ctx context.Context, opts options, e *env, res *Results) (
 }
 
 // measureOperator runs the lock measurements against the running operator.
-func measureOperator(ctx context.Context, opts options, e *env, op *runningOperator, res *Results) error {
+func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *runningOperator, res *Results) error {
 	obsCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	obs, err := startObserver(obsCtx, e.client, opts.namespace)
+	obs, err := benchutil.StartObserver(obsCtx, e.Client, opts.namespace)
 	if err != nil {
 		return err
 	}
-	l := &lockClient{c: e.client, obs: obs, namespace: opts.namespace, timeout: opts.timeout}
+	l := &lockClient{c: e.Client, obs: obs, namespace: opts.namespace, timeout: opts.timeout}
 
 	step("warm-up: %d lock cycles", opts.warmup)
 	if _, err := measureAcquire(ctx, l, "warmup", opts.warmup); err != nil {

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"runtime"
-	"strings"
-	"text/tabwriter"
 	"time"
+
+	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
 )
 
 // Results is everything one run measured.
@@ -17,12 +13,12 @@ type Results struct {
 	// Args are the benchmark's command-line arguments.
 	Args []string `json:"args"`
 	// Revision is the repository's commit, marked when the tree had changes.
-	Revision string         `json:"revision,omitempty"`
-	Machine  Machine        `json:"machine"`
-	Started  time.Time      `json:"started"`
-	Workers  int            `json:"operatorWorkers"`
-	Baseline BaselineResult `json:"baseline"`
-	Acquire  Summary        `json:"uncontendedAcquire"`
+	Revision string            `json:"revision,omitempty"`
+	Machine  benchutil.Machine `json:"machine"`
+	Started  time.Time         `json:"started"`
+	Workers  int               `json:"operatorWorkers"`
+	Baseline BaselineResult    `json:"baseline"`
+	Acquire  Summary           `json:"uncontendedAcquire"`
 	// AcquireCreate is the LockRequest create alone, as the client saw it, during
 	// the uncontended acquires.
 	AcquireCreate Summary `json:"uncontendedCreate"`
@@ -36,109 +32,29 @@ type Results struct {
 	EventBus EventBusResult   `json:"eventBus"`
 	Through  ThroughputResult `json:"throughput"`
 	Deadlock DeadlockResult   `json:"deadlockScan"`
-	Targets  []Row            `json:"targets"`
-}
-
-// Machine describes where the benchmark ran.
-type Machine struct {
-	CPUs      int    `json:"cpus"`
-	CPUModel  string `json:"cpuModel,omitempty"`
-	OS        string `json:"os"`
-	Arch      string `json:"arch"`
-	GoVersion string `json:"goVersion"`
-	// LoadBefore and LoadAfter are /proc/loadavg when the run started and ended:
-	// other work on the machine competes with the control plane for its CPUs.
-	LoadBefore string `json:"loadBefore,omitempty"`
-	LoadAfter  string `json:"loadAfter,omitempty"`
-}
-
-// thisMachine describes the machine the benchmark runs on.
-func thisMachine() Machine {
-	return Machine{
-		CPUs:       runtime.NumCPU(),
-		CPUModel:   cpuModel(),
-		OS:         runtime.GOOS,
-		Arch:       runtime.GOARCH,
-		GoVersion:  runtime.Version(),
-		LoadBefore: loadAvg(),
-	}
-}
-
-// loadAvg returns the 1, 5 and 15 minute load averages of /proc/loadavg, or "".
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	fields := strings.Fields(string(data))
-	if len(fields) < 3 {
-		return ""
-	}
-	return strings.Join(fields[:3], " ")
-}
-
-// cpuModel returns the first "model name" of /proc/cpuinfo, or "".
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return ""
-	}
-	for line := range strings.Lines(string(data)) {
-		if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
-			return strings.TrimSpace(value)
-		}
-	}
-	return ""
-}
-
-// revision returns the commit checked out in the repository at root, with
-// "+changes" when the working tree differs from it, or "" without git.
-func revision(root string) string {
-	head, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
-	if err != nil {
-		return ""
-	}
-	rev := strings.TrimSpace(string(head))
-	if status, err := exec.Command("git", "-C", root, "status", "--porcelain").Output(); err == nil && len(status) > 0 {
-		rev += "+changes"
-	}
-	return rev
-}
-
-// Row is one line of the report: a measurement and, when DESIGN sets one, its target.
-type Row struct {
-	Metric   string `json:"metric"`
-	Measured string `json:"measured"`
-	Target   string `json:"target,omitempty"`
-	// Met is nil for lines without a target.
-	Met *bool `json:"met,omitempty"`
+	Targets  []benchutil.Row  `json:"targets"`
 }
 
 // atMost is a row whose target is an upper bound on a latency.
-func atMost(metric string, got, limit time.Duration) Row {
+func atMost(metric string, got, limit time.Duration) benchutil.Row {
 	met := got <= limit
-	return Row{Metric: metric, Measured: fmtDuration(got), Target: "≤ " + fmtDuration(limit), Met: &met}
-}
-
-// info is a row without a target.
-func info(metric, measured string) Row {
-	return Row{Metric: metric, Measured: measured}
+	return benchutil.Row{Metric: metric, Measured: fmtDuration(got), Target: "≤ " + fmtDuration(limit), Met: &met}
 }
 
 // rows lays the results out against DESIGN's Performance targets.
-func (r *Results) rows() []Row {
+func (r *Results) rows() []benchutil.Row {
 	b, t := r.Baseline, r.Through
 	minRate := 0.5 * b.CreateUpdatePerSec
 	throughputMet := t.CyclesPerSec >= minRate
 	exclusive := len(t.Exclusion.Violations) == 0
-	return []Row{
-		info(fmt.Sprintf("baseline: Lease create+update cycles/s (%d clients)", b.Clients), fmt.Sprintf("%.0f /s", b.CreateUpdatePerSec)),
-		info("baseline: Lease create+update+delete cycles/s", fmt.Sprintf("%.0f /s", b.FullCyclePerSec)),
-		info(fmt.Sprintf("baseline, %d clients: Lease create / update / delete P50", b.Clients), fmt.Sprintf("%s / %s / %s", fmtDuration(b.Create.P50), fmtDuration(b.Update.P50), fmtDuration(b.Delete.P50))),
-		info(fmt.Sprintf("baseline, %d clients: Lease create / update / delete P99", b.Clients), fmt.Sprintf("%s / %s / %s", fmtDuration(b.Create.P99), fmtDuration(b.Update.P99), fmtDuration(b.Delete.P99))),
-		info("baseline, 1 client alone: Lease create / update P50", fmt.Sprintf("%s / %s", fmtDuration(b.SerialCreate.P50), fmtDuration(b.SerialUpdate.P50))),
-		info("LockRequest create alone (client, 1 at a time) P50", fmtDuration(r.AcquireCreate.P50)),
-		info("operator during those: ProjectLock create / Lease create / status update P50", fmt.Sprintf("%s / %s / %s",
+	return []benchutil.Row{
+		benchutil.Info(fmt.Sprintf("baseline: Lease create+update cycles/s (%d clients)", b.Clients), fmt.Sprintf("%.0f /s", b.CreateUpdatePerSec)),
+		benchutil.Info("baseline: Lease create+update+delete cycles/s", fmt.Sprintf("%.0f /s", b.FullCyclePerSec)),
+		benchutil.Info(fmt.Sprintf("baseline, %d clients: Lease create / update / delete P50", b.Clients), fmt.Sprintf("%s / %s / %s", fmtDuration(b.Create.P50), fmtDuration(b.Update.P50), fmtDuration(b.Delete.P50))),
+		benchutil.Info(fmt.Sprintf("baseline, %d clients: Lease create / update / delete P99", b.Clients), fmt.Sprintf("%s / %s / %s", fmtDuration(b.Create.P99), fmtDuration(b.Update.P99), fmtDuration(b.Delete.P99))),
+		benchutil.Info("baseline, 1 client alone: Lease create / update P50", fmt.Sprintf("%s / %s", fmtDuration(b.SerialCreate.P50), fmtDuration(b.SerialUpdate.P50))),
+		benchutil.Info("LockRequest create alone (client, 1 at a time) P50", fmtDuration(r.AcquireCreate.P50)),
+		benchutil.Info("operator during those: ProjectLock create / Lease create / status update P50", fmt.Sprintf("%s / %s / %s",
 			fmtDuration(r.AcquireOperator.Latency["create projectlocks"].P50), fmtDuration(r.AcquireOperator.Latency["create leases"].P50),
 			fmtDuration(r.AcquireOperator.Latency["update lockrequests/status"].P50))),
 		atMost(fmt.Sprintf("uncontended acquire P50 (n=%d)", r.Acquire.N), r.Acquire.P50, 10*time.Millisecond),
@@ -152,17 +68,17 @@ func (r *Results) rows() []Row {
 			Target:   fmt.Sprintf("≥ 50%% of baseline = %.0f /s", minRate),
 			Met:      &throughputMet,
 		},
-		info("lock cycles/s vs create+update+delete baseline", fmt.Sprintf("%.0f%%", 100*t.RatioFull)),
-		info("lock cycle wait P50 / P99 (create → Acquired, queueing included)", fmt.Sprintf("%s / %s", fmtDuration(t.Wait.P50), fmtDuration(t.Wait.P99))),
-		info("operator API writes / reads per lock cycle (+2 client writes)", fmt.Sprintf("%.1f / %.1f", t.OperatorWritesPerCycle, t.OperatorReadsPerCycle)),
-		info("lock reconciles per lock cycle", fmt.Sprintf("%.1f", t.ReconcilesPerCycle)),
+		benchutil.Info("lock cycles/s vs create+update+delete baseline", fmt.Sprintf("%.0f%%", 100*t.RatioFull)),
+		benchutil.Info("lock cycle wait P50 / P99 (create → Acquired, queueing included)", fmt.Sprintf("%s / %s", fmtDuration(t.Wait.P50), fmtDuration(t.Wait.P99))),
+		benchutil.Info("operator API writes / reads per lock cycle (+2 client writes)", fmt.Sprintf("%.1f / %.1f", t.OperatorWritesPerCycle, t.OperatorReadsPerCycle)),
+		benchutil.Info("lock reconciles per lock cycle", fmt.Sprintf("%.1f", t.ReconcilesPerCycle)),
 		{
 			Metric:   fmt.Sprintf("mutual exclusion (%d grants, %d successions checked)", t.Exclusion.Grants, t.Exclusion.Successions),
 			Measured: fmt.Sprintf("%d violations", len(t.Exclusion.Violations)),
 			Target:   "0 violations",
 			Met:      &exclusive,
 		},
-		info(fmt.Sprintf("hand-off P50 / P99 with enable_events: false (n=%d)", r.HandoffEventsOff.N),
+		benchutil.Info(fmt.Sprintf("hand-off P50 / P99 with enable_events: false (n=%d)", r.HandoffEventsOff.N),
 			fmt.Sprintf("%s / %s (events on: %s / %s)", fmtDuration(r.HandoffEventsOff.P50), fmtDuration(r.HandoffEventsOff.P99),
 				fmtDuration(r.Handoff.P50), fmtDuration(r.Handoff.P99))),
 		busRow(r.EventBus.Events, r.EventBus.One),
@@ -179,37 +95,13 @@ func (r *Results) printTable(w io.Writer) error {
 	m := r.Machine
 	fmt.Fprintf(w, "revision %s; %d CPUs (%s), %s/%s, %s; load average %s before, %s after; operator worker_count %d\n\n",
 		r.Revision, m.CPUs, m.CPUModel, m.OS, m.Arch, m.GoVersion, m.LoadBefore, m.LoadAfter, r.Workers)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "metric\tmeasured\ttarget (DESIGN)\tmet?")
-	fmt.Fprintln(tw, "------\t--------\t---------------\t----")
-	for _, row := range r.Targets {
-		met := ""
-		if row.Met != nil {
-			met = map[bool]string{true: "yes", false: "NO"}[*row.Met]
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row.Metric, row.Measured, row.Target, met)
-	}
-	if err := tw.Flush(); err != nil {
+	if err := benchutil.PrintRows(w, "target (DESIGN)", r.Targets); err != nil {
 		return err
 	}
 	for _, v := range r.Through.Exclusion.Violations {
 		fmt.Fprintln(w, "VIOLATION:", v)
 	}
 	return nil
-}
-
-// writeJSON writes the results as indented JSON to path, or to stdout for "-".
-func (r *Results) writeJSON(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	data = append(data, '\n')
-	if path == "-" {
-		_, err = os.Stdout.Write(data)
-		return err
-	}
-	return os.WriteFile(path, data, 0o644)
 }
 
 // fmtDuration prints a latency in milliseconds: whole milliseconds (the targets) as
@@ -226,7 +118,7 @@ func fmtDuration(d time.Duration) string {
 }
 
 // busRow reports one event bus measurement.
-func busRow(events int, b BusThroughput) Row {
-	return info(fmt.Sprintf("event bus, %d events, %d subscriber(s), buffer %d: published / delivered", events, b.Subscribers, b.BufferSize),
+func busRow(events int, b BusThroughput) benchutil.Row {
+	return benchutil.Info(fmt.Sprintf("event bus, %d events, %d subscriber(s), buffer %d: published / delivered", events, b.Subscribers, b.BufferSize),
 		fmt.Sprintf("%s / %s per s, %d dropped", fmtRate(b.PublishedPerSec), fmtRate(b.DeliveredPerSec), b.Dropped))
 }

@@ -74,3 +74,15 @@ func rate(count int, elapsed time.Duration) float64 {
 	}
 	return float64(count) / elapsed.Seconds()
 }
+
+// perClient collects samples from n goroutines without locks: goroutine i appends to
+// its own slice only.
+type perClient [][]time.Duration
+
+func newPerClient(n int) perClient { return make(perClient, n) }
+
+// add records sample d of client i.
+func (p perClient) add(i int, d time.Duration) { p[i] = append(p[i], d) }
+
+// all returns every sample; call it once the goroutines are done.
+func (p perClient) all() []time.Duration { return slices.Concat(p...) }

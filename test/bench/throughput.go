@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
 	"github.com/runatlantis/atlantis-lock-operator/internal/lockcheck"
 )
 
@@ -48,7 +49,7 @@ type cycleSamples struct {
 func runThroughput(ctx context.Context, l *lockClient, clients, keys, cycles int) (ThroughputResult, error) {
 	samples := make([]cycleSamples, clients)
 	start := time.Now()
-	err := parallel(ctx, clients, func(ctx context.Context, i int) error {
+	err := benchutil.Parallel(ctx, clients, func(ctx context.Context, i int) error {
 		rng := rand.New(rand.NewPCG(uint64(i), 0x5eed))
 		for j := range cycles {
 			if err := lockCycle(ctx, l, &samples[i], fmt.Sprintf("cycle-%d-%d", i, j), rng.IntN(keys)); err != nil {
@@ -93,7 +94,7 @@ func lockCycle(ctx context.Context, l *lockClient, s *cycleSamples, name string,
 	if err := l.release(ctx, r); err != nil {
 		return err
 	}
-	gone := r.obs.gone.at
+	gone := r.obs.Gone.At()
 	s.holds = append(s.holds, lockcheck.Hold{Key: fmt.Sprintf("k%d", key), Holder: name, Token: token, Acquired: acquired, Released: released})
 	s.wait = append(s.wait, acquired.Sub(r.created))
 	s.cycle = append(s.cycle, gone.Sub(r.created))

@@ -1,0 +1,197 @@
+package benchutil
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	toolscache "k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+)
+
+// ErrWatchEnded is the cause of a wait that cannot end because the watch did.
+var ErrWatchEnded = errors.New("the LockRequest watch ended")
+
+// Mark is a moment that happens at most once, such as "Acquired first observed".
+// Readers wait on Done; after it is closed, At returns the moment, which never
+// changes.
+type Mark struct {
+	once sync.Once
+	ch   chan struct{}
+	at   time.Time
+}
+
+func newMark() *Mark { return &Mark{ch: make(chan struct{})} }
+
+// fire records the moment t, the first time only. set, if not nil, runs first, so
+// that what it records is visible to whoever sees Done closed.
+func (m *Mark) fire(t time.Time, set func()) {
+	m.once.Do(func() {
+		if set != nil {
+			set()
+		}
+		m.at = t
+		close(m.ch)
+	})
+}
+
+// Done is closed once the moment has been observed.
+func (m *Mark) Done() <-chan struct{} { return m.ch }
+
+// At is when the moment was first observed; call it after Done is closed.
+func (m *Mark) At() time.Time { return m.at }
+
+// Tracked is what the observer saw of one LockRequest.
+type Tracked struct {
+	// Queued fires when Queued=True is first observed.
+	Queued *Mark
+	// Settled fires when Acquired=True, or a terminal Acquired reason, is first
+	// observed; then Token or Failure is set.
+	Settled *Mark
+	// Gone fires when the object's deletion is observed.
+	Gone *Mark
+
+	token   string // status.fencingToken of the grant
+	failure string // the terminal reason, when the request failed
+}
+
+// Token is the fencing token of the grant; read it after Settled fired.
+func (t *Tracked) Token() string { return t.token }
+
+// Failure is "Reason: message" of a request that ended without the lock, or ""; read
+// it after Settled fired.
+func (t *Tracked) Failure() string { return t.failure }
+
+// Observer timestamps, from one watch on a namespace's LockRequests, the moments
+// that a client of the operator waits for. Only tracked requests are recorded.
+type Observer struct {
+	mu       sync.Mutex
+	requests map[string]*Tracked
+	ended    chan struct{} // closed when the watch ends
+	err      error         // why it ended, set before ended is closed
+}
+
+// StartObserver starts watching the LockRequests of namespace until ctx is done. The
+// watch resumes by itself when the API server closes it.
+func StartObserver(ctx context.Context, c client.WithWatch, namespace string) (*Observer, error) {
+	var list lockingv1alpha1.LockRequestList
+	if err := c.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("listing LockRequests: %w", err)
+	}
+	lw := &toolscache.ListWatch{
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return c.Watch(ctx, &lockingv1alpha1.LockRequestList{}, &client.ListOptions{Namespace: namespace, Raw: &opts})
+		},
+	}
+	w, err := watchtools.NewRetryWatcherWithContext(ctx, list.ResourceVersion, lw)
+	if err != nil {
+		return nil, fmt.Errorf("watching LockRequests: %w", err)
+	}
+	o := &Observer{requests: map[string]*Tracked{}, ended: make(chan struct{})}
+	go o.run(ctx, w)
+	return o, nil
+}
+
+// run handles watch events until the watch ends.
+func (o *Observer) run(ctx context.Context, w *watchtools.RetryWatcher) {
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		now := time.Now()
+		if ev.Type == watch.Error {
+			o.end(fmt.Errorf("%w: %v", ErrWatchEnded, ev.Object))
+			return
+		}
+		lr, ok := ev.Object.(*lockingv1alpha1.LockRequest)
+		if !ok {
+			continue
+		}
+		o.handle(now, ev.Type, lr)
+	}
+	o.end(fmt.Errorf("%w: %w", ErrWatchEnded, context.Cause(ctx)))
+}
+
+func (o *Observer) end(err error) {
+	o.err = err
+	close(o.ended)
+}
+
+// handle records what one event shows of a tracked request.
+func (o *Observer) handle(now time.Time, typ watch.EventType, lr *lockingv1alpha1.LockRequest) {
+	o.mu.Lock()
+	t := o.requests[lr.Name]
+	o.mu.Unlock()
+	if t == nil {
+		return
+	}
+	if typ == watch.Deleted {
+		t.Gone.fire(now, nil)
+		return
+	}
+	if meta.IsStatusConditionTrue(lr.Status.Conditions, lockingv1alpha1.ConditionQueued) {
+		t.Queued.fire(now, nil)
+	}
+	acquired := meta.FindStatusCondition(lr.Status.Conditions, lockingv1alpha1.ConditionAcquired)
+	switch {
+	case acquired == nil:
+	case acquired.Status == metav1.ConditionTrue:
+		t.Settled.fire(now, func() { t.token = lr.Status.FencingToken })
+	case lockingv1alpha1.IsTerminalReason(acquired.Reason):
+		t.Settled.fire(now, func() { t.failure = acquired.Reason + ": " + acquired.Message })
+	}
+}
+
+// Track registers a request name before it is created, so that no event about it
+// can be missed, and returns its record.
+func (o *Observer) Track(name string) *Tracked {
+	t := &Tracked{Queued: newMark(), Settled: newMark(), Gone: newMark()}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.requests[name] = t
+	return t
+}
+
+// Forget stops tracking a request.
+func (o *Observer) Forget(name string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.requests, name)
+}
+
+// Wait returns when m fires, with the moment it fired, or fails when timeout passes,
+// ctx is done or the watch ends. what names the moment in the error.
+func (o *Observer) Wait(ctx context.Context, m *Mark, timeout time.Duration, what string) (time.Time, error) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-m.ch:
+		return m.at, nil
+	case <-timer.C:
+		return time.Time{}, fmt.Errorf("%s: not observed within %s", what, timeout)
+	case <-ctx.Done():
+		return time.Time{}, fmt.Errorf("%s: %w", what, context.Cause(ctx))
+	case <-o.ended:
+		return time.Time{}, fmt.Errorf("%s: %w", what, o.err)
+	}
+}
+
+// WaitAcquired waits until t is observed holding its lock, and returns when that was
+// first observed and the fencing token of the grant. A request that ended without
+// the lock is an error that says why.
+func (o *Observer) WaitAcquired(ctx context.Context, t *Tracked, timeout time.Duration, name string) (time.Time, string, error) {
+	at, err := o.Wait(ctx, t.Settled, timeout, "Acquired=True of LockRequest "+name)
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	if t.failure != "" {
+		return time.Time{}, "", fmt.Errorf("LockRequest %s failed instead of acquiring: %s", name, t.failure)
+	}
+	return at, t.token, nil
+}
