@@ -1,0 +1,21 @@
+// Package e2e holds the end-to-end tests (build tag e2e; run them with
+// `make test-e2e`, which builds the tools and bin/manager first). They check what a
+// platform team gets from one `helm install`, on a real control plane:
+//
+//   - etcd, kube-apiserver and kube-controller-manager from bin/ (internal/localcluster),
+//     so that owner-reference garbage collection and namespace deletion really happen;
+//   - the chart charts/atlantis-lock-operator installed with its default values;
+//   - two bin/manager processes run outside the cluster (no kubelet runs the pods),
+//     with the Deployment's arguments and the ConfigMap's configuration file,
+//     authenticated as the chart's ServiceAccount with a TokenRequest token, so that
+//     the chart's RBAC is what is tested: a Forbidden in a manager's log fails the test;
+//   - kubectl on the samples: queue, hand-off, force unlock, printer columns, Events;
+//   - 50 pkg/lockclient clients over 10 keys, checked for mutual exclusion and fencing
+//     (internal/lockcheck), while the leader is killed with SIGKILL and the standby
+//     takes over; the survivor's metrics and /status are checked against what happened;
+//   - namespace deletion and `helm uninstall` leave no LockRequest, ProjectLock or
+//     Lease behind.
+//
+// The tests live in _test.go files behind the e2e build tag, so that `go test ./...`
+// (make test) does not run them; this file only names the package.
+package e2e

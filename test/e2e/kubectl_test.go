@@ -1,0 +1,191 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// kubectlNamespace holds the samples' LockRequests; it is deleted, with locks still
+// held, in the uninstall step.
+const kubectlNamespace = "e2e-kubectl"
+
+// The samples of config/samples, by their LockRequest names.
+const (
+	samplePlain       = "infra-vpc-pr42"         // pull #42 of alice, modules/vpc
+	sampleQueued      = "infra-vpc-pr57"         // pull #57 of bob, same key
+	sampleFailFast    = "infra-vpc-pr61"         // pull #61 of carol, same key, queueTimeout 0s
+	sampleMaintenance = "infra-prod-maintenance" // bob's manual lock of environments/prod
+)
+
+// acquiredReason is the JSONPath of the reason of a LockRequest's Acquired condition,
+// which the STATE column shows.
+const acquiredReason = `{.status.conditions[?(@.type=="Acquired")].reason}`
+
+// testKubectl goes through docs/locking.md with kubectl as a person would: the
+// samples, the queue, a hand-off, a force unlock, the printer columns and the Events.
+func (s *suite) testKubectl(t *testing.T) {
+	ns := kubectlNamespace
+	s.createNamespace(t.Context(), t, ns)
+	samples := filepath.Join(s.root, "config", "samples")
+
+	// The plain sample first, so that it holds the key before the others ask.
+	s.kubectl(t, "apply", "-n", ns, "-f", filepath.Join(samples, "locking_v1alpha1_lockrequest_1_plain.yaml"))
+	s.waitFor(t, ns, samplePlain, "condition=Acquired")
+	s.kubectl(t, "apply", "-n", ns, "-f", samples)
+	s.waitFor(t, ns, sampleQueued, "condition=Queued")
+	s.waitFor(t, ns, sampleFailFast, "jsonpath="+acquiredReason+"=Conflict")
+	s.waitFor(t, ns, sampleMaintenance, "condition=Acquired")
+
+	t.Run("kubectl get lockrequests", func(t *testing.T) {
+		tb := s.getTable(t, "get", "lockrequests", "-n", ns, "-o", "wide")
+		wantHeader := []string{"NAME", "REPOSITORY", "PATH", "WORKSPACE", "PULL", "STATE", "POSITION", "AGE", "PROJECT", "USER"}
+		if diff := cmp.Diff(wantHeader, tb.header); diff != "" {
+			t.Errorf("kubectl get lr -o wide columns (-want +got):\n%s", diff)
+		}
+		want := map[string]map[string]string{
+			samplePlain:       {"REPOSITORY": "acme/infra", "PATH": "modules/vpc", "WORKSPACE": "default", "PULL": "42", "STATE": "Acquired", "POSITION": "", "PROJECT": "vpc-prod", "USER": "alice"},
+			sampleQueued:      {"PULL": "57", "STATE": "Queued", "POSITION": "1", "USER": "bob"},
+			sampleFailFast:    {"PULL": "61", "STATE": "Conflict", "POSITION": "", "USER": "carol"},
+			sampleMaintenance: {"PATH": "environments/prod", "WORKSPACE": "prod", "PULL": "", "STATE": "Acquired", "PROJECT": "", "USER": "bob"},
+		}
+		checkRows(t, tb, want)
+	})
+
+	vpcLock := s.kubectl(t, "get", "lr", sampleQueued, "-n", ns, "-o", "jsonpath={.status.lockName}")
+	prodLock := s.kubectl(t, "get", "lr", sampleMaintenance, "-n", ns, "-o", "jsonpath={.status.lockName}")
+	t.Run("kubectl get projectlocks", func(t *testing.T) {
+		tb := s.getTable(t, "get", "projectlocks", "-n", ns)
+		wantHeader := []string{"NAME", "REPOSITORY", "PATH", "WORKSPACE", "HOLDER", "USER", "QUEUE", "AGE"}
+		if diff := cmp.Diff(wantHeader, tb.header); diff != "" {
+			t.Errorf("kubectl get projectlocks columns (-want +got):\n%s", diff)
+		}
+		checkRows(t, tb, map[string]map[string]string{
+			vpcLock:  {"REPOSITORY": "acme/infra", "PATH": "modules/vpc", "WORKSPACE": "default", "HOLDER": "42", "USER": "alice", "QUEUE": "1"},
+			prodLock: {"PATH": "environments/prod", "WORKSPACE": "prod", "HOLDER": "", "USER": "bob"},
+		})
+		// Each ProjectLock has its Lease, held by the holder's request.
+		leases := s.getTable(t, "get", "leases", "-n", ns)
+		for lock, holder := range map[string]string{vpcLock: samplePlain, prodLock: sampleMaintenance} {
+			if r, ok := leases.row(lock); !ok || !strings.HasPrefix(r["HOLDER"], holder+"/") {
+				t.Errorf("Lease %s: %v, want it held by %s/<uid>", lock, r, holder)
+			}
+		}
+	})
+
+	t.Run("hand-off", func(t *testing.T) {
+		// kubectl delete returns once the object is gone: the operator has released
+		// the lock and handed it on before it removed its finalizer.
+		s.kubectl(t, "delete", "lr", samplePlain, "-n", ns)
+		s.waitFor(t, ns, sampleQueued, "condition=Acquired")
+		checkRows(t, s.getTable(t, "get", "projectlocks", "-n", ns), map[string]map[string]string{
+			vpcLock: {"HOLDER": "57", "USER": "bob", "QUEUE": ""},
+		})
+		token := s.kubectl(t, "get", "lr", sampleQueued, "-n", ns, "-o", "jsonpath={.status.fencingToken}")
+		s.waitForEvents(t, ns, sampleQueued, []event{
+			{"Normal", "Queued", "waiting for acme/infra#42 at position 1"},
+			{"Normal", "Acquired", "acquired acme/infra/modules/vpc/default/vpc-prod with fencing token " + token},
+		})
+	})
+
+	t.Run("force unlock", func(t *testing.T) {
+		s.kubectl(t, "delete", "projectlock", vpcLock, "-n", ns)
+		s.waitFor(t, ns, sampleQueued, "jsonpath="+acquiredReason+"=Revoked")
+		checkRows(t, s.getTable(t, "get", "lr", "-n", ns), map[string]map[string]string{
+			sampleQueued: {"STATE": "Revoked"},
+		})
+		s.waitForEvents(t, ns, sampleQueued, []event{
+			{"Warning", "Revoked", "the lock was force-unlocked by deleting its ProjectLock"},
+		})
+	})
+}
+
+// waitFor runs `kubectl wait --for=cond` on a LockRequest: a watch, not a poll.
+func (s *suite) waitFor(t *testing.T, ns, name, cond string) {
+	t.Helper()
+	s.kubectl(t, "wait", "-n", ns, "lockrequest/"+name, "--for="+cond, "--timeout="+stepTimeout.String())
+}
+
+// getTable runs kubectl and parses its table.
+func (s *suite) getTable(t *testing.T, args ...string) table {
+	t.Helper()
+	out := s.kubectl(t, args...)
+	tb, err := parseTable(out)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+	}
+	return tb
+}
+
+// checkRows checks the given cells of the named rows.
+func checkRows(t *testing.T, tb table, want map[string]map[string]string) {
+	t.Helper()
+	for name, cells := range want {
+		row, ok := tb.row(name)
+		if !ok {
+			t.Errorf("no row %s in %v", name, tb.rows)
+			continue
+		}
+		for col, v := range cells {
+			if row[col] != v {
+				t.Errorf("%s: %s = %q, want %q (row %v)", name, col, row[col], v, row)
+			}
+		}
+	}
+}
+
+// event is one line of the Events section of `kubectl describe`.
+type event struct{ typ, reason, message string }
+
+// waitForEvents polls `kubectl describe lockrequest` until its Events show every
+// wanted event: the operator records them asynchronously, after the decision.
+func (s *suite) waitForEvents(t *testing.T, ns, name string, want []event) {
+	t.Helper()
+	var out string
+	var got []event
+	var lastErr error
+	err := poll(t.Context(), func(ctx context.Context) (bool, error) {
+		if out, lastErr = s.kubectlOut(ctx, "describe", "lockrequest", name, "-n", ns); lastErr != nil {
+			return false, nil //nolint:nilerr // retried until the deadline, then reported
+		}
+		got = describedEvents(out)
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("kubectl describe lockrequest %s shows the events %q, want %q among them (%v; last kubectl error: %v)", name, got, want, err, lastErr)
+	}
+	_, events, _ := strings.Cut(out, "\nEvents:\n")
+	t.Logf("kubectl describe lockrequest %s, Events:\n%s", name, events)
+}
+
+// describedEvents parses the Events table at the end of `kubectl describe`:
+// Type, Reason, Age, From, Message. Cells are cut by the header's columns, since an
+// Age can read "8s (x2 over 10s)".
+func describedEvents(out string) []event {
+	_, section, ok := strings.Cut(out, "\nEvents:\n")
+	if !ok {
+		return nil
+	}
+	tb, err := parseTable(section)
+	if err != nil {
+		return nil
+	}
+	var events []event
+	for _, r := range tb.rows {
+		if r["Type"] != "" && !strings.HasPrefix(r["Type"], "-") {
+			events = append(events, event{r["Type"], r["Reason"], r["Message"]})
+		}
+	}
+	return events
+}
