@@ -84,6 +84,13 @@ test: tools manifests generate vet ## Run the unit and integration (envtest) tes
 	$(GO) test $(GOTEST_FLAGS) ./...
 	$(call in_nested,$(GO) test $(GOTEST_FLAGS) ./...)
 
+# How long the end-to-end tests may take before go test stops them (about 1.5 min).
+E2E_TIMEOUT ?= 15m
+
+.PHONY: test-e2e
+test-e2e: tools build ## Run the end-to-end tests (test/e2e): local control plane, helm install, two managers as the chart's ServiceAccount, kubectl, lock clients across a leader failover, uninstall.
+	$(GO) test -tags e2e $(GOTEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/e2e/...
+
 .PHONY: cover
 cover: tools ## Run the tests with a coverage report in bin/cover.out.
 	$(GO) test $(GOTEST_FLAGS) -coverprofile=$(LOCALBIN)/cover.out ./...
