@@ -77,8 +77,10 @@ func (s *suite) testFailover(t *testing.T) {
 	t.Logf("killed %s (SIGKILL) after %d holds, %s into the traffic", leader.name, len(history.Holds()), killed.Sub(start).Round(time.Millisecond))
 
 	takeover := waitForNewHolder(ctx, t, holders, first.holder)
-	t.Logf("election Lease taken over by %s %s after the kill (lease duration 15 s, then up to one retry period of 2 s)",
-		takeover.holder, takeover.seen.Sub(killed).Round(time.Millisecond))
+	// The standby takes over once the 15 s lease has run out since it last saw the
+	// leader renew, at its next try (every 2 s plus up to 2.4 s of jitter): from
+	// about 15 s to about 24 s after the kill. Reported, not asserted.
+	t.Logf("election Lease taken over by %s %s after the kill", takeover.holder, takeover.seen.Sub(killed).Round(time.Millisecond))
 
 	select {
 	case <-trafficDone:
