@@ -24,6 +24,7 @@ type options struct {
 	configFile       string
 	metricsAddr      string
 	probeAddr        string
+	pprofAddr        string
 	leaderElect      bool
 	leaderElectionNS string
 	watchNamespaces  string
@@ -42,6 +43,7 @@ func run() error {
 	flag.StringVar(&opts.configFile, "config", "", "Path of the enhanced_locking YAML configuration file (see docs/configuration.md). Flags below override its keys.")
 	flag.StringVar(&opts.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus /metrics endpoint; \"0\" turns it off.")
 	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.StringVar(&opts.pprofAddr, "pprof-bind-address", "0", "Address of Go's /debug/pprof profiles (heap, CPU, goroutines), for diagnosing memory and CPU use; \"0\" (the default) turns it off. Never expose it beyond the pod.")
 	flag.BoolVar(&opts.leaderElect, "leader-elect", true, "Elect a leader among replicas; only the leader decides. Turn off only for a single replica.")
 	flag.StringVar(&opts.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the pod's namespace.")
 	flag.StringVar(&opts.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose LockRequests the operator serves; empty serves every namespace.")
@@ -88,6 +90,7 @@ func run() error {
 		Scheme:                        scheme.New(),
 		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddr, ExtraHandlers: endpoints.Handlers()},
 		HealthProbeBindAddress:        opts.probeAddr,
+		PprofBindAddress:              opts.pprofAddr,
 		LeaderElection:                opts.leaderElect,
 		LeaderElectionID:              "atlantis-lock-operator.locking.runatlantis.io",
 		LeaderElectionNamespace:       opts.leaderElectionNS,
