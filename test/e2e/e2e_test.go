@@ -139,6 +139,9 @@ func setUp(t *testing.T) *suite {
 	start = time.Now()
 	first := s.startManager(t, "manager-0")
 	eventually(ctx, t, "manager-0 leads", func(ctx context.Context) (bool, error) {
+		if err := first.exited(); err != nil {
+			return false, err
+		}
 		st, err := first.status(ctx)
 		return err == nil && st.Leader, nil
 	})

@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -61,15 +63,14 @@ func (s *suite) testKubectl(t *testing.T) {
 	vpcLock := s.kubectl(t, "get", "lr", sampleQueued, "-n", ns, "-o", "jsonpath={.status.lockName}")
 	prodLock := s.kubectl(t, "get", "lr", sampleMaintenance, "-n", ns, "-o", "jsonpath={.status.lockName}")
 	t.Run("kubectl get projectlocks", func(t *testing.T) {
-		tb := s.getTable(t, "get", "projectlocks", "-n", ns)
+		tb := s.waitForRows(t, map[string]map[string]string{
+			vpcLock:  {"REPOSITORY": "acme/infra", "PATH": "modules/vpc", "WORKSPACE": "default", "HOLDER": "42", "USER": "alice", "QUEUE": "1"},
+			prodLock: {"PATH": "environments/prod", "WORKSPACE": "prod", "HOLDER": "", "USER": "bob"},
+		}, "get", "projectlocks", "-n", ns)
 		wantHeader := []string{"NAME", "REPOSITORY", "PATH", "WORKSPACE", "HOLDER", "USER", "QUEUE", "AGE"}
 		if diff := cmp.Diff(wantHeader, tb.header); diff != "" {
 			t.Errorf("kubectl get projectlocks columns (-want +got):\n%s", diff)
 		}
-		checkRows(t, tb, map[string]map[string]string{
-			vpcLock:  {"REPOSITORY": "acme/infra", "PATH": "modules/vpc", "WORKSPACE": "default", "HOLDER": "42", "USER": "alice", "QUEUE": "1"},
-			prodLock: {"PATH": "environments/prod", "WORKSPACE": "prod", "HOLDER": "", "USER": "bob"},
-		})
 		// Each ProjectLock has its Lease, held by the holder's request.
 		leases := s.getTable(t, "get", "leases", "-n", ns)
 		for lock, holder := range map[string]string{vpcLock: samplePlain, prodLock: sampleMaintenance} {
@@ -84,9 +85,9 @@ func (s *suite) testKubectl(t *testing.T) {
 		// the lock and handed it on before it removed its finalizer.
 		s.kubectl(t, "delete", "lr", samplePlain, "-n", ns)
 		s.waitFor(t, ns, sampleQueued, "condition=Acquired")
-		checkRows(t, s.getTable(t, "get", "projectlocks", "-n", ns), map[string]map[string]string{
+		s.waitForRows(t, map[string]map[string]string{
 			vpcLock: {"HOLDER": "57", "USER": "bob", "QUEUE": ""},
-		})
+		}, "get", "projectlocks", "-n", ns)
 		token := s.kubectl(t, "get", "lr", sampleQueued, "-n", ns, "-o", "jsonpath={.status.fencingToken}")
 		s.waitForEvents(t, ns, sampleQueued, []event{
 			{"Normal", "Queued", "waiting for acme/infra#42 at position 1"},
@@ -126,18 +127,52 @@ func (s *suite) getTable(t *testing.T, args ...string) table {
 // checkRows checks the given cells of the named rows.
 func checkRows(t *testing.T, tb table, want map[string]map[string]string) {
 	t.Helper()
-	for name, cells := range want {
+	for _, m := range rowMismatches(tb, want) {
+		t.Error(m)
+	}
+}
+
+// waitForRows polls `kubectl args...` until the named rows of its table have the
+// given cells, and returns the table: the operator writes a ProjectLock's status
+// after its decisions about the requests, which kubectl wait has seen.
+func (s *suite) waitForRows(t *testing.T, want map[string]map[string]string, args ...string) table {
+	t.Helper()
+	var tb table
+	var mismatches []string
+	var lastErr error
+	err := poll(t.Context(), func(ctx context.Context) (bool, error) {
+		out, err := s.kubectlOut(ctx, args...)
+		if err == nil {
+			tb, err = parseTable(out)
+		}
+		if lastErr = err; err != nil {
+			return false, nil //nolint:nilerr // retried until the deadline, then reported
+		}
+		mismatches = rowMismatches(tb, want)
+		return len(mismatches) == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("kubectl %s:%s\n(%v; last kubectl error: %v)", strings.Join(args, " "), joinLines(mismatches), err, lastErr)
+	}
+	return tb
+}
+
+// rowMismatches describes every wanted cell of the named rows that differs.
+func rowMismatches(tb table, want map[string]map[string]string) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(want)) {
 		row, ok := tb.row(name)
 		if !ok {
-			t.Errorf("no row %s in %v", name, tb.rows)
+			out = append(out, fmt.Sprintf("no row %s in %v", name, tb.rows))
 			continue
 		}
-		for col, v := range cells {
-			if row[col] != v {
-				t.Errorf("%s: %s = %q, want %q (row %v)", name, col, row[col], v, row)
+		for _, col := range slices.Sorted(maps.Keys(want[name])) {
+			if v := want[name][col]; row[col] != v {
+				out = append(out, fmt.Sprintf("%s: %s = %q, want %q (row %v)", name, col, row[col], v, row))
 			}
 		}
 	}
+	return out
 }
 
 // event is one line of the Events section of `kubectl describe`.
