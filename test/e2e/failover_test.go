@@ -125,11 +125,9 @@ func (s *suite) testFailover(t *testing.T) {
 		duration.Round(time.Millisecond), res.Successions)
 
 	s.checkNothingLeft(ctx, t, trafficNamespace)
+	// The one manager left must lead (s.leader asks the running managers only).
 	survivor, err := s.leader(ctx)
 	must(t, "the leader after the failover", err)
-	if survivor == leader {
-		t.Fatalf("%s, which was killed, still leads", leader.name)
-	}
 	s.checkSurvivorMetrics(ctx, t, survivor, after)
 }
 
