@@ -66,6 +66,9 @@ func (s *suite) testFailover(t *testing.T) {
 	}
 	trafficDone := make(chan struct{})
 	go func() { wg.Wait(); close(trafficDone) }()
+	// When the test fails half-way, the clients give up (and withdraw their requests)
+	// before the managers and the cluster stop.
+	defer func() { cancel(); <-trafficDone }()
 
 	select {
 	case <-killNow:
