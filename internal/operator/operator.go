@@ -8,19 +8,13 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
-	coordinationv1 "k8s.io/api/coordination/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/controller"
 	"github.com/runatlantis/atlantis-lock-operator/internal/events"
@@ -71,21 +65,6 @@ type registry interface {
 // process (the integration tests run two).
 func WithRegistry(reg registry) Option {
 	return func(o *setupOptions) { o.registry = reg }
-}
-
-// CacheOptions keeps the informer caches small: only the Leases of lock keys (not
-// node heartbeats or leader elections), and no managedFields on anything.
-func CacheOptions() cache.Options {
-	ours, err := labels.NewRequirement(lockingv1alpha1.LockNameLabel, selection.Exists, nil)
-	if err != nil {
-		panic(err) // a constant requirement; it cannot fail
-	}
-	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&coordinationv1.Lease{}: {Label: labels.NewSelector().Add(*ours)},
-		},
-	}
 }
 
 // Setup adds the operator to mgr: the field indexes, the lock controller and the

@@ -1,0 +1,83 @@
+package operator
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+)
+
+// TestStripLockRequest: the cached LockRequest keeps everything the operator
+// reads (the key, owner, policy, renewal, pull URL, status, finalizers, deletion)
+// and loses only labels, annotations, managed fields, teams, author and head
+// commit.
+func TestStripLockRequest(t *testing.T) {
+	now := metav1.NewTime(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	renew := metav1.NewMicroTime(now.Time)
+	full := &lockingv1alpha1.LockRequest{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "atlantis", Name: "pr42", UID: "u1", ResourceVersion: "7", Generation: 2,
+			CreationTimestamp: now, DeletionTimestamp: &now, Finalizers: []string{lockingv1alpha1.ReleaseFinalizer},
+			Labels:        map[string]string{lockingv1alpha1.LockNameLabel: "x"},
+			Annotations:   map[string]string{"locking.runatlantis.io/atlantis-lock": "{}"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "atlantis"}},
+		},
+		Spec: lockingv1alpha1.LockRequestSpec{
+			Project:      lockingv1alpha1.ProjectRef{Repository: "acme/infra", Path: "modules/vpc", Name: "vpc"},
+			Workspace:    "default",
+			Pull:         &lockingv1alpha1.PullRequestRef{Number: 42, URL: "https://x/pull/42", Author: "alice", HeadCommit: "3f2c1e9"},
+			User:         lockingv1alpha1.UserRef{Username: "alice", Teams: []string{"platform"}},
+			Priority:     lockingv1alpha1.PriorityHigh,
+			QueueTimeout: &metav1.Duration{Duration: time.Minute},
+			TTL:          &metav1.Duration{Duration: time.Hour},
+			RenewTime:    &renew,
+		},
+		Status: lockingv1alpha1.LockRequestStatus{
+			Conditions: []metav1.Condition{{Type: lockingv1alpha1.ConditionAcquired, Status: metav1.ConditionTrue, Reason: "Acquired"}},
+			LockName:   "x", FencingToken: "48213", AcquiredTime: &now, ObservedGeneration: 2,
+		},
+	}
+	want := full.DeepCopy()
+	want.Labels, want.Annotations, want.ManagedFields = nil, nil, nil
+	want.Spec.User.Teams = nil
+	want.Spec.Pull.Author, want.Spec.Pull.HeadCommit = "", ""
+
+	got, err := stripLockRequest(full.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stripLockRequest (-want +got):\n%s", diff)
+	}
+	manual := full.DeepCopy()
+	manual.Spec.Pull = nil
+	if _, err := stripLockRequest(manual); err != nil || manual.Spec.Pull != nil {
+		t.Errorf("a manual lock: err %v, pull %+v", err, manual.Spec.Pull)
+	}
+	tombstone := toolscache.DeletedFinalStateUnknown{Key: "atlantis/pr42"}
+	if got, err := stripLockRequest(tombstone); err != nil || got != tombstone {
+		t.Errorf("a tombstone: %v, %v; want it unchanged", got, err)
+	}
+}
+
+func TestStripProjectLock(t *testing.T) {
+	full := &lockingv1alpha1.ProjectLock{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "atlantis", Name: "x", UID: "u", Finalizers: []string{lockingv1alpha1.ReleaseFinalizer},
+			Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"c": "d"}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
+		Spec:   lockingv1alpha1.ProjectLockSpec{Project: lockingv1alpha1.ProjectRef{Repository: "acme/infra", Path: "."}, Workspace: "default"},
+		Status: lockingv1alpha1.ProjectLockStatus{QueueLength: 3, LeaseName: "x"},
+	}
+	want := full.DeepCopy()
+	want.Labels, want.Annotations, want.ManagedFields = nil, nil, nil
+	got, err := stripProjectLock(full.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stripProjectLock (-want +got):\n%s", diff)
+	}
+}
