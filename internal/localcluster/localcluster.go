@@ -90,6 +90,12 @@ type Cluster struct {
 	// concurrent use, and parallel tests may add users at once.
 	userMu sync.Mutex
 
+	// faultMu serializes the fault methods (restart.go) with each other and with
+	// Stop; stopped and etcdDown are guarded by it.
+	faultMu  sync.Mutex
+	stopped  bool
+	etcdDown bool
+
 	stopOnce sync.Once
 	stopErr  error
 	// stopMu guards stopOnCtxDone, which the context's AfterFunc may race to read.
@@ -329,6 +335,9 @@ func (c *Cluster) Stop() error {
 }
 
 func (c *Cluster) stop() error {
+	c.faultMu.Lock()
+	defer c.faultMu.Unlock()
+	c.stopped = true
 	var errs []error
 	if c.kcm != nil {
 		select {
