@@ -127,6 +127,22 @@ BENCH_ARGS ?=
 bench: tools manifests ## Measure the operator against DESIGN's Performance targets on a local control plane (BENCH_ARGS: flags of test/bench).
 	$(GO) run ./test/bench $(BENCH_ARGS)
 
+# Flags of test/scale, e.g. SCALE_ARGS="-held 3000 -queued 3000 -json bin/scale.json".
+SCALE_ARGS ?=
+
+.PHONY: bench-scale
+bench-scale: tools build ## Measure the operator (bin/manager as its own process) with 10,000 locks held and 10,000 queued: memory, CPU, queue depth, restart and rebuild, API requests (about 12 min here; SCALE_ARGS: flags of test/scale).
+	$(GO) run ./test/scale $(SCALE_ARGS)
+
+# How long `make soak` runs its traffic; the checks and the cleanup follow (under a minute).
+DURATION ?= 2m
+# Flags of test/soak, e.g. SOAK_ARGS="-clients 8 -json bin/soak.json".
+SOAK_ARGS ?=
+
+.PHONY: soak
+soak: tools build ## Run mixed lock traffic through pkg/lockclient for DURATION (default 2m), then check every grant, request and queue, the cleanup and the operator's memory (SOAK_ARGS: flags of test/soak).
+	$(GO) run ./test/soak -duration $(DURATION) $(SOAK_ARGS)
+
 ##@ Tools
 
 .PHONY: tools

@@ -2,6 +2,7 @@ package benchutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,6 +54,7 @@ type Env struct {
 // and klog's logs of this process to LogPath("operator.log"), installs the CRDs and
 // creates the namespace. On error nothing is left running.
 func StartEnv(ctx context.Context, opts EnvOptions) (_ *Env, retErr error) {
+	Step("starting the local control plane in %s", opts.StateDir)
 	cluster, err := localcluster.Start(ctx, localcluster.Options{BinDir: opts.BinDir, StateDir: opts.StateDir})
 	if err != nil {
 		return nil, err
@@ -107,6 +109,13 @@ func (e *Env) RESTConfig() *rest.Config {
 	cfg := e.Cluster.Config()
 	cfg.QPS, cfg.Burst = ClientQPS, ClientBurst
 	return cfg
+}
+
+// StopInto stops the control plane (see Stop) and joins its error to *err: defer
+// it with the named error result of the function that called StartEnv.
+func (e *Env) StopInto(err *error) {
+	Step("stopping the local control plane")
+	*err = errors.Join(*err, e.Stop())
 }
 
 // Stop stops the control plane and checks that none of its processes is left.

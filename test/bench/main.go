@@ -34,62 +34,42 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
 )
 
 // options are the command-line flags.
 type options struct {
-	root      string // the repository
-	clients   int
-	keys      int
-	cycles    int
-	samples   int
-	warmup    int
-	timeout   time.Duration
-	stateDir  string
-	binDir    string
-	crdDir    string
-	namespace string
-	jsonPath  string
+	*benchutil.Flags
+	clients int
+	keys    int
+	cycles  int
+	samples int
+	warmup  int
+	timeout time.Duration
 }
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchutil.Main("bench", run) }
 
-func run() error {
+func run(ctx context.Context) error {
 	opts, err := parseFlags(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-
-	res := &Results{Args: os.Args[1:], Revision: benchutil.Revision(opts.root), Machine: benchutil.ThisMachine(), Started: time.Now()}
+	res := &Results{Run: benchutil.NewRun(opts.Root)}
 	if err := measure(ctx, opts, res); err != nil {
 		return err
 	}
-	res.Machine.LoadAfter = benchutil.LoadAvg()
+	res.Finish(nil)
 	res.Targets = res.rows()
 	if err := res.printTable(os.Stdout); err != nil {
 		return err
 	}
-	if opts.jsonPath != "" {
-		if err := benchutil.WriteJSON(opts.jsonPath, res); err != nil {
-			return fmt.Errorf("writing %s: %w", opts.jsonPath, err)
+	if opts.JSONPath != "" {
+		if err := benchutil.WriteJSON(opts.JSONPath, res); err != nil {
+			return fmt.Errorf("writing %s: %w", opts.JSONPath, err)
 		}
 	}
 	if n := len(res.Through.Exclusion.Violations); n > 0 {
@@ -100,27 +80,18 @@ func run() error {
 
 // parseFlags reads the flags; paths default to the repository's bin/ and config/.
 func parseFlags(args []string) (options, error) {
-	root, err := testenv.RepoRoot()
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	common, err := benchutil.RegisterFlags(fs, "bench", "bench")
 	if err != nil {
 		return options{}, err
 	}
-	binDir := os.Getenv("KUBEBUILDER_ASSETS")
-	if binDir == "" {
-		binDir = filepath.Join(root, "bin")
-	}
-	o := options{root: root}
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	o := options{Flags: common}
 	fs.IntVar(&o.clients, "clients", 8, "concurrent clients of the baseline and the throughput run")
 	fs.IntVar(&o.keys, "keys", 16, "lock keys the throughput clients pick from at random")
 	fs.IntVar(&o.cycles, "cycles", 50, "cycles per client, of the baseline and of the throughput run")
 	fs.IntVar(&o.samples, "samples", 100, "samples of uncontended acquire, of hand-off and of serial Lease write latency")
 	fs.IntVar(&o.warmup, "warmup", 5, "untimed lock cycles before the operator is measured")
 	fs.DurationVar(&o.timeout, "timeout", time.Minute, "longest wait for any one observation")
-	fs.StringVar(&o.stateDir, "state-dir", filepath.Join(root, "bin", "bench"), "state directory of the local control plane (wiped at start)")
-	fs.StringVar(&o.binDir, "bin-dir", binDir, "directory with etcd, kube-apiserver and kube-controller-manager")
-	fs.StringVar(&o.crdDir, "crd-dir", filepath.Join(root, "config", "crd", "bases"), "directory of the CRDs to install")
-	fs.StringVar(&o.namespace, "namespace", "bench", "namespace of the benchmark's objects")
-	fs.StringVar(&o.jsonPath, "json", "", `also write the results as JSON to this file ("-": standard output, after the table)`)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -133,31 +104,27 @@ func parseFlags(args []string) (options, error) {
 // measure runs every measurement into res, and stops what it started.
 func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 	var err error
-	step("deadlock scan of %d waiting requests", deadlockEdges)
+	benchutil.Step("deadlock scan of %d waiting requests", deadlockEdges)
 	if res.Deadlock, err = runDeadlockScan(); err != nil {
 		return err
 	}
-	step("event bus: %d events to 1 and to %d subscribers", busEvents, busSubscribersMany)
+	benchutil.Step("event bus: %d events to 1 and to %d subscribers", busEvents, busSubscribersMany)
 	if res.EventBus, err = runEventBus(); err != nil {
 		return err
 	}
 
-	step("starting the local control plane in %s", opts.stateDir)
-	e, err := benchutil.StartEnv(ctx, benchutil.EnvOptions{StateDir: opts.stateDir, BinDir: opts.binDir, CRDDir: opts.crdDir, Namespace: opts.namespace})
+	e, err := benchutil.StartEnv(ctx, opts.EnvOptions())
 	if err != nil {
 		return err
 	}
-	defer func() {
-		step("stopping the local control plane")
-		retErr = errors.Join(retErr, e.Stop())
-	}()
+	defer e.StopInto(&retErr)
 
-	step("baseline: %d serial Lease create+update, then %d clients × %d, then delete", opts.samples, opts.clients, opts.cycles)
-	if res.Baseline, err = runBaseline(ctx, e.Client, opts.namespace, opts.clients, opts.cycles, opts.samples); err != nil {
+	benchutil.Step("baseline: %d serial Lease create+update, then %d clients × %d, then delete", opts.samples, opts.clients, opts.cycles)
+	if res.Baseline, err = runBaseline(ctx, e.Client, opts.Namespace, opts.clients, opts.cycles, opts.samples); err != nil {
 		return err
 	}
 
-	step("starting the operator in this process (logs: %s)", e.LogPath("operator.log"))
+	benchutil.Step("starting the operator in this process (logs: %s)", e.LogPath("operator.log"))
 	op, err := startOperator(ctx, e.RESTConfig(), config.Default())
 	if err != nil {
 		return err
@@ -166,7 +133,7 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 	if err := measureOperator(ctx, opts, e, op, res); err != nil {
 		return errors.Join(err, op.stop())
 	}
-	step("stopping the operator")
+	benchutil.Step("stopping the operator")
 	if err := op.stop(); err != nil {
 		return err
 	}
@@ -180,23 +147,23 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 func measureEventsOff(ctx context.Context, opts options, e *benchutil.Env, res *Results) (retErr error) {
 	cfg := config.Default()
 	cfg.EnableEvents = false
-	step("starting the operator again with enable_events: false")
+	benchutil.Step("starting the operator again with enable_events: false")
 	op, err := startOperator(ctx, e.RESTConfig(), cfg)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		step("stopping the operator")
+		benchutil.Step("stopping the operator")
 		retErr = errors.Join(retErr, op.stop())
 	}()
 	obsCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	obs, err := benchutil.StartObserver(obsCtx, e.Client, opts.namespace)
+	obs, err := benchutil.StartObserver(obsCtx, e.Client, opts.Namespace)
 	if err != nil {
 		return err
 	}
-	l := &lockClient{c: e.Client, obs: obs, namespace: opts.namespace, timeout: opts.timeout}
-	step("hand-off with events off: %d hand-offs on one key", opts.samples)
+	l := &lockClient{c: e.Client, obs: obs, namespace: opts.Namespace, timeout: opts.timeout}
+	benchutil.Step("hand-off with events off: %d hand-offs on one key", opts.samples)
 	handoff, err := measureHandoff(ctx, l, "handoff-quiet", opts.samples)
 	if err != nil {
 		return fmt.Errorf("hand-off with events off: %w", err)
@@ -209,17 +176,17 @@ func measureEventsOff(ctx context.Context, opts options, e *benchutil.Env, res *
 func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *runningOperator, res *Results) error {
 	obsCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	obs, err := benchutil.StartObserver(obsCtx, e.Client, opts.namespace)
+	obs, err := benchutil.StartObserver(obsCtx, e.Client, opts.Namespace)
 	if err != nil {
 		return err
 	}
-	l := &lockClient{c: e.Client, obs: obs, namespace: opts.namespace, timeout: opts.timeout}
+	l := &lockClient{c: e.Client, obs: obs, namespace: opts.Namespace, timeout: opts.timeout}
 
-	step("warm-up: %d lock cycles", opts.warmup)
+	benchutil.Step("warm-up: %d lock cycles", opts.warmup)
 	if _, err := measureAcquire(ctx, l, "warmup", opts.warmup); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	step("uncontended acquire: %d fresh keys", opts.samples)
+	benchutil.Step("uncontended acquire: %d fresh keys", opts.samples)
 	before := op.requests.snapshot()
 	acquire, err := measureAcquire(ctx, l, "acquire", opts.samples)
 	if err != nil {
@@ -228,14 +195,14 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	res.AcquireOperator = op.requests.since(before)
 	res.Acquire, res.AcquireCreate = Summarize(acquire.acquire), Summarize(acquire.create)
 
-	step("hand-off: %d hand-offs on one key", opts.samples)
+	benchutil.Step("hand-off: %d hand-offs on one key", opts.samples)
 	handoff, err := measureHandoff(ctx, l, "handoff", opts.samples)
 	if err != nil {
 		return fmt.Errorf("hand-off: %w", err)
 	}
 	res.Handoff = Summarize(handoff)
 
-	step("throughput: %d clients × %d lock cycles over %d keys", opts.clients, opts.cycles, opts.keys)
+	benchutil.Step("throughput: %d clients × %d lock cycles over %d keys", opts.clients, opts.cycles, opts.keys)
 	res.Through, err = measureThroughput(ctx, opts, l, op, res.Baseline)
 	return err
 }
@@ -268,12 +235,4 @@ func measureThroughput(ctx context.Context, opts options, l *lockClient, op *run
 		t.RatioFull = t.CyclesPerSec / base.FullCyclePerSec
 	}
 	return t, nil
-}
-
-// start is when the benchmark started, for the progress lines.
-var start = time.Now()
-
-// step prints a progress line to standard error.
-func step(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 }

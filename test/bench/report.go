@@ -10,15 +10,10 @@ import (
 
 // Results is everything one run measured.
 type Results struct {
-	// Args are the benchmark's command-line arguments.
-	Args []string `json:"args"`
-	// Revision is the repository's commit, marked when the tree had changes.
-	Revision string            `json:"revision,omitempty"`
-	Machine  benchutil.Machine `json:"machine"`
-	Started  time.Time         `json:"started"`
-	Workers  int               `json:"operatorWorkers"`
-	Baseline BaselineResult    `json:"baseline"`
-	Acquire  Summary           `json:"uncontendedAcquire"`
+	benchutil.Run
+	Workers  int            `json:"operatorWorkers"`
+	Baseline BaselineResult `json:"baseline"`
+	Acquire  Summary        `json:"uncontendedAcquire"`
 	// AcquireCreate is the LockRequest create alone, as the client saw it, during
 	// the uncontended acquires.
 	AcquireCreate Summary `json:"uncontendedCreate"`
@@ -92,9 +87,8 @@ func (r *Results) rows() []benchutil.Row {
 // printTable writes the machine, the report as an aligned table, then the exclusion
 // violations.
 func (r *Results) printTable(w io.Writer) error {
-	m := r.Machine
-	fmt.Fprintf(w, "revision %s; %d CPUs (%s), %s/%s, %s; load average %s before, %s after; operator worker_count %d\n\n",
-		r.Revision, m.CPUs, m.CPUModel, m.OS, m.Arch, m.GoVersion, m.LoadBefore, m.LoadAfter, r.Workers)
+	r.PrintHeader(w)
+	fmt.Fprintf(w, "operator worker_count %d\n\n", r.Workers)
 	if err := benchutil.PrintRows(w, "target (DESIGN)", r.Targets); err != nil {
 		return err
 	}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/internal/managerproc"
+)
+
+// DESIGN's memory target: 50 MB plus 1 KB per active lock, in decimal units (the
+// stricter reading).
+const (
+	targetBase    = 50_000_000
+	targetPerLock = 1_000
+)
+
+// Results is everything one run measured.
+type Results struct {
+	benchutil.Run
+	// Held, Queued and Clients are the run's sizes.
+	Held    int `json:"held"`
+	Queued  int `json:"queued"`
+	Clients int `json:"clients"`
+	// ManagerArgs and ManagerEnv are how the operator ran.
+	ManagerArgs []string `json:"managerArgs"`
+	ManagerEnv  []string `json:"managerEnv,omitempty"`
+	// Baseline is the operator's memory before any lock; Loaded with every hold and
+	// waiter in place, once it was quiet.
+	Baseline Memory `json:"baseline"`
+	Loaded   Memory `json:"loaded"`
+	// Build is the creation of the holds and waiters.
+	Build BuildResult `json:"build"`
+	// Restarts are the restarts with every lock in place.
+	Restarts []RestartResult `json:"restarts"`
+	// Samples are the operator's memory, CPU and queue depth over time.
+	Samples []managerproc.Sample `json:"samples"`
+}
+
+// BuildResult is what creating the holds and waiters cost.
+type BuildResult struct {
+	// HoldersCreated is how long the creates of the holders took; HoldersAcquired
+	// is from the first create to the last holder observed Acquired.
+	HoldersCreated  time.Duration `json:"holdersCreatedNanoseconds"`
+	HoldersAcquired time.Duration `json:"holdersAcquiredNanoseconds"`
+	// WaitersCreated and WaitersQueued are the same for the waiters, also from the
+	// first holder's create.
+	WaitersCreated time.Duration `json:"waitersCreatedNanoseconds"`
+	WaitersQueued  time.Duration `json:"waitersQueuedNanoseconds"`
+	// Quiet is from the first create until the operator's queue was empty and its
+	// /status showed everything.
+	Quiet time.Duration `json:"quietNanoseconds"`
+	// CPU is the operator's CPU time from the baseline to quiet.
+	CPU time.Duration `json:"cpuNanoseconds"`
+	// MaxQueueDepth is the deepest lock work queue sampled.
+	MaxQueueDepth float64 `json:"maxQueueDepth"`
+	// Reconciles and ReconcileErrors count the lock controller's reconciles.
+	Reconciles      float64 `json:"reconciles"`
+	ReconcileErrors float64 `json:"reconcileErrors"`
+	// Requests are the operator's API requests by method and code.
+	Requests map[string]float64 `json:"requests"`
+}
+
+// maxDepth is the largest queue depth sampled.
+func maxDepth(samples []managerproc.Sample) float64 {
+	var d float64
+	for _, s := range samples {
+		d = max(d, s.QueueDepth)
+	}
+	return d
+}
+
+// rows lays the results out, with DESIGN's memory target.
+func (r *Results) rows() []benchutil.Row {
+	b := r.Build
+	locks := r.Held + r.Queued
+	rows := []benchutil.Row{
+		benchutil.Info("holders created / all observed Acquired", fmt.Sprintf("%s (%.0f /s) / %s",
+			secs(b.HoldersCreated), perSec(r.Held, b.HoldersCreated), secs(b.HoldersAcquired))),
+		benchutil.Info("waiters created / all observed Queued (from the first create)", fmt.Sprintf("%s / %s", secs(b.WaitersCreated), secs(b.WaitersQueued))),
+		benchutil.Info("operator quiet (queue empty, /status complete)", secs(b.Quiet)),
+		benchutil.Info("operator RSS before any lock (baseline)", fmt.Sprintf("%s (live Go heap %s)", mb(r.Baseline.RSS), mbf(r.Baseline.LiveHeap))),
+	}
+	if r.Loaded.RSS == 0 {
+		return rows
+	}
+	limit := uint64(targetBase + targetPerLock*r.Held)
+	met := r.Loaded.RSS <= limit
+	perLock := (float64(r.Loaded.RSS) - float64(r.Baseline.RSS)) / float64(r.Held)
+	rows = append(rows,
+		benchutil.Row{
+			Metric:   fmt.Sprintf("operator RSS, %d held + %d queued", r.Held, r.Queued),
+			Measured: fmt.Sprintf("%s (peak %s)", mb(r.Loaded.RSS), mb(r.Loaded.HWM)),
+			Target:   fmt.Sprintf("≤ 50 MB + 1 KB × %d = %s", r.Held, mb(limit)),
+			Met:      &met,
+		},
+		benchutil.Info("  per held lock / per request: (RSS − baseline) ÷ count", fmt.Sprintf("%.2f KB / %.2f KB",
+			perLock/1000, (float64(r.Loaded.RSS)-float64(r.Baseline.RSS))/float64(locks)/1000)),
+		benchutil.Info("  Go heap: allocated / in use / runtime total from the OS", fmt.Sprintf("%s / %s / %s",
+			mbf(r.Loaded.HeapAlloc), mbf(r.Loaded.HeapInuse), mbf(r.Loaded.GoSys))),
+		benchutil.Info("  live Go heap after a GC: total / per request over baseline", fmt.Sprintf("%s / %.2f KB",
+			mbf(r.Loaded.LiveHeap), (r.Loaded.LiveHeap-r.Baseline.LiveHeap)/float64(locks)/1000)),
+		benchutil.Info("operator CPU, baseline → quiet", fmt.Sprintf("%s (%.1f ms per request)", secs(b.CPU), float64(b.CPU.Milliseconds())/float64(locks))),
+		benchutil.Info("lock work queue depth, max sampled", fmt.Sprintf("%.0f", b.MaxQueueDepth)),
+		benchutil.Info("lock reconciles (errors)", fmt.Sprintf("%.0f (%.0f), %.2f per request", b.Reconciles, b.ReconcileErrors, b.Reconciles/float64(locks))),
+		benchutil.Info("operator API requests (rest_client_requests_total)", requestsText(b.Requests, locks)),
+	)
+	for _, rr := range r.Restarts {
+		rows = append(rows,
+			benchutil.Info(fmt.Sprintf("after %s: new process leads", rr.Signal), secs(rr.Leader)),
+			benchutil.Info(fmt.Sprintf("after %s: next hand-off served (from start / from leading)", rr.Signal),
+				fmt.Sprintf("%s / %s", secs(rr.Handoff), secs(rr.HandoffAfterLeader))),
+			benchutil.Info(fmt.Sprintf("after %s: whole state rebuilt, queue empty", rr.Signal), secs(rr.Rebuilt)),
+			benchutil.Info(fmt.Sprintf("after %s: RSS / live heap rebuilt", rr.Signal), fmt.Sprintf("%s / %s", mb(rr.Memory.RSS), mbf(rr.Memory.LiveHeap))),
+			benchutil.Info(fmt.Sprintf("after %s: API requests until rebuilt", rr.Signal), requestsText(rr.Requests, 0)),
+		)
+	}
+	return rows
+}
+
+// printTable writes the machine, the table and the error, if any.
+func (r *Results) printTable(w io.Writer) error {
+	r.PrintHeader(w)
+	fmt.Fprintf(w, "manager %s %s\n\n", strings.Join(r.ManagerEnv, " "), strings.Join(r.ManagerArgs, " "))
+	if err := benchutil.PrintRows(w, "target (DESIGN)", r.rows()); err != nil {
+		return err
+	}
+	if r.Error != "" {
+		fmt.Fprintln(w, "\nFAILED:", r.Error)
+	}
+	return nil
+}
+
+// requestsText prints request counts by method and code, with the count per
+// request when per > 0.
+func requestsText(req map[string]float64, per int) string {
+	parts := make([]string, 0, len(req))
+	var total float64
+	for _, k := range slices.Sorted(maps.Keys(req)) {
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, req[k]))
+		total += req[k]
+	}
+	s := fmt.Sprintf("%.0f: %s", total, strings.Join(parts, ", "))
+	if per > 0 {
+		s += fmt.Sprintf(" (%.2f per request)", total/float64(per))
+	}
+	return s
+}
+
+// mb prints bytes in decimal megabytes, the unit of DESIGN's target.
+func mb(b uint64) string { return mbf(float64(b)) }
+
+func mbf(b float64) string { return fmt.Sprintf("%.1f MB", b/1e6) }
+func secs(d time.Duration) string {
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
+func perSec(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
