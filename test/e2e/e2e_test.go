@@ -91,6 +91,31 @@ func TestEndToEnd(t *testing.T) {
 // first of which leads. Everything is stopped when the test ends, and the test fails
 // if a process of the run is left.
 func setUp(t *testing.T) *suite {
+	s := installRelease(t)
+	ctx := t.Context()
+	start := time.Now()
+	first := s.startManager(t, "manager-0")
+	eventually(ctx, t, "manager-0 leads", func(ctx context.Context) (bool, error) {
+		if err := first.exited(); err != nil {
+			return false, err
+		}
+		st, err := first.status(ctx)
+		return err == nil && st.Leader, nil
+	})
+	second := s.startManager(t, "manager-1")
+	eventually(ctx, t, "manager-1 is ready", second.ready)
+	if st, err := second.status(ctx); err != nil || st.Leader {
+		t.Fatalf("manager-1's /status: %+v, %v; want it standing by while manager-0 leads", st, err)
+	}
+	t.Logf("two managers up, manager-0 leading, in %s", since(start))
+	return s
+}
+
+// installRelease starts the control plane and installs the chart, and makes the
+// managers runnable as the chart's Deployment runs them (s.run), without starting
+// any. Everything is stopped when the test ends, and the test fails if a process of
+// the run is left.
+func installRelease(t *testing.T) *suite {
 	// envtest's CRD and control-plane code logs through controller-runtime.
 	ctrllog.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
 	root, err := testenv.RepoRoot()
@@ -135,22 +160,6 @@ func setUp(t *testing.T) *suite {
 
 	s.run = managerRunOf(ctx, t, s)
 	s.run.kubeconfig = s.writeServiceAccountKubeconfig(ctx, t, s.run.serviceAccount)
-
-	start = time.Now()
-	first := s.startManager(t, "manager-0")
-	eventually(ctx, t, "manager-0 leads", func(ctx context.Context) (bool, error) {
-		if err := first.exited(); err != nil {
-			return false, err
-		}
-		st, err := first.status(ctx)
-		return err == nil && st.Leader, nil
-	})
-	second := s.startManager(t, "manager-1")
-	eventually(ctx, t, "manager-1 is ready", second.ready)
-	if st, err := second.status(ctx); err != nil || st.Leader {
-		t.Fatalf("manager-1's /status: %+v, %v; want it standing by while manager-0 leads", st, err)
-	}
-	t.Logf("two managers up, manager-0 leading, in %s", since(start))
 	return s
 }
 

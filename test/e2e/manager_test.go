@@ -140,17 +140,24 @@ type manager struct {
 // startManager starts a manager process with the chart's arguments, the metrics and
 // health endpoints on free local ports, and the ServiceAccount's kubeconfig.
 func (s *suite) startManager(t *testing.T, name string) *manager {
+	return s.startManagerWith(t, name, s.run)
+}
+
+// startManagerWith starts a manager process as run says (the fault tests change the
+// configuration file and the kubeconfig), with the metrics and health endpoints on
+// free local ports.
+func (s *suite) startManagerWith(t *testing.T, name string, run managerRun) *manager {
 	metricsPort, err := localcluster.FreeLoopbackPort()
 	must(t, "a port for /metrics", err)
 	healthPort, err := localcluster.FreeLoopbackPort()
 	must(t, "a port for /healthz", err)
 	replaced := map[string]string{
-		"config":                    s.run.configFile,
+		"config":                    run.configFile,
 		"metrics-bind-address":      fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		"health-probe-bind-address": fmt.Sprintf("127.0.0.1:%d", healthPort),
 	}
-	args := make([]string, 0, len(s.run.args))
-	for _, a := range s.run.args {
+	args := make([]string, 0, len(run.args))
+	for _, a := range run.args {
 		name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 		if v, ok := replaced[name]; ok {
 			a = "--" + name + "=" + v
@@ -159,7 +166,7 @@ func (s *suite) startManager(t *testing.T, name string) *manager {
 		args = append(args, a)
 	}
 	if len(replaced) > 0 {
-		t.Fatalf("the chart's manager arguments %v lack %v, which the test replaces", s.run.args, replaced)
+		t.Fatalf("the chart's manager arguments %v lack %v, which the test replaces", run.args, replaced)
 	}
 
 	m := &manager{
@@ -181,7 +188,7 @@ func (s *suite) startManager(t *testing.T, name string) *manager {
 			cmd.Env = append(cmd.Env, e)
 		}
 	}
-	cmd.Env = append(append(cmd.Env, "KUBECONFIG="+s.run.kubeconfig), s.run.env...)
+	cmd.Env = append(append(cmd.Env, "KUBECONFIG="+run.kubeconfig), run.env...)
 	if m.proc, err = localcluster.StartProcess(cmd); err != nil {
 		t.Fatal(err)
 	}
