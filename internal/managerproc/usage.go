@@ -21,6 +21,10 @@ type Usage struct {
 	RSS uint64 `json:"rssBytes"`
 	// HWM is the peak resident set size so far (VmHWM), in bytes.
 	HWM uint64 `json:"hwmBytes"`
+	// RSSAnon is the anonymous part of RSS (RssAnon), in bytes: the memory a
+	// container's limit can kill the process for; the rest is mostly the binary's
+	// pages, which the kernel can drop and read again.
+	RSSAnon uint64 `json:"rssAnonBytes"`
 	// CPU is the user plus system CPU time used so far.
 	CPU time.Duration `json:"cpuNanoseconds"`
 }
@@ -36,6 +40,9 @@ func ReadUsage(pid int) (Usage, error) {
 		return u, fmt.Errorf("/proc/%d/status: %w", pid, err)
 	}
 	if u.HWM, err = statusKB(status, "VmHWM"); err != nil {
+		return u, fmt.Errorf("/proc/%d/status: %w", pid, err)
+	}
+	if u.RSSAnon, err = statusKB(status, "RssAnon"); err != nil {
 		return u, fmt.Errorf("/proc/%d/status: %w", pid, err)
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -120,7 +120,7 @@ func (r *scaleRun) build(ctx context.Context, m *managerproc.Manager, name strin
 	if err != nil {
 		return err
 	}
-	s := managerproc.StartSampler(ctx, m, name, benchutil.Started(), r.opts.sampleInterval)
+	s := managerproc.StartSampler(ctx, m, managerproc.SamplerOptions{Name: name, Origin: benchutil.Started(), Interval: r.opts.sampleInterval})
 	b := &r.res.Build
 	began := time.Now()
 
@@ -424,7 +424,7 @@ func (r *scaleRun) restart(ctx context.Context, old *managerproc.Manager, sig st
 	if err := r.env.Client.Delete(ctx, holder); err != nil {
 		return rr, m, fmt.Errorf("deleting holder %s: %w", holder.Name, err)
 	}
-	s := managerproc.StartSampler(ctx, m, name, benchutil.Started(), r.opts.sampleInterval)
+	s := managerproc.StartSampler(ctx, m, managerproc.SamplerOptions{Name: name, Origin: benchutil.Started(), Interval: r.opts.sampleInterval})
 	defer func() { r.res.Samples = append(r.res.Samples, s.Stop()...) }()
 	if err := m.WaitLeader(ctx); err != nil {
 		return rr, m, err

@@ -94,7 +94,7 @@ func (r *Results) rows() []benchutil.Row {
 	rows = append(rows,
 		benchutil.Row{
 			Metric:   fmt.Sprintf("operator RSS, %d held + %d queued", r.Held, r.Queued),
-			Measured: fmt.Sprintf("%s (peak %s)", mb(r.Loaded.RSS), mb(r.Loaded.HWM)),
+			Measured: fmt.Sprintf("%s (peak %s; anonymous %s)", mb(r.Loaded.RSS), mb(r.Loaded.HWM), mb(r.Loaded.RSSAnon)),
 			Target:   fmt.Sprintf("≤ 50 MB + 1 KB × %d = %s", r.Held, mb(limit)),
 			Met:      &met,
 		},

@@ -163,19 +163,30 @@ func enqueued(lr lockingv1alpha1.LockRequest) string {
 	return enqueuedAt(lr).Format("15:04:05.000000")
 }
 
-// Memory is the operator's resident memory over the run.
+// Memory is the operator's memory over the traffic, sampled every
+// -sample-interval: the resident set size, and the live Go heap right after a
+// forced garbage collection (what the operator's data takes, free of the
+// collector's headroom).
 type Memory struct {
 	Samples int `json:"samples"`
 	// First, Last and Max are resident set sizes in bytes.
 	First uint64 `json:"firstBytes"`
 	Last  uint64 `json:"lastBytes"`
 	Max   uint64 `json:"maxBytes"`
-	// Slope is the least-squares trend of the resident set size over the second
-	// half of the run, in MB per minute: the first half includes the warm-up
-	// (caches filling, the Go heap growing to its working size).
-	Slope float64 `json:"slopeMBPerMinute"`
-	// SlopeAll is the same over the whole run.
-	SlopeAll float64 `json:"slopeAllMBPerMinute"`
+	// FirstLive, LastLive and MaxLive are live heaps in bytes.
+	FirstLive float64 `json:"firstLiveBytes"`
+	LastLive  float64 `json:"lastLiveBytes"`
+	MaxLive   float64 `json:"maxLiveBytes"`
+	// SlopeRSS and SlopeLive are the least-squares trends over the whole
+	// traffic, in MB per minute.
+	SlopeRSS  float64 `json:"slopeRSSMBPerMinute"`
+	SlopeLive float64 `json:"slopeLiveMBPerMinute"`
+	// Warmup is how long the memory may grow before it is judged (see
+	// eventCacheWarmup).
+	Warmup time.Duration `json:"warmupNanoseconds"`
+	// SlopeAfterWarmup is the live heap's trend after Warmup, in MB per minute;
+	// nil when the traffic was too short to judge.
+	SlopeAfterWarmup *float64 `json:"slopeAfterWarmupMBPerMinute,omitempty"`
 }
 
 // slope is the least-squares slope of ys over xs.

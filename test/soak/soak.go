@@ -47,7 +47,7 @@ func soak(ctx context.Context, opts options, res *Results) (retErr error) {
 	res.ManagerArgs = []string{"--leader-elect=true", "--leader-election-namespace=default",
 		"--deadlock-check-interval=" + deadlockInterval.String(), fmt.Sprintf("--max-queue-length=%d", opts.maxQueue)}
 	m, err := managerproc.Start(managerproc.Options{Binary: opts.manager, Kubeconfig: env.Cluster.KubeconfigPath(),
-		Args: res.ManagerArgs, LogPath: env.LogPath("manager.log")})
+		Args: res.ManagerArgs, LogPath: env.LogPath("manager.log"), Pprof: true})
 	if err != nil {
 		return err
 	}
@@ -56,13 +56,15 @@ func soak(ctx context.Context, opts options, res *Results) (retErr error) {
 	if err := m.WaitLeader(ctx); err != nil {
 		return err
 	}
-	sampler := managerproc.StartSampler(ctx, m, "manager", benchutil.Started(), opts.sampleInterval)
+	trafficStart := time.Now()
+	sampler := managerproc.StartSampler(ctx, m, managerproc.SamplerOptions{Name: "manager", Origin: trafficStart,
+		Interval: opts.sampleInterval, LiveHeap: true})
 	t := &traffic{lc: lockclient.New(env.Client, opts.Namespace, lockclient.WithFieldManager("soak")), rec: rec,
 		namespace: opts.Namespace, maxQueue: opts.maxQueue, outcomes: map[string]int{}}
 	// What the traffic did, and the history checks, are reported even when the
 	// run fails part way.
 	defer func() {
-		res.Memory = memoryOf(sampler.Stop())
+		res.Memory = memoryOf(sampler.Stop(), res.TrafficTime)
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		res.Outcomes, res.Problems = t.outcomes, append(res.Problems, t.problems...)
@@ -78,7 +80,6 @@ func soak(ctx context.Context, opts options, res *Results) (retErr error) {
 		t.sharedKeys = append(t.sharedKeys, lockkey.New("soak/shared", fmt.Sprintf("k%d", i), "default", ""))
 	}
 	benchutil.Step("traffic: %d workers for %s", opts.clients, opts.duration)
-	trafficStart := time.Now()
 	if err := runTraffic(ctx, opts, t); err != nil {
 		return err
 	}
@@ -278,21 +279,42 @@ func operatorFigures(m managerproc.Metrics) map[string]float64 {
 	return out
 }
 
-// memoryOf summarizes the resident set size samples.
-func memoryOf(samples []managerproc.Sample) Memory {
-	mem := Memory{Samples: len(samples)}
+// eventCacheWarmup is how long the operator's memory grows under steady traffic
+// before it levels off: client-go's event broadcaster keeps every event it sent in a
+// cache (for event series) and drops those older than 6 minutes every 6 minutes,
+// so it holds up to 12 minutes of events; a minute more lets the Go heap settle.
+const eventCacheWarmup = 13 * time.Minute
+
+// minJudged is the least time after the warm-up over which a trend is judged.
+const minJudged = 3 * time.Minute
+
+// memoryOf summarizes the samples taken during traffic of the given length. The
+// trend is judged over the samples after eventCacheWarmup, when the traffic ran
+// long enough.
+func memoryOf(samples []managerproc.Sample, traffic time.Duration) Memory {
+	mem := Memory{Samples: len(samples), Warmup: eventCacheWarmup}
 	if len(samples) == 0 {
 		return mem
 	}
 	mem.First, mem.Last = samples[0].RSS, samples[len(samples)-1].RSS
-	var xs, ys []float64
+	mem.FirstLive, mem.LastLive = samples[0].LiveHeap, samples[len(samples)-1].LiveHeap
+	var xs, rss, live, xsAfter, liveAfter []float64
 	for _, s := range samples {
 		mem.Max = max(mem.Max, s.RSS)
+		mem.MaxLive = max(mem.MaxLive, s.LiveHeap)
 		xs = append(xs, s.At.Minutes())
-		ys = append(ys, float64(s.RSS)/1e6)
+		rss = append(rss, float64(s.RSS)/1e6)
+		live = append(live, s.LiveHeap/1e6)
+		if s.At >= eventCacheWarmup && s.At <= traffic {
+			xsAfter = append(xsAfter, s.At.Minutes())
+			liveAfter = append(liveAfter, s.LiveHeap/1e6)
+		}
 	}
-	mem.SlopeAll = slope(xs, ys)
-	half := len(samples) / 2
-	mem.Slope = slope(slices.Clone(xs[half:]), slices.Clone(ys[half:]))
+	mem.SlopeRSS = slope(xs, rss)
+	mem.SlopeLive = slope(xs, live)
+	if traffic >= eventCacheWarmup+minJudged && len(xsAfter) >= 2 {
+		s := slope(slices.Clone(xsAfter), slices.Clone(liveAfter))
+		mem.SlopeAfterWarmup = &s
+	}
 	return mem
 }
