@@ -63,6 +63,9 @@ type suite struct {
 	run managerRun
 	// managers are the manager processes started so far.
 	managers []*manager
+	// notReady are the spans in which a fault test had the API server restarting
+	// and not ready: RBAC denials logged then do not fail the test.
+	notReady []window
 }
 
 // TestEndToEnd installs the chart on a local control plane, runs two managers as the

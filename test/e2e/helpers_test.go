@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -33,6 +34,20 @@ func TestForbiddenFindsRBACDenialsOnly(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, m.forbidden()); diff != "" {
 		t.Errorf("forbidden() (-want +got):\n%s", diff)
+	}
+
+	// While the API server restarts (21:33:28.5 to 21:33:29.2), its denials are
+	// its own; the plain-text line has no time and is always reported.
+	restart := window{
+		from: time.Date(2026, 11, 25, 21, 33, 28, 500_000_000, time.UTC),
+		to:   time.Date(2026, 11, 25, 21, 33, 29, 200_000_000, time.UTC),
+	}
+	if diff := cmp.Diff(want[1:], m.forbidden(restart)); diff != "" {
+		t.Errorf("forbidden(during a restart) (-want +got):\n%s", diff)
+	}
+	before := window{from: restart.from.Add(-time.Minute), to: restart.from.Add(-30 * time.Second)}
+	if diff := cmp.Diff(want, m.forbidden(before)); diff != "" {
+		t.Errorf("forbidden(a restart before) (-want +got):\n%s", diff)
 	}
 }
 
