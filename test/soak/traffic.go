@@ -210,7 +210,7 @@ func holdShared(ctx context.Context, t *traffic, w *worker) error {
 	if err != nil {
 		return err
 	}
-	time.Sleep(time.Duration(w.rnd.Int64N(int64(maxHoldTime)))) // the work done under the lock
+	work(ctx, time.Duration(w.rnd.Int64N(int64(maxHoldTime))))
 	return t.release(ctx, r, st)
 }
 
@@ -225,7 +225,7 @@ func renewShared(ctx context.Context, t *traffic, w *worker) error {
 		return err
 	}
 	for range renewals {
-		time.Sleep(renewEvery) // the work done under the lock, between renewals
+		work(ctx, renewEvery) // between renewals
 		if _, err := t.lc.Renew(ctx, r); err != nil {
 			var ended *lockclient.EndedError
 			if errors.As(err, &ended) {
@@ -416,4 +416,15 @@ func queueFull(ctx context.Context, t *traffic, w *worker) error {
 		t.count("withdrawn")
 	}
 	return t.release(ctx, holder, st)
+}
+
+// work stands for what a lock holder does under the lock: it takes d, or less when
+// ctx ends. It waits for no state; its length is the point.
+func work(ctx context.Context, d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
 }
