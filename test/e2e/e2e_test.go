@@ -75,17 +75,26 @@ type suite struct {
 // ends the test.
 func TestEndToEnd(t *testing.T) {
 	s := setUp(t)
-	steps := []struct {
-		name string
-		run  func(*testing.T)
-	}{
+	runSteps(t, []step{
 		{"kubectl", s.testKubectl},
 		{"lock clients across a leader failover", s.testFailover},
 		{"uninstall", s.testUninstall},
-	}
-	for _, step := range steps {
-		if !t.Run(step.name, step.run) {
-			t.Fatalf("step %q failed; later steps need it", step.name)
+	})
+}
+
+// step is a part of a test that shares the cluster with the steps before it.
+type step struct {
+	name string
+	run  func(*testing.T)
+}
+
+// runSteps runs steps in order, each as a subtest; the first that fails ends the
+// test, since the later ones need the cluster it leaves.
+func runSteps(t *testing.T, steps []step) {
+	t.Helper()
+	for _, st := range steps {
+		if !t.Run(st.name, st.run) {
+			t.Fatalf("step %q failed; later steps need it", st.name)
 		}
 	}
 }
