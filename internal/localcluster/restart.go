@@ -49,10 +49,7 @@ func (c *Cluster) RestartAPIServer(ctx context.Context, grace time.Duration) err
 	if err := c.terminate(ctx, c.plane.APIServer.Path, grace); err != nil {
 		return err
 	}
-	// envtest sees that the process has exited, and only forgets it.
-	if err := c.plane.APIServer.Stop(); err != nil {
-		return fmt.Errorf("localcluster: stopping kube-apiserver for a restart: %w", err)
-	}
+	// envtest's Stop is not needed: its Start begins with a fresh process state.
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("localcluster: restart of kube-apiserver aborted (it is stopped): %w", err)
 	}
@@ -64,24 +61,31 @@ func (c *Cluster) RestartAPIServer(ctx context.Context, grace time.Duration) err
 	return c.recordPIDs(ctx)
 }
 
-// StopEtcd stops etcd (SIGTERM) and leaves kube-apiserver running without its
-// storage: requests that need etcd fail or wait, and the API server's /readyz
-// fails, until StartEtcd. Stopping a stopped etcd is not an error.
-func (c *Cluster) StopEtcd() error {
+// StopEtcd stops etcd, SIGTERM and SIGKILL if it is still there after grace, and
+// leaves kube-apiserver running without its storage: requests that need etcd fail
+// or wait, and the API server's /readyz fails, until StartEtcd. etcd closes its
+// listeners at once on SIGTERM, then waits for the API server's watch streams to
+// end; grace bounds that wait, so that the outage lasts as long as the caller
+// means. Stopping a stopped etcd is not an error.
+func (c *Cluster) StopEtcd(ctx context.Context, grace time.Duration) error {
 	c.faultMu.Lock()
 	defer c.faultMu.Unlock()
 	if c.stopped {
 		return errStopped
 	}
-	if err := c.plane.Etcd.Stop(); err != nil {
-		return fmt.Errorf("localcluster: stopping etcd: %w", err)
+	if c.etcdDown {
+		return nil
+	}
+	if err := c.terminate(ctx, c.plane.Etcd.Path, grace); err != nil {
+		return err
 	}
 	c.etcdDown = true
 	return c.recordPIDs(context.Background())
 }
 
 // StartEtcd starts etcd again after StopEtcd, on the same client URL with the same
-// data directory, and returns when its /health answers; kube-apiserver reconnects
+// data directory (writes survive a SIGKILL of the process), and returns when its
+// /health answers; kube-apiserver reconnects
 // by itself. Starting a running etcd is not an error. ctx is checked before the
 // start; the start itself is bounded by Options.StartTimeout.
 func (c *Cluster) StartEtcd(ctx context.Context) error {

@@ -21,7 +21,8 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// restartGrace is how long kube-apiserver may take to stop before it is killed.
+// restartGrace is how long kube-apiserver or etcd may take to stop before it is
+// killed.
 const restartGrace = 2 * time.Second
 
 // TestRestartAPIServerAndEtcd restarts kube-apiserver and stops and starts etcd of a
@@ -77,7 +78,7 @@ func TestRestartAPIServerAndEtcd(t *testing.T) {
 	})
 
 	t.Run("etcd stopped and started", func(t *testing.T) {
-		if err := c.StopEtcd(); err != nil {
+		if err := c.StopEtcd(ctx, restartGrace); err != nil {
 			t.Fatal(err)
 		}
 		if pids := childrenUsing(stateDir); len(pids) != 2 {
@@ -90,7 +91,7 @@ func TestRestartAPIServerAndEtcd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("kube-apiserver's /readyz kept answering OK with etcd stopped: %v", err)
 		}
-		if err := c.StopEtcd(); err != nil {
+		if err := c.StopEtcd(ctx, restartGrace); err != nil {
 			t.Errorf("stopping a stopped etcd: %v", err)
 		}
 
@@ -121,7 +122,7 @@ func TestRestartAPIServerAndEtcd(t *testing.T) {
 	}
 	for name, err := range map[string]error{
 		"RestartAPIServer": c.RestartAPIServer(ctx, restartGrace),
-		"StopEtcd":         c.StopEtcd(),
+		"StopEtcd":         c.StopEtcd(ctx, restartGrace),
 		"StartEtcd":        c.StartEtcd(ctx),
 	} {
 		if !errors.Is(err, errStopped) {
