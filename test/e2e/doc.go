@@ -14,7 +14,13 @@
 //     (internal/lockcheck), while the leader is killed with SIGKILL and the standby
 //     takes over; the survivor's metrics and /status are checked against what happened;
 //   - namespace deletion and `helm uninstall` leave no LockRequest, ProjectLock or
-//     Lease behind.
+//     Lease behind;
+//   - TestFaults, on a control plane of its own: lock traffic while kube-apiserver is
+//     restarted, etcd is stopped and started, the leader is killed three times, Lease
+//     writes are answered with 500 and 409 (internal/faultproxy), a webhook endpoint
+//     hangs and the event buffer holds one event; after each, mutual exclusion,
+//     nothing lost, component health down and back, and the events counted
+//     (docs/reliability.md, section Faults).
 //
 // The tests live in _test.go files behind the e2e build tag, so that `go test ./...`
 // (make test) does not run them; this file only names the package.
