@@ -60,7 +60,10 @@ type Proxy struct {
 
 // Start listens on a free loopback port and forwards to the API server at target,
 // trusting caData (PEM) for its certificate. Clients talk plain HTTP to URL, with
-// their own credentials (a bearer token), which the proxy passes on.
+// their own credentials (a bearer token), which the proxy passes on. A client
+// configured from a kubeconfig file sends no credentials to an http:// server
+// (client-go reads them only for TLS): serve the Proxy, an http.Handler, over TLS
+// instead (httptest.NewUnstartedServer(p) and StartTLS, as test/e2e does).
 func Start(target *url.URL, caData []byte) (*Proxy, error) {
 	pool := x509.NewCertPool()
 	if len(caData) > 0 && !pool.AppendCertsFromPEM(caData) {
