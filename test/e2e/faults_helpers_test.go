@@ -738,6 +738,9 @@ func (f *faultSuite) checkHealthy(ctx context.Context, t *testing.T, component s
 	t.Helper()
 	leader := f.waitLeader(ctx, t)
 	var last string
+	// seen keeps the first problem of each component met on the way, for the log.
+	seen := map[string]string{}
+	start := time.Now()
 	err := poll(ctx, func(ctx context.Context) (bool, error) {
 		st, err := leader.status(ctx)
 		if err != nil {
@@ -752,6 +755,9 @@ func (f *faultSuite) checkHealthy(ctx context.Context, t *testing.T, component s
 			v, _ := pm.value("atlantis_component_health", "component", name)
 			if c.Score < healthy || v < healthy {
 				bad = append(bad, fmt.Sprintf("%s %d/%v (%s)", name, c.Score, v, c.LastError))
+				if _, ok := seen[name]; !ok {
+					seen[name] = fmt.Sprintf("%s at %d: %s", name, c.Score, c.LastError)
+				}
 			}
 		}
 		v, _ := pm.value("atlantis_component_health", "component", component)
@@ -764,6 +770,10 @@ func (f *faultSuite) checkHealthy(ctx context.Context, t *testing.T, component s
 	})
 	if err != nil {
 		t.Fatalf("%s: components did not all come back healthy after the fault: %v; last: %s", leader.name, err, last)
+	}
+	if len(seen) > 0 {
+		t.Logf("%s: every component healthy after %s of waiting; unhealthy on the way: %s",
+			leader.name, since(start), strings.Join(slices.Sorted(maps.Values(seen)), "; "))
 	}
 	return leader
 }
