@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
 )
@@ -118,5 +119,36 @@ func BenchmarkFindDeadlocks10k(b *testing.B) {
 		if found := FindDeadlocks(edges); len(found) != 0 {
 			b.Fatalf("found %d deadlocks in a graph without cycles", len(found))
 		}
+	}
+}
+
+// TestDeadlockFoundTwiceIsReportedOnce scans twice before the victim's lock is
+// decided again: the cycle is still current, but one deadlock, reported once.
+func TestDeadlockFoundTwiceIsReportedOnce(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	o := New(NewMemoryBackend(), clk, DefaultConfig())
+	var notices int
+	o.AddObserver(ObserverFunc(func(n Notice) {
+		if n.Kind == NoticeDeadlock {
+			notices++
+		}
+	}))
+	k1, k2 := LockRef{Namespace: "ns", Name: "k1"}, LockRef{Namespace: "ns", Name: "k2"}
+	for _, c := range []struct {
+		ref            LockRef
+		holder, waiter string
+	}{{k1, "alice", "bob"}, {k2, "bob", "alice"}} {
+		st := o.lockState(c.ref)
+		st.holder = &Holder{Owner: c.holder}
+		st.queue = []WaitEdge{{Waiter: graphOwner(c.ref, c.waiter), Holder: graphOwner(c.ref, c.holder), Lock: c.ref, Request: c.waiter + "-" + c.ref.Name}}
+	}
+	for scan := 1; scan <= 2; scan++ {
+		if got := len(o.DetectDeadlocks()); got != 1 {
+			t.Fatalf("scan %d returned %d cycles, want the 1 still there", scan, got)
+		}
+	}
+	m := o.GetMetrics()
+	if notices != 1 || m.Deadlocks != 1 || m.CurrentDeadlocks != 1 {
+		t.Errorf("%d notices, %d deadlocks counted, %d current; want 1, 1, 1", notices, m.Deadlocks, m.CurrentDeadlocks)
 	}
 }

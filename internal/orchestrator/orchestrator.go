@@ -72,7 +72,13 @@ type LockOrchestrator struct {
 // lockState is the cached view of one key, and the mutex that serializes
 // decisions about it.
 type lockState struct {
-	mu     sync.Mutex
+	// mu serializes the decisions about the key; it is held through a whole Sync,
+	// API calls included.
+	mu sync.Mutex
+	// viewMu guards holder and queue, the cached view that status, metrics and
+	// the deadlock detector read: they must not wait for a Sync in flight, which
+	// on a long queue can take seconds.
+	viewMu sync.Mutex
 	holder *Holder
 	queue  []WaitEdge
 }
@@ -293,19 +299,21 @@ func (o *LockOrchestrator) victimsOf(ref LockRef) map[string]bool {
 
 // remember caches the decision for deadlock detection, status and metrics.
 func (o *LockOrchestrator) remember(ref LockRef, st *lockState, d Decision) {
-	st.holder = d.Holder
-	st.queue = st.queue[:0]
+	var queue []WaitEdge
 	if d.Holder != nil {
 		for _, out := range d.Outcomes {
 			if out.State.Phase != PhaseQueued {
 				continue
 			}
-			st.queue = append(st.queue, WaitEdge{
+			queue = append(queue, WaitEdge{
 				Waiter: graphOwner(ref, out.Request.Owner), Holder: graphOwner(ref, d.Holder.Owner), Lock: ref,
 				Request: out.Request.ID, RequestUID: out.Request.UID, Priority: out.Request.Priority, EnqueuedAt: out.State.EnqueuedAt,
 			})
 		}
 	}
+	st.viewMu.Lock()
+	st.holder, st.queue = d.Holder, queue
+	st.viewMu.Unlock()
 	o.timeouts.Set(ref, d.NextDeadline)
 
 	o.mu.Lock()
@@ -354,11 +362,17 @@ func (o *LockOrchestrator) Forget(ref LockRef) {
 
 // DetectDeadlocks scans the wait-for graph of all cached locks, marks one victim per
 // cycle, and returns the cycles. The victims fail with DeadlockVictim at their
-// lock's next Sync; the caller makes that Sync happen.
+// lock's next Sync; the caller makes that Sync happen. A cycle found again before
+// its victim has failed is returned again (so the caller wakes its lock again) but
+// counted and reported only the first time.
 func (o *LockOrchestrator) DetectDeadlocks() []Deadlock {
 	start := o.clock.Now()
 	edges := o.waitEdges()
 	found := FindDeadlocks(edges)
+	// A cycle whose victim is already marked was found by an earlier scan and
+	// waits for its lock's next decision to fail the victim: it is still a
+	// current deadlock, but not a new one to count and report again.
+	var fresh []Deadlock
 	o.mu.Lock()
 	for _, dl := range found {
 		v := o.victims[dl.Victim.Lock]
@@ -366,11 +380,14 @@ func (o *LockOrchestrator) DetectDeadlocks() []Deadlock {
 			v = map[string]bool{}
 			o.victims[dl.Victim.Lock] = v
 		}
-		v[dl.Victim.Request] = true
+		if !v[dl.Victim.Request] {
+			v[dl.Victim.Request] = true
+			fresh = append(fresh, dl)
+		}
 	}
 	o.mu.Unlock()
-	o.stats.deadlockScan(start, o.clock.Since(start), len(edges), found)
-	for _, dl := range found {
+	o.stats.deadlockScan(start, o.clock.Since(start), len(edges), len(found), len(fresh))
+	for _, dl := range fresh {
 		o.notifyDeadlock(start, dl)
 	}
 	return found
@@ -385,9 +402,9 @@ func (o *LockOrchestrator) waitEdges() []WaitEdge {
 	o.mu.Unlock()
 	var edges []WaitEdge
 	for _, st := range states {
-		st.mu.Lock()
+		st.viewMu.Lock()
 		edges = append(edges, st.queue...)
-		st.mu.Unlock()
+		st.viewMu.Unlock()
 	}
 	return edges
 }

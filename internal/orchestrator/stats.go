@@ -100,14 +100,15 @@ func (s *stats) conflict() {
 	s.mu.Unlock()
 }
 
-func (s *stats) deadlockScan(at time.Time, took time.Duration, edges int, found []Deadlock) {
+// deadlockScan records a scan that found current cycles, fresh of them new.
+func (s *stats) deadlockScan(at time.Time, took time.Duration, edges, current, fresh int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.deadlocks += int64(len(found))
+	s.deadlocks += int64(fresh)
 	s.lastScan = took
 	s.lastScanAt = at
 	s.lastScanEdges = edges
-	s.lastScanFound = len(found)
+	s.lastScanFound = current
 }
 
 // samples is a bounded ring of latency samples with the time they were taken.

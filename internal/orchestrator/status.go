@@ -196,13 +196,13 @@ func (o *LockOrchestrator) gauges() (held, queued, longest int) {
 	}
 	o.mu.Unlock()
 	for _, st := range states {
-		st.mu.Lock()
+		st.viewMu.Lock()
 		if st.holder != nil {
 			held++
 		}
 		queued += len(st.queue)
 		longest = max(longest, len(st.queue))
-		st.mu.Unlock()
+		st.viewMu.Unlock()
 	}
 	return held, queued, longest
 }

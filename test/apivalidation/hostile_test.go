@@ -136,7 +136,7 @@ func startOperator(t *testing.T, cfg config.Config, ns string) *testenv.Operator
 
 // decisionTimeout bounds each wait for the operator's decisions; a deadline, not a
 // measurement.
-const decisionTimeout = 3 * time.Minute
+const decisionTimeout = 8 * time.Minute
 
 // waitReasons polls the namespace's LockRequests until want accepts their Acquired
 // reasons (by name; "" when undecided), and returns them.
