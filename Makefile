@@ -88,7 +88,7 @@ test: tools manifests generate vet ## Run the unit and integration (envtest) tes
 E2E_TIMEOUT ?= 15m
 
 .PHONY: test-e2e
-test-e2e: tools build ## Run the end-to-end tests (test/e2e): local control plane, helm install, two managers as the chart's ServiceAccount, kubectl, lock clients across a leader failover, uninstall.
+test-e2e: tools build ## Run the end-to-end tests (test/e2e): local control plane, helm install, two managers as the chart's ServiceAccount, kubectl, lock clients across a leader failover, uninstall; then the fault tests (API server and etcd restarts, leader kills, Lease write errors, a hanging webhook, an event buffer of 1).
 	$(GO) test -tags e2e $(GOTEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/e2e/...
 
 .PHONY: cover
