@@ -841,6 +841,17 @@ func (m *manager) metricsJSON(ctx context.Context) (orchestrator.MetricsSnapshot
 	return snap, nil
 }
 
+// decisionErrors is how many of m's lock decisions failed with a backend error or
+// timeout so far (the orchestrator's own counts: unlike
+// atlantis_lock_backend_errors_total{kind="timeout"}, they leave out health checks
+// that ran out of time).
+func (f *faultSuite) decisionErrors(ctx context.Context, t *testing.T, m *manager) int64 {
+	t.Helper()
+	snap, err := m.metricsJSON(ctx)
+	must(t, m.name+"'s metrics snapshot", err)
+	return snap.BackendErrors + snap.TimeoutErrors
+}
+
 // grantsSince counts the grants of the traffic whose fencing token is newer than
 // the Lease write rv: those the leader that took over with that write made.
 func grantsSince(tr *traffic, rv int64) int {
