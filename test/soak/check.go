@@ -27,7 +27,11 @@ func exclusion(holds []hold, rec *recorder) (lockcheck.Result, []string) {
 			untimed = append(untimed, fmt.Sprintf("%s (token %s on %s): the Lease watch never saw the granting version", h.holder, h.token, h.lock))
 			continue
 		}
-		timed = append(timed, lockcheck.Hold{Key: h.lock, Holder: h.holder, Token: h.token, Acquired: at, Released: h.released})
+		holder := h.holder
+		if h.endedBy != "" {
+			holder += " (" + h.endedBy + " by the operator)"
+		}
+		timed = append(timed, lockcheck.Hold{Key: h.lock, Holder: holder, Token: h.token, Acquired: at, Released: h.released})
 	}
 	return lockcheck.Check(timed), untimed
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
 	"github.com/runatlantis/atlantis-lock-operator/internal/lockcheck"
+	"github.com/runatlantis/atlantis-lock-operator/internal/managerproc"
 )
 
 // flatSlope is the largest trend of the operator's live heap after the warm-up, in
@@ -45,8 +46,9 @@ type Results struct {
 	QueueOrder QueueResult `json:"queueOrder"`
 	// LeftBehind counts what the cleanup left.
 	LeftBehind map[string]int `json:"leftBehind"`
-	// Memory is the operator's resident memory over the run.
-	Memory Memory `json:"memory"`
+	// Memory is the operator's memory over the run, and Samples its readings.
+	Memory  Memory               `json:"memory"`
+	Samples []managerproc.Sample `json:"samples"`
 	// Operator are figures from the operator's /metrics at the end of the traffic.
 	Operator map[string]float64 `json:"operator"`
 }

@@ -64,7 +64,8 @@ func soak(ctx context.Context, opts options, res *Results) (retErr error) {
 	// What the traffic did, and the history checks, are reported even when the
 	// run fails part way.
 	defer func() {
-		res.Memory = memoryOf(sampler.Stop(), res.TrafficTime)
+		res.Samples = sampler.Stop()
+		res.Memory = memoryOf(res.Samples, res.TrafficTime)
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		res.Outcomes, res.Problems = t.outcomes, append(res.Problems, t.problems...)

@@ -100,6 +100,7 @@ func privateKey(w *worker, i int) lockkey.Key {
 	return lockkey.New("soak/private", fmt.Sprintf("w%d/k%d", w.id, i), "default", "")
 }
 
+// count counts one outcome (a scenario run, a request's end).
 func (t *traffic) count(outcome string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -113,6 +114,7 @@ func (t *traffic) problem(format string, args ...any) {
 	t.problems = append(t.problems, fmt.Sprintf(format, args...))
 }
 
+// addHold records a finished hold for the exclusion check.
 func (t *traffic) addHold(h hold) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
