@@ -24,9 +24,16 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -873,17 +880,67 @@ type holderLog struct {
 // watchHolders records every holder of the election Lease until the test ends.
 func (f *faultSuite) watchHolders(t *testing.T) *holderLog {
 	ctx, cancel := context.WithCancel(t.Context())
-	t.Cleanup(cancel)
+	leases := f.cs.CoordinationV1().Leases(releaseNamespace)
+	lease, err := leases.Get(ctx, electionLease, metav1.GetOptions{})
+	must(t, "the election Lease", err)
 	hl := &holderLog{}
-	holders := watchElectionLease(ctx, t, f.suite)
+	hl.add(lease)
+	done := make(chan struct{})
 	go func() {
-		for c := range holders {
-			hl.mu.Lock()
-			hl.changes = append(hl.changes, c)
-			hl.mu.Unlock()
-		}
+		defer close(done)
+		hl.follow(ctx, leases, lease.ResourceVersion)
 	}()
+	t.Cleanup(func() { cancel(); <-done })
 	return hl
+}
+
+// follow records the holders of the election Lease from resourceVersion rv on until
+// ctx ends. When the watch ends for good (an API server that restarted answers 410
+// Gone to a resourceVersion its new watch cache does not hold), the Lease is read
+// afresh, as soon as the API server answers, and watched from there: a takeover
+// that happened meanwhile is then recorded with the resourceVersion of that read,
+// later than the takeover's own write, which only makes grantsSince count fewer
+// grants for the new leader.
+func (hl *holderLog) follow(ctx context.Context, leases coordinationv1client.LeaseInterface, rv string) {
+	selector := fields.OneTermEqualSelector("metadata.name", electionLease).String()
+	for {
+		w, err := watchtools.NewRetryWatcherWithContext(ctx, rv, &cache.ListWatch{
+			WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+				opts.FieldSelector = selector
+				return leases.Watch(ctx, opts)
+			},
+		})
+		if err == nil {
+			for ev := range w.ResultChan() {
+				if l, ok := ev.Object.(*coordinationv1.Lease); ok {
+					hl.add(l)
+				}
+			}
+			w.Stop()
+		}
+		err = wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
+			l, err := leases.Get(ctx, electionLease, metav1.GetOptions{})
+			if err != nil {
+				return false, nil //nolint:nilerr // the API server is not back yet
+			}
+			hl.add(l)
+			rv = l.ResourceVersion
+			return true, nil
+		})
+		if err != nil {
+			return // ctx ended
+		}
+	}
+}
+
+// add records l's holder if it differs from the last one recorded.
+func (hl *holderLog) add(l *coordinationv1.Lease) {
+	hl.mu.Lock()
+	defer hl.mu.Unlock()
+	if n := len(hl.changes); n > 0 && hl.changes[n-1].holder == holderOf(l) {
+		return
+	}
+	hl.changes = append(hl.changes, holderChange{holder: holderOf(l), resourceVersion: resourceVersion(l), seen: time.Now()})
 }
 
 // last is the latest holder seen.
