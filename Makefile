@@ -63,8 +63,8 @@ vet: ## Run go vet.
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint.
-	$(GOLANGCI_LINT) run ./...
-	$(call in_nested,$(GOLANGCI_LINT) run ./...)
+	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
+	$(call in_nested,$(GOLANGCI_LINT) run --allow-parallel-runners ./...)
 
 .PHONY: lint-fix
 lint-fix: $(GOLANGCI_LINT) ## Run golangci-lint and fix what it can.
