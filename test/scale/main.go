@@ -19,11 +19,13 @@
 //  4. reads the operator's memory with all locks in place, and what it sent to the
 //     API server (rest_client_requests_total) and reconciled;
 //  5. kills the operator with SIGKILL (a crash: the leader election Lease is not
-//     released), starts a new one, deletes one holder and times until the new
-//     leader has served the hand-off (the waiter observed Acquired) and until it has
-//     rebuilt its whole state (/status shows every hold and waiter, and the work
-//     queue is empty); then the same after a SIGTERM (a rolling update: the Lease is
-//     released);
+//     released), starts a new one, deletes one holder at once and another once the
+//     new operator leads, and times until the new leader has served both hand-offs
+//     (the waiters observed Acquired) and until it has rebuilt its whole state
+//     (/status shows every hold and waiter, and the work queue is empty); then the
+//     same after a SIGTERM (a stop: the Lease is released); then with a second
+//     operator started first and warmed up (a standby, as in a rolling update)
+//     before the leader gets its SIGTERM;
 //  6. prints a table, writes -json, stops the operator and the control plane.
 //
 // The run is bounded by -timeout; the exit code is 1 when it fails or runs out of time.

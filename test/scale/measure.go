@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -68,13 +67,13 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 	if err := r.build(ctx, m, name); err != nil {
 		return err
 	}
-	if opts.queued < 2 {
-		benchutil.Step("fewer than 2 queued requests: no restart to measure")
+	if opts.queued < 2*len(restarts) {
+		benchutil.Step("fewer than %d queued requests: no restart to measure", 2*len(restarts))
 		return nil
 	}
-	for i, sig := range []string{"SIGKILL", "SIGTERM"} {
+	for i, how := range restarts {
 		var rr RestartResult
-		rr, m, err = r.restart(ctx, m, sig, i)
+		rr, m, err = r.restart(ctx, m, how, i)
 		res.Restarts = append(res.Restarts, rr)
 		if err != nil {
 			return err
@@ -273,6 +272,30 @@ func (r *scaleRun) waitAll(ctx context.Context, n int, name func(int) string, ac
 	return last.Sub(began), nil
 }
 
+// waitWarm waits until a manager that does not lead has listed everything and
+// queued every key (its lock work queue holds at least keys items), as the
+// controller warm-up does, or ctx ends.
+func waitWarm(ctx context.Context, m *managerproc.Manager, keys int) error {
+	tick := time.NewTicker(quietPoll)
+	defer tick.Stop()
+	var depth float64
+	for {
+		if err := m.Exited(); err != nil {
+			return err
+		}
+		if metrics, err := m.Scrape(ctx); err == nil {
+			if depth = metrics.Sum("workqueue_depth", "name", managerproc.LockQueue); depth >= float64(keys) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the standby to queue %d keys (last: %.0f): %w", keys, depth, context.Cause(ctx))
+		case <-tick.C:
+		}
+	}
+}
+
 // quietPoll is how often waitQuiet reads /status and /metrics.
 const quietPoll = 250 * time.Millisecond
 
@@ -379,18 +402,49 @@ func requestsSince(before, after managerproc.Metrics) map[string]float64 {
 	return out
 }
 
+// restartKind is how one restart goes.
+type restartKind struct {
+	// Signal ends the leading operator: SIGKILL (a crash: the leader election
+	// Lease stays taken until it expires) or SIGTERM (a stop, which releases it).
+	Signal string
+	// Standby starts the next operator before the leader ends, and waits until it
+	// has warmed up (listed and queued every key, without deciding): a second
+	// replica taking over, as in a rolling update. Without it the next operator
+	// starts after the leader has ended: a single replica restarting.
+	Standby bool
+}
+
+// String names the restart in the report.
+func (k restartKind) String() string {
+	if k.Standby {
+		return k.Signal + " with a warm standby"
+	}
+	return k.Signal
+}
+
+// restarts are the restarts measured, in order.
+var restarts = []restartKind{{Signal: "SIGKILL"}, {Signal: "SIGTERM"}, {Signal: "SIGTERM", Standby: true}}
+
 // RestartResult is one restart of the operator with locks in place.
 type RestartResult struct {
-	// Signal ended the previous operator: SIGKILL (a crash) or SIGTERM (a
-	// rolling update, which releases the leader election Lease).
+	// Signal ended the previous operator: SIGKILL (a crash) or SIGTERM (a stop,
+	// which releases the leader election Lease).
 	Signal string `json:"signal"`
-	// Leader is from the new process's start to its /status showing it leads.
+	// Standby is true when the next operator ran, warmed up, before the leader
+	// ended; the times then run from the leader's end.
+	Standby bool `json:"standby"`
+	// Leader is from the new process's start (or the leader's end, with a
+	// standby) to its /status showing it leads.
 	Leader time.Duration `json:"leaderNanoseconds"`
-	// Handoff is from the new process's start to the waiter of the holder deleted
-	// right after the start observed Acquired: the next hand-off served.
+	// Handoff is from the same moment to the waiter of the holder deleted then
+	// observed Acquired: the next hand-off served.
 	Handoff time.Duration `json:"handoffNanoseconds"`
 	// HandoffAfterLeader is Handoff minus Leader.
 	HandoffAfterLeader time.Duration `json:"handoffAfterLeaderNanoseconds"`
+	// HandoffLive is from the deletion of another holder, right after the new
+	// process led (its key changed after the initial list), to its waiter observed
+	// Acquired.
+	HandoffLive time.Duration `json:"handoffLiveNanoseconds"`
 	// Rebuilt is from the start until the new leader's /status shows every hold and
 	// waiter and its work queue is empty.
 	Rebuilt time.Duration `json:"rebuiltNanoseconds"`
@@ -401,23 +455,37 @@ type RestartResult struct {
 	Requests map[string]float64 `json:"requests"`
 }
 
-// restart ends old with sig, starts a new operator, deletes holder i and times the
-// new leader's hand-off to waiter i and the rebuild of its whole state.
-func (r *scaleRun) restart(ctx context.Context, old *managerproc.Manager, sig string, i int) (RestartResult, *managerproc.Manager, error) {
-	rr := RestartResult{Signal: sig}
-	benchutil.Step("restart %d: ending the operator with %s", i+1, sig)
+// restart ends old as how says, with a new operator started after it or, with a
+// standby, before it; deletes holder i at once and holder queued-1-i once the new
+// operator leads; and times the new leader's hand-offs to their waiters and the
+// rebuild of its whole state.
+func (r *scaleRun) restart(ctx context.Context, old *managerproc.Manager, how restartKind, i int) (RestartResult, *managerproc.Manager, error) {
+	rr := RestartResult{Signal: how.Signal, Standby: how.Standby}
+	benchutil.Step("restart %d: %s", i+1, how)
+	var m *managerproc.Manager
+	var name string
 	var err error
-	if sig == "SIGKILL" {
+	if how.Standby {
+		if m, name, err = r.startManager(); err != nil {
+			return rr, nil, err
+		}
+		if err := waitWarm(ctx, m, r.opts.held); err != nil {
+			return rr, m, err
+		}
+		benchutil.Step("  %s has warmed up", name)
+	}
+	if how.Signal == "SIGKILL" {
 		err = old.Kill()
 	} else {
 		err = old.Stop(managerStopTimeout)
 	}
 	if err != nil {
-		return rr, nil, err
+		return rr, m, err
 	}
-	m, name, err := r.startManager()
-	if err != nil {
-		return rr, nil, err
+	if !how.Standby {
+		if m, name, err = r.startManager(); err != nil {
+			return rr, nil, err
+		}
 	}
 	started := time.Now()
 	holder := r.lockRequest(i, holderName(i))
@@ -431,6 +499,14 @@ func (r *scaleRun) restart(ctx context.Context, old *managerproc.Manager, sig st
 	}
 	rr.Leader = time.Since(started)
 	benchutil.Step("  %s leads after %s", name, rr.Leader.Round(time.Millisecond))
+	// A second holder, from the other end, deleted now that the new leader runs:
+	// its key is not among the initial ones.
+	live := r.opts.queued - 1 - i
+	liveHolder := r.lockRequest(live, holderName(live))
+	deleted := time.Now()
+	if err := r.env.Client.Delete(ctx, liveHolder); err != nil {
+		return rr, m, fmt.Errorf("deleting holder %s: %w", liveHolder.Name, err)
+	}
 	at, _, err := r.obs.WaitAcquired(ctx, r.tracked[waiterName(i)], r.opts.timeout, waiterName(i))
 	if err != nil {
 		return rr, m, err
@@ -438,11 +514,17 @@ func (r *scaleRun) restart(ctx context.Context, old *managerproc.Manager, sig st
 	rr.Handoff = at.Sub(started)
 	rr.HandoffAfterLeader = rr.Handoff - rr.Leader
 	benchutil.Step("  hand-off %s → %s served %s after the start", holderName(i), waiterName(i), rr.Handoff.Round(time.Millisecond))
-	if _, err := waitQuiet(ctx, m, r.opts.held, r.opts.queued-i-1); err != nil {
+	at, _, err = r.obs.WaitAcquired(ctx, r.tracked[waiterName(live)], r.opts.timeout, waiterName(live))
+	if err != nil {
+		return rr, m, err
+	}
+	rr.HandoffLive = at.Sub(deleted)
+	benchutil.Step("  hand-off %s → %s, deleted after the new leader led, served in %s", holderName(live), waiterName(live), rr.HandoffLive.Round(time.Millisecond))
+	if _, err := waitQuiet(ctx, m, r.opts.held, r.opts.queued-2*(i+1)); err != nil {
 		return rr, m, err
 	}
 	rr.Rebuilt = time.Since(started)
-	if rr.Memory, err = r.readMemory(ctx, m, "rebuilt-"+strings.ToLower(sig)); err != nil {
+	if rr.Memory, err = r.readMemory(ctx, m, fmt.Sprintf("rebuilt-%d", i+1)); err != nil {
 		return rr, m, err
 	}
 	metrics, err := m.Scrape(ctx)

@@ -110,10 +110,12 @@ func (r *Results) rows() []benchutil.Row {
 		benchutil.Info("operator API requests (rest_client_requests_total)", requestsText(b.Requests, locks)),
 	)
 	for _, rr := range r.Restarts {
+		rr.Signal = restartKind{Signal: rr.Signal, Standby: rr.Standby}.String()
 		rows = append(rows,
 			benchutil.Info(fmt.Sprintf("after %s: new process leads", rr.Signal), secs(rr.Leader)),
 			benchutil.Info(fmt.Sprintf("after %s: next hand-off served (from start / from leading)", rr.Signal),
 				fmt.Sprintf("%s / %s", secs(rr.Handoff), secs(rr.HandoffAfterLeader))),
+			benchutil.Info(fmt.Sprintf("after %s: hand-off of a holder deleted once the new leader led", rr.Signal), fmt.Sprintf("%.0f ms", float64(rr.HandoffLive.Microseconds())/1000)),
 			benchutil.Info(fmt.Sprintf("after %s: whole state rebuilt, queue empty", rr.Signal), secs(rr.Rebuilt)),
 			benchutil.Info(fmt.Sprintf("after %s: RSS / live heap rebuilt", rr.Signal), fmt.Sprintf("%s / %s", mb(rr.Memory.RSS), mbf(rr.Memory.LiveHeap))),
 			benchutil.Info(fmt.Sprintf("after %s: API requests until rebuilt", rr.Signal), requestsText(rr.Requests, 0)),
