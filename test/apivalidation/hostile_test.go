@@ -279,10 +279,12 @@ func slugOf(t *testing.T, ns, name string) string {
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\ufffd") == s }
 
-// TestThousandsOfRequestsFromOneOwner: 2,000 requests for one key from one pull are
-// one re-entrant hold; 2,000 from one user's 2,000 pulls fill the queue up to
-// max_queue_length and the rest end QueueFull. Afterwards the operator is healthy
-// and serves a new key.
+// TestThousandsOfRequestsFromOneOwner: 2,000 requests for one key from one user's
+// 2,000 pulls fill the queue up to max_queue_length and the rest end QueueFull;
+// 1,000 requests for another key from one pull are one re-entrant hold. Afterwards
+// the operator is healthy and serves a new key. (The operator decides one key's
+// requests one at a time, each with a status write: on a quiet 2-core machine the
+// two floods take about a minute.)
 func TestThousandsOfRequestsFromOneOwner(t *testing.T) {
 	cfg := config.Default()
 	cfg.MaxQueueLength = floodMaxQueue
@@ -293,10 +295,10 @@ func TestThousandsOfRequestsFromOneOwner(t *testing.T) {
 	t.Run("floods", func(t *testing.T) {
 		t.Run("one pull", func(t *testing.T) {
 			t.Parallel()
-			flood(t, ns, "same", func(int) int32 { return 42 })
-			reasons := waitReasons(t, ns, prefixCount("same-", func(n map[string]int) bool { return n[lockingv1alpha1.ReasonAcquired] == floodRequests }))
-			if n := countPrefixed(reasons, "same-"); n[lockingv1alpha1.ReasonAcquired] != floodRequests {
-				t.Errorf("requests by reason %v, want all %d Acquired", n, floodRequests)
+			flood(t, ns, "same", reentrantRequests, func(int) int32 { return 42 })
+			reasons := waitReasons(t, ns, prefixCount("same-", func(n map[string]int) bool { return n[lockingv1alpha1.ReasonAcquired] == reentrantRequests }))
+			if n := countPrefixed(reasons, "same-"); n[lockingv1alpha1.ReasonAcquired] != reentrantRequests {
+				t.Errorf("requests by reason %v, want all %d Acquired", n, reentrantRequests)
 			}
 			pl := projectLockOf(t, ns, "same-0000")
 			if pl.Status.Holder == nil || pl.Status.Holder.Owner != "acme/infra#42" || pl.Status.QueueLength != 0 {
@@ -305,7 +307,7 @@ func TestThousandsOfRequestsFromOneOwner(t *testing.T) {
 		})
 		t.Run("one user, many pulls", func(t *testing.T) {
 			t.Parallel()
-			flood(t, ns, "many", func(i int) int32 { return int32(1000 + i) })
+			flood(t, ns, "many", floodRequests, func(i int) int32 { return int32(1000 + i) })
 			reasons := waitReasons(t, ns, prefixCount("many-", func(n map[string]int) bool {
 				return n[lockingv1alpha1.ReasonAcquired]+n[lockingv1alpha1.ReasonQueued]+n[lockingv1alpha1.ReasonQueueFull] == floodRequests
 			}))
@@ -351,17 +353,18 @@ func TestThousandsOfRequestsFromOneOwner(t *testing.T) {
 
 // The floods of TestThousandsOfRequestsFromOneOwner.
 const (
-	floodRequests = 2000
-	floodMaxQueue = 100
-	floodCreators = 16
+	floodRequests     = 2000
+	reentrantRequests = 1000
+	floodMaxQueue     = 100
+	floodCreators     = 16
 )
 
-// flood creates floodRequests requests named PREFIX-NNNN for the key of path PREFIX,
-// from floodCreators clients at once, with the pull numbers pull gives.
-func flood(t *testing.T, ns, prefix string, pull func(i int) int32) {
+// flood creates n requests named PREFIX-NNNN for the key of path PREFIX, from
+// floodCreators clients at once, with the pull numbers pull gives.
+func flood(t *testing.T, ns, prefix string, n int, pull func(i int) int32) {
 	t.Helper()
 	err := benchutil.Parallel(context.Background(), floodCreators, func(ctx context.Context, w int) error {
-		for i := w; i < floodRequests; i += floodCreators {
+		for i := w; i < n; i += floodCreators {
 			spec := validSpec()
 			spec.Project.Path, spec.QueueTimeout, spec.TTL = prefix, nil, nil
 			spec.Pull.Number = pull(i)
@@ -372,7 +375,7 @@ func flood(t *testing.T, ns, prefix string, pull func(i int) int32) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("creating %d requests: %v", floodRequests, err)
+		t.Fatalf("creating %d requests: %v", n, err)
 	}
 }
 
