@@ -84,12 +84,23 @@ test: tools manifests generate vet ## Run the unit and integration (envtest) tes
 	$(GO) test $(GOTEST_FLAGS) ./...
 	$(call in_nested,$(GO) test $(GOTEST_FLAGS) ./...)
 
-# How long the end-to-end tests may take before go test stops them (about 1.5 min).
+# How long the end-to-end tests may take before go test stops them (about 5 min).
 E2E_TIMEOUT ?= 15m
+# How long `make test-e2e` fuzzes each fuzz target (`make fuzz` alone: FUZZTIME).
+E2E_FUZZTIME ?= 10s
 
 .PHONY: test-e2e
-test-e2e: tools build ## Run the end-to-end tests (test/e2e): local control plane, helm install, two managers as the chart's ServiceAccount, kubectl, lock clients across a leader failover, uninstall; then the fault tests (API server and etcd restarts, leader kills, Lease write errors, a hanging webhook, an event buffer of 1).
+test-e2e: tools build ## Run the end-to-end tests (test/e2e: helm install, two managers as the chart's ServiceAccount, kubectl, lock clients across a leader failover, uninstall; the fault tests), then the bad-input tests (hostile LockRequests, floods, the chart's Atlantis RBAC) and every fuzz target for E2E_FUZZTIME.
 	$(GO) test -tags e2e $(GOTEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/e2e/...
+	$(GO) test -tags e2e $(GOTEST_FLAGS) -timeout $(E2E_TIMEOUT) ./test/apivalidation/...
+	$(MAKE) fuzz FUZZTIME=$(E2E_FUZZTIME)
+
+# How long `make fuzz` fuzzes each target.
+FUZZTIME ?= 30s
+
+.PHONY: fuzz
+fuzz: tools ## Fuzz every fuzz target (lock keys and object names, the config loader, the request conversion, the decision) for FUZZTIME each (default 30s).
+	GO="$(GO)" FUZZTIME="$(FUZZTIME)" hack/fuzz.sh
 
 .PHONY: cover
 cover: tools ## Run the tests with a coverage report in bin/cover.out.

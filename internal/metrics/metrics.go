@@ -115,7 +115,7 @@ func New(load LoadFunc) *Metrics {
 		}, []string{"kind"}),
 		BackendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "atlantis_lock_backend_errors_total",
-			Help: "Failed calls to the lock backend (the Kubernetes API), compare-and-swap conflicts excluded. kind: error, timeout.",
+			Help: "Failed calls to the lock backend (the Kubernetes API), compare-and-swap conflicts excluded. kind: error, timeout (a backend call or a component health check that ran out of time).",
 		}, []string{"kind"}),
 		EventsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "atlantis_lock_events_total",

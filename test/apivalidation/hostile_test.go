@@ -1,3 +1,5 @@
+//go:build e2e
+
 package apivalidation
 
 // Hostile LockRequests: what a careless or malicious client could send. Each is

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package apivalidation
 
 // RBAC of the Atlantis ServiceAccount: the chart's client Role and RoleBinding,
