@@ -568,16 +568,23 @@ type sampler struct {
 func (f *faultSuite) startSampler(t *testing.T) *sampler {
 	ctx, cancel := context.WithCancel(t.Context())
 	sp := &sampler{f: f, start: time.Now(), cancel: cancel, done: make(chan struct{})}
+	// The first round is the baseline of increase: it must be read before the
+	// caller starts the fault or the traffic, or their first effects would be
+	// counted as already there (a run saw 54 lock_acquired events for 56 grants).
+	firstRound := make(chan struct{})
 	go func() {
 		defer close(sp.done)
 		ticker := time.NewTicker(scrapeInterval)
 		defer ticker.Stop()
-		for {
+		for round := 0; ; round++ {
 			var wg sync.WaitGroup
 			for _, m := range f.live() {
 				wg.Go(func() { sp.read(ctx, m) })
 			}
 			wg.Wait()
+			if round == 0 {
+				close(firstRound)
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -586,6 +593,10 @@ func (f *faultSuite) startSampler(t *testing.T) *sampler {
 		}
 	}()
 	t.Cleanup(sp.stop)
+	select {
+	case <-firstRound:
+	case <-ctx.Done():
+	}
 	return sp
 }
 
