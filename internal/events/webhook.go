@@ -14,6 +14,7 @@ import (
 	mathrand "math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -267,7 +268,12 @@ func (w *Webhook) HandleEvent(ctx context.Context, e Event) error {
 		case attempt > w.opts.MaxRetries:
 			final = fmt.Errorf("%s: not delivered after %d attempt(s): %w", w.opts.Name, attempt, err)
 		default:
-			wait := w.backoff(attempt)
+			wait, asked := w.retryWait(attempt, err)
+			if wait > w.opts.BackoffMax {
+				final = fmt.Errorf("%s: not retried: the endpoint asked to wait %s (Retry-After), longer than the longest backoff, %s: %w",
+					w.opts.Name, asked, w.opts.BackoffMax, err)
+				break
+			}
 			w.opts.Log.V(1).Info("webhook delivery attempt failed; retrying",
 				"webhook", w.opts.Name, "delivery", d.id, "event", e.Type, "attempt", attempt,
 				"retryIn", wait.String(), "error", err.Error())
@@ -335,11 +341,64 @@ func (w *Webhook) attempt(ctx context.Context, d delivery) (retryable bool, err 
 		return false, nil
 	case code >= 300 && code < 400:
 		return false, fmt.Errorf("%s: redirects are not followed; configure the final URL", status)
-	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
+	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable:
+		// The two answers for which a Retry-After says when to come back (RFC 9110).
+		if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After"), w.opts.Clock.Now()); ok {
+			return true, &retryAfterError{status: status, wait: wait}
+		}
+		return true, errors.New(status)
+	case code == http.StatusRequestTimeout, code >= 500:
 		return true, errors.New(status)
 	default:
 		return false, errors.New(status)
 	}
+}
+
+// retryAfterError is a 429 or 503 answer whose Retry-After header asked for a wait.
+// Its text is the status alone, so that the same failure reads the same for every
+// event (the bus logs an error again only when its text changes).
+type retryAfterError struct {
+	status string
+	wait   time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.status }
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date, which
+// is counted from now. A date in the past asks for no wait.
+func parseRetryAfter(header string, now time.Time) (time.Duration, bool) {
+	header = strings.TrimSpace(header)
+	if header == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(header, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		// Beyond any backoff limit; also keeps the multiplication from overflowing.
+		return time.Duration(min(secs, maxRetryAfterSeconds)) * time.Second, true
+	}
+	at, err := http.ParseTime(header)
+	if err != nil {
+		return 0, false
+	}
+	return max(at.Sub(now), 0), true
+}
+
+// maxRetryAfterSeconds bounds a Retry-After in seconds (a week).
+const maxRetryAfterSeconds = 7 * 24 * 60 * 60
+
+// retryWait is the wait before the attempt after the attempt-th failed one, err
+// its failure: the backoff, or longer if the endpoint asked for longer with
+// Retry-After (asked, zero if it did not). The caller gives up when the wait
+// exceeds BackoffMax rather than retry early or block the webhook's queue.
+func (w *Webhook) retryWait(attempt int, err error) (wait, asked time.Duration) {
+	wait = w.backoff(attempt)
+	if ra, ok := errors.AsType[*retryAfterError](err); ok {
+		asked = ra.wait
+		wait = max(wait, asked)
+	}
+	return wait, asked
 }
 
 // backoff is the wait after the attempt-th failed attempt: BackoffBase doubled

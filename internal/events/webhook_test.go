@@ -121,9 +121,11 @@ type received struct {
 type testServer struct {
 	*httptest.Server
 	statuses []int
-	release  chan struct{}
-	once     sync.Once
-	arrived  chan received
+	// retryAfter, when set, is the Retry-After header of every answer.
+	retryAfter string
+	release    chan struct{}
+	once       sync.Once
+	arrived    chan received
 
 	mu  sync.Mutex
 	got []received
@@ -154,6 +156,9 @@ func (s *testServer) serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
+	}
+	if s.retryAfter != "" {
+		w.Header().Set("Retry-After", s.retryAfter)
 	}
 	w.WriteHeader(status)
 }
@@ -431,6 +436,87 @@ func TestWebhookRetryableStatuses(t *testing.T) {
 			}
 			res.expect(t, DeliverySuccess)
 		})
+	}
+}
+
+// TestWebhookHonoursRetryAfter: a 429 or 503 with Retry-After (seconds or an HTTP
+// date) waits at least that long before the next attempt; other answers' headers
+// are not read; a shorter Retry-After does not shorten the backoff; one beyond the
+// longest backoff ends the delivery rather than retry early.
+func TestWebhookHonoursRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		status     int
+		retryAfter string
+		wantWait   time.Duration // 0: no retry
+	}{
+		{"429 with seconds", http.StatusTooManyRequests, "3", 3 * time.Second},
+		{"503 with a date", http.StatusServiceUnavailable, sampleTime.Add(4 * time.Second).Format(http.TimeFormat), 4 * time.Second},
+		{"503 with a date in the past", http.StatusServiceUnavailable, sampleTime.Add(-time.Hour).Format(http.TimeFormat), 750 * time.Millisecond},
+		{"429 asking for less than the backoff", http.StatusTooManyRequests, "0", 750 * time.Millisecond},
+		{"429 with a header that is not a time", http.StatusTooManyRequests, "soon", 750 * time.Millisecond},
+		{"500 is not told when", http.StatusInternalServerError, "3", 750 * time.Millisecond},
+		{"at the longest backoff", http.StatusTooManyRequests, "10", 10 * time.Second},
+		{"beyond the longest backoff", http.StatusTooManyRequests, "11", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newTestServer(t, tc.status, http.StatusOK)
+			srv.retryAfter = tc.retryAfter
+			w, clk, res := testWebhook(t, srv.URL, func(o *WebhookOptions) { o.MaxRetries = 1 })
+			done := handleAsync(context.Background(), w, sampleEvent())
+			clk.expectTimer(t, 5*time.Second)
+			if tc.wantWait == 0 {
+				err := waitDone(t, done)
+				if err == nil || !strings.Contains(err.Error(), "asked to wait 11s (Retry-After), longer than the longest backoff, 10s") {
+					t.Fatalf("HandleEvent: %v, want the Retry-After beyond the backoff named", err)
+				}
+				if n := len(srv.requests()); n != 1 {
+					t.Errorf("%d attempts, want 1", n)
+				}
+				res.expect(t, DeliveryFailure)
+				return
+			}
+			clk.expectTimer(t, tc.wantWait)
+			clk.Step(tc.wantWait - time.Millisecond)
+			if n := len(srv.requests()); n != 1 {
+				t.Fatalf("%d attempts %s into a wait of %s, want 1", n, tc.wantWait-time.Millisecond, tc.wantWait)
+			}
+			clk.Step(time.Millisecond)
+			if err := waitDone(t, done); err != nil {
+				t.Fatalf("HandleEvent: %v", err)
+			}
+			if n := len(srv.requests()); n != 2 {
+				t.Errorf("%d attempts, want 2", n)
+			}
+			res.expect(t, DeliverySuccess)
+		})
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := sampleTime
+	for _, tc := range []struct {
+		header string
+		want   time.Duration
+		ok     bool
+	}{
+		{"", 0, false},
+		{"  ", 0, false},
+		{"120", 2 * time.Minute, true},
+		{" 5 ", 5 * time.Second, true},
+		{"0", 0, true},
+		{"-1", 0, false},
+		{"1.5", 0, false},
+		{"99999999999999999", 7 * 24 * time.Hour, true},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
+		{now.Add(-90 * time.Second).Format(http.TimeFormat), 0, true},
+		{"Wed, 21 Oct 2015 07:28:00 GMT", 0, true},
+		{"tomorrow", 0, false},
+	} {
+		got, ok := parseRetryAfter(tc.header, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("parseRetryAfter(%q) = %s, %v; want %s, %v", tc.header, got, ok, tc.want, tc.ok)
+		}
 	}
 }
 
