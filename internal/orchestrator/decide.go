@@ -306,12 +306,24 @@ func nextRecord(in KeyInput, d *Decision, owner string, holderIdx int, hadHolder
 		next.RenewedAt = h.State.ObservedRenewTime
 	}
 	if len(d.Grants) > 0 {
-		next.RenewedAt = in.Now
+		next.RenewedAt = grantRenewTime(in.Now, rec.RenewedAt)
 	}
 	if recordsEqual(next, rec) {
 		return nil
 	}
 	return &next
+}
+
+// grantRenewTime is the renew time of a record write that grants: now, or, if the
+// record was last renewed at the same microsecond (the precision a Lease keeps),
+// one microsecond later. A grant's fencing token is the version its write creates,
+// so that write must change the record: the API server keeps the resourceVersion
+// of an update that changes nothing, and the decision would skip it altogether.
+func grantRenewTime(now, renewed time.Time) time.Time {
+	if now.Truncate(time.Microsecond).Equal(renewed.Truncate(time.Microsecond)) {
+		return renewed.Truncate(time.Microsecond).Add(time.Microsecond)
+	}
+	return now
 }
 
 // renew moves a hold's expiry when the request states a renewal not seen before,

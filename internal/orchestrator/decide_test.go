@@ -279,3 +279,34 @@ func TestDecideQueuedShowsHolder(t *testing.T) {
 		t.Errorf("enqueuedAt = %v, want the decision time %v", got.EnqueuedAt, t0)
 	}
 }
+
+// TestReentrantGrantInTheMicrosecondOfTheLastRenewal: a grant needs a record write,
+// whose new version is its fencing token. When the record was renewed in the same
+// microsecond (all a Lease keeps) the write must still change it; FuzzDecide found
+// a decision that granted without a write, leaving the grant without a token.
+func TestReentrantGrantInTheMicrosecondOfTheLastRenewal(t *testing.T) {
+	held := req("r1", "o1").acquired(t0, "10").obj()
+	renewed := t0.Add(5 * time.Microsecond)
+	for _, tc := range []struct {
+		name        string
+		now         time.Time
+		wantRenewed time.Time
+	}{
+		{"at the renewal", renewed, renewed.Add(time.Microsecond)},
+		{"later in its microsecond", renewed.Add(400 * time.Nanosecond), renewed.Add(time.Microsecond)},
+		{"a microsecond later", renewed.Add(time.Microsecond), renewed.Add(time.Microsecond)},
+		{"later", renewed.Add(time.Second), renewed.Add(time.Second)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := heldBy(held)
+			rec.RenewedAt = renewed
+			d := Decide(KeyInput{Now: tc.now, Record: rec, Requests: []*Request{held, req("r2", "o1").obj()}})
+			if len(d.Grants) != 1 || d.Write == nil {
+				t.Fatalf("grants %v, write %+v: want one grant and a record write", d.Grants, d.Write)
+			}
+			if !d.Write.RenewedAt.Equal(tc.wantRenewed) {
+				t.Errorf("record renewed at %s, want %s", d.Write.RenewedAt.Format(time.RFC3339Nano), tc.wantRenewed.Format(time.RFC3339Nano))
+			}
+		})
+	}
+}
