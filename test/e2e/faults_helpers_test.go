@@ -619,7 +619,7 @@ func (sp *sampler) read(ctx context.Context, m *manager) {
 		sc.components[name] = c.Score
 	}
 	for _, series := range pm["atlantis_component_health"] {
-		sc.health[series.labels["component"]] = series.value
+		sc.health[series.Labels["component"]] = series.Value
 	}
 	sp.mu.Lock()
 	sp.scrapes = append(sp.scrapes, sc)

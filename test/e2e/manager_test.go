@@ -19,12 +19,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/localcluster"
+	"github.com/runatlantis/atlantis-lock-operator/internal/managerproc"
 	"github.com/runatlantis/atlantis-lock-operator/internal/operator"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 )
@@ -251,23 +250,11 @@ func (m *manager) metrics(ctx context.Context) (promMetrics, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s /metrics: %s", m.name, resp.Status)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
+	pm, err := managerproc.ParseMetrics(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("%s /metrics: %w", m.name, err)
 	}
-	out := promMetrics{}
-	for name, family := range families {
-		for _, metric := range family.GetMetric() {
-			series := promSeries{labels: map[string]string{}}
-			for _, l := range metric.GetLabel() {
-				series.labels[l.GetName()] = l.GetValue()
-			}
-			series.value = metric.GetCounter().GetValue() + metric.GetGauge().GetValue() + metric.GetUntyped().GetValue()
-			out[name] = append(out[name], series)
-		}
-	}
-	return out, nil
+	return promMetrics(pm), nil
 }
 
 func (m *manager) get(ctx context.Context, url string) (*http.Response, error) {
@@ -393,15 +380,9 @@ func (m *manager) logLines() []string {
 	return strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 }
 
-// promMetrics are scraped series: by family name, each series' labels and value.
-type promMetrics map[string][]promSeries
-
-// promSeries is one series of a family. Counters, gauges and untyped series have one
-// value; histograms and summaries are not read by the tests.
-type promSeries struct {
-	labels map[string]string
-	value  float64
-}
+// promMetrics are scraped series (internal/managerproc reads the text format), with
+// the lookup the tests use.
+type promMetrics managerproc.Metrics
 
 // value returns the value of the series of family name with the given label values
 // (name, value pairs), and whether it is there.
@@ -409,10 +390,10 @@ func (p promMetrics) value(name string, labels ...string) (float64, bool) {
 	for _, series := range p[name] {
 		match := true
 		for i := 0; i+1 < len(labels); i += 2 {
-			match = match && series.labels[labels[i]] == labels[i+1]
+			match = match && series.Labels[labels[i]] == labels[i+1]
 		}
 		if match {
-			return series.value, true
+			return series.Value, true
 		}
 	}
 	return 0, false
