@@ -6,6 +6,8 @@ package leasebackend
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -43,6 +45,9 @@ const (
 // refuses it.
 type Backend struct {
 	reader client.Reader
+	// live reads the API server itself: it confirms a record before a hold is
+	// ended for want of it, and tells a foreign Lease from a conflict.
+	live   client.Reader
 	writer client.Client
 
 	mu      sync.Mutex
@@ -51,9 +56,48 @@ type Backend struct {
 
 var _ orchestrator.Backend = (*Backend)(nil)
 
-// New returns a Backend reading through reader and writing through writer.
-func New(reader client.Reader, writer client.Client) *Backend {
-	return &Backend{reader: reader, writer: writer, written: map[types.NamespacedName]*coordinationv1.Lease{}}
+// New returns a Backend reading through reader (normally the informer cache),
+// confirming through live (a reader of the API server itself, such as the manager's
+// APIReader) and writing through writer.
+func New(reader, live client.Reader, writer client.Client) *Backend {
+	return &Backend{reader: reader, live: live, writer: writer, written: map[types.NamespacedName]*coordinationv1.Lease{}}
+}
+
+// ErrNotManaged is returned for a Lease that has a lock's name but not this
+// operator's label: a Lease someone else made. The operator neither reads nor
+// overwrites it; the lock's decisions fail, with backoff, until it is renamed or
+// deleted.
+var ErrNotManaged = errors.New("the Lease exists but is not managed by atlantis-lock-operator (no " + lockingv1alpha1.LockNameLabel + " label)")
+
+// GetLatest implements orchestrator.Backend: it reads the Lease from the API server.
+func (b *Backend) GetLatest(ctx context.Context, ref orchestrator.LockRef) (orchestrator.Record, error) {
+	lease, err := b.getLive(ctx, ref)
+	if err != nil || lease == nil {
+		return orchestrator.Record{}, err
+	}
+	return toRecord(lease), nil
+}
+
+// Describe implements orchestrator.Backend.
+func (b *Backend) Describe(ref orchestrator.LockRef) string {
+	return "Lease " + ref.String()
+}
+
+// getLive reads the Lease from the API server, nil when there is none. A Lease
+// without the operator's label is ErrNotManaged.
+func (b *Backend) getLive(ctx context.Context, ref orchestrator.LockRef) (*coordinationv1.Lease, error) {
+	lease := &coordinationv1.Lease{}
+	err := b.live.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, lease)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, Classify(err)
+	}
+	if _, ours := lease.Labels[lockingv1alpha1.LockNameLabel]; !ours {
+		return nil, fmt.Errorf("Lease %s: %w", ref, ErrNotManaged)
+	}
+	return lease, nil
 }
 
 // Get implements orchestrator.Backend.
@@ -123,8 +167,16 @@ func (b *Backend) Write(ctx context.Context, ref orchestrator.LockRef, rec orche
 		err = b.writer.Update(ctx, lease, client.FieldOwner(lockingv1alpha1.FieldManager))
 	}
 	if err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) {
-			b.forget(ref)
+		b.forget(ref)
+		if apierrors.IsAlreadyExists(err) {
+			// Made by another decision since the read, or a Lease of that name
+			// that the cache does not select: only the second is not a race.
+			if _, err := b.getLive(ctx, ref); err != nil {
+				return "", err
+			}
+			return "", orchestrator.ErrConflict
+		}
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			return "", orchestrator.ErrConflict
 		}
 		return "", Classify(err)

@@ -81,7 +81,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 	if err := indexes.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("setting up indexes: %w", err)
 	}
-	var backend orchestrator.Backend = leasebackend.New(mgr.GetClient(), mgr.GetClient())
+	var backend orchestrator.Backend = leasebackend.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetClient())
 	if cfg.Backend == config.BackendMemory {
 		backend = orchestrator.NewMemoryBackend()
 	}

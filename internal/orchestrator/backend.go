@@ -44,6 +44,14 @@ type Backend interface {
 	// Get returns the key's record; a record that does not exist is returned as the
 	// zero Record (Version "").
 	Get(ctx context.Context, ref LockRef) (Record, error)
+	// GetLatest returns the key's record as the store holds it now, past any
+	// cache. The orchestrator asks for it before it ends a hold that the record
+	// from Get no longer backs, so that a cache behind the store never ends a hold
+	// that stands.
+	GetLatest(ctx context.Context, ref LockRef) (Record, error)
+	// Describe names the key's record for people ("Lease ns/name"), in the
+	// messages of the decisions about it.
+	Describe(ref LockRef) string
 	// Write stores rec if the stored version is still rec.Version ("" = the record
 	// must not exist yet) and returns the new version, the fencing token of any grant
 	// it makes. It returns ErrConflict when the version is no longer current.
@@ -77,6 +85,16 @@ func (b *MemoryBackend) Get(_ context.Context, ref LockRef) (Record, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.records[ref], nil
+}
+
+// GetLatest implements Backend: the memory is the store, so it is Get.
+func (b *MemoryBackend) GetLatest(ctx context.Context, ref LockRef) (Record, error) {
+	return b.Get(ctx, ref)
+}
+
+// Describe implements Backend.
+func (b *MemoryBackend) Describe(ref LockRef) string {
+	return "in-memory lock record " + ref.String()
 }
 
 // Write implements Backend.

@@ -25,6 +25,9 @@ type KeyInput struct {
 	MaxQueueLength int
 	// Now is the decision time.
 	Now time.Time
+	// RecordName names the lock record in messages (for example "Lease
+	// atlantis/acme-infra-...").
+	RecordName string
 }
 
 // Decision says what to do about one key. Apply it in this order: persist Revoked
@@ -59,6 +62,10 @@ type Decision struct {
 	Released bool
 	// PreviousOwner is the owner that held the key before the decision, or "".
 	PreviousOwner string
+	// LostHolds is true when Losers include holds that the record no longer backs
+	// (see lostHold): before they are ended, the record must be confirmed with a
+	// read past any cache (Backend.GetLatest).
+	LostHolds bool
 }
 
 // Outcome is the decided state of one request.
@@ -88,6 +95,20 @@ func Decide(in KeyInput) Decision {
 			live = append(live, r)
 		}
 	}
+
+	// A hold the record no longer backs (its Lease was deleted, replaced or
+	// restored from an older copy) ends here, before anything else is decided: it
+	// is never queued again, and it is ended before anyone else can be granted.
+	held := live[:0:0]
+	for _, r := range live {
+		if lostHold(in.Record, r) {
+			d.Losers = append(d.Losers, Outcome{r, terminal(r.State, lockingv1alpha1.ReasonRevoked, lostHoldMessage(in))})
+			d.LostHolds = true
+			continue
+		}
+		held = append(held, r)
+	}
+	live = held
 
 	// Who holds the key: the record's owner, if the record names one of its live
 	// requests or the owner still has a granted one.
@@ -252,6 +273,27 @@ func Decide(in KeyInput) Decision {
 	d.Idle = owner == "" && position == 0
 	d.NextDeadline = nextDeadline(d.Outcomes)
 	return d
+}
+
+// lostHold reports whether r says it holds the key while the record does not name
+// its owner: the record is free, or names another owner. Every grant is written to
+// the record before the request's status says Acquired, and a holder's hold is
+// ended on its status before the record names anyone else; so such a request holds
+// nothing any more, and a status that still says Acquired would make two holders.
+func lostHold(rec Record, r *Request) bool {
+	return r.State.Phase == PhaseAcquired && (rec.Free() || rec.Owner != r.Owner)
+}
+
+// lostHoldMessage explains the end of a lost hold.
+func lostHoldMessage(in KeyInput) string {
+	name := in.RecordName
+	if name == "" {
+		name = "lock record"
+	}
+	if in.Record.Free() {
+		return fmt.Sprintf("the hold was lost: its %s was deleted or no longer names a holder (deleted by hand, lost with its namespace or in an etcd restore), so the grant cannot be trusted and the key is served anew", name)
+	}
+	return fmt.Sprintf("the hold was lost: its %s names %s instead (replaced or restored from an older copy), so the grant cannot be trusted", name, in.Record.Owner)
 }
 
 // ownerStillHolds reports whether the record's owner still holds: the record names

@@ -196,6 +196,9 @@ func checkDecision(in KeyInput, d Decision) error {
 	if len(seen) != len(live) {
 		return fmt.Errorf("%d live requests but %d outcomes", len(live), len(seen))
 	}
+	if err := checkHoldsEnd(in, d); err != nil {
+		return err
+	}
 	for _, o := range d.Losers {
 		if o.State.Phase != PhaseTerminal || (o.State.Reason != lockingv1alpha1.ReasonExpired && o.State.Reason != lockingv1alpha1.ReasonRevoked) {
 			return fmt.Errorf("loser %s ends %s/%s, not Expired or Revoked", o.Request.ID, o.State.Phase, o.State.Reason)
@@ -208,6 +211,37 @@ func checkDecision(in KeyInput, d Decision) error {
 		return err
 	}
 	return checkQueue(in, d)
+}
+
+// checkHoldsEnd checks the decision against the states it started from, whatever
+// the record says: a request that was Acquired is still Acquired or has ended (it
+// never waits again, which would hide that it lost the lock), and nobody is
+// granted while a live request of another owner still says Acquired, unless that
+// request ends in the same decision (among the Losers, persisted before the grant).
+func checkHoldsEnd(in KeyInput, d Decision) error {
+	ended := map[string]bool{}
+	for _, o := range d.Losers {
+		ended[o.Request.ID] = true
+	}
+	granted := ""
+	for _, o := range append(append([]Outcome(nil), d.Outcomes...), d.Losers...) {
+		was, now := o.Request.State.Phase, o.State.Phase
+		if was == PhaseAcquired && now != PhaseAcquired && now != PhaseTerminal {
+			return fmt.Errorf("%s was Acquired and is now %s/%s: a holder must hold or end, never wait again", o.Request.ID, now, o.State.Reason)
+		}
+		if was != PhaseAcquired && now == PhaseAcquired {
+			granted = o.Request.Owner
+		}
+	}
+	if granted == "" {
+		return nil
+	}
+	for _, r := range in.Requests {
+		if r.State.Phase == PhaseAcquired && !r.Deleting && r.Owner != granted && !ended[r.ID] {
+			return fmt.Errorf("%s granted while %s of %s still says Acquired and does not end before the grant", granted, r.ID, r.Owner)
+		}
+	}
+	return nil
 }
 
 // checkHolders checks that one owner at most holds, and what the record says.
@@ -346,8 +380,47 @@ func TestCheckDecisionCatches(t *testing.T) {
 		"a request decided twice": func(d *Decision) { d.Losers = append(d.Losers, d.Outcomes[0]) },
 		"a position skipped":      func(d *Decision) { d.Outcomes[1].State.Position = 2 },
 		"idle while held":         func(d *Decision) { d.Idle = true },
+		"a holder queued again": func(d *Decision) {
+			d.Outcomes[0].State.Phase = PhaseQueued
+			d.Outcomes[0].State.Reason = lockingv1alpha1.ReasonQueued
+		},
 		"record written without compare-and-swap": func(d *Decision) {
 			d.Write = &Record{HolderID: HolderIdentity(holder), Owner: "o1", Version: "9"}
+		},
+	}
+	for name, mutate := range corrupt {
+		t.Run(name, func(t *testing.T) {
+			d := Decide(in)
+			mutate(&d)
+			if err := checkDecision(in, d); err == nil {
+				t.Errorf("checkDecision accepted a decision where %s", name)
+			}
+		})
+	}
+}
+
+// TestCheckDecisionCatchesLostHolds shows that checkDecision fails a decision about
+// a hold whose record is gone unless the hold ends before anyone else is granted:
+// queued again (as Decide once did), or ended only after the grant.
+func TestCheckDecisionCatchesLostHolds(t *testing.T) {
+	holder := req("r1", "o1").acquired(t0, "10").obj()
+	waiter := req("r2", "o2").queued(t0).obj()
+	in := KeyInput{Requests: []*Request{holder, waiter}, Now: t0.Add(time.Second)}
+	if err := checkDecision(in, Decide(in)); err != nil {
+		t.Fatalf("a correct decision fails the check: %v", err)
+	}
+	corrupt := map[string]func(d *Decision){
+		"the lost holder queued behind the new one": func(d *Decision) {
+			st := d.Losers[0].State
+			st.Phase, st.Reason, st.Position = PhaseQueued, lockingv1alpha1.ReasonQueued, 1
+			st.EnqueuedAt = t0
+			st.BlockedBy = d.Holder
+			d.Outcomes = append(d.Outcomes, Outcome{holder, st})
+			d.Losers = nil
+		},
+		"the lost holder ended only after the grant": func(d *Decision) {
+			d.Outcomes = append(d.Outcomes, d.Losers[0])
+			d.Losers = nil
 		},
 	}
 	for name, mutate := range corrupt {

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -215,6 +216,38 @@ func TestDecide(t *testing.T) {
 		want:       []summary{{"r2", "Acquired", "Acquired", 0}, {"r3", "Queued", "Queued", 1}},
 		wantHolder: "-",
 	}, {
+		name: "a holder whose record is gone is revoked before the next waiter is granted",
+		in: KeyInput{Record: Record{Version: ""},
+			Requests: []*Request{r1held, req("r2", "o2").queued(t0).obj()}},
+		want:        []summary{{"r2", "Acquired", "Acquired", 0}},
+		wantLosers:  []summary{{"r1", "Terminal", "Revoked", 0}},
+		wantHolder:  "r2/u-r2",
+		wantGrants:  1,
+		wantHandOff: true,
+	}, {
+		name: "a holder whose record was released under it is revoked, and the key goes idle",
+		in: KeyInput{Record: Record{Version: "15", Transitions: 3},
+			Requests: []*Request{r1held}},
+		wantLosers: []summary{{"r1", "Terminal", "Revoked", 0}},
+		wantHolder: "-",
+		wantIdle:   true,
+	}, {
+		name: "a holder the record no longer names is revoked; the record's owner keeps the key",
+		in: KeyInput{Record: heldBy(req("r2", "o2").acquired(t0, "20").obj()),
+			Requests: []*Request{r1held, req("r2", "o2").acquired(t0, "20").obj(), req("r3", "o3").queued(t0).obj()}},
+		want:       []summary{{"r2", "Acquired", "Acquired", 0}, {"r3", "Queued", "Queued", 1}},
+		wantLosers: []summary{{"r1", "Terminal", "Revoked", 0}},
+		wantHolder: "-",
+	}, {
+		name: "the lost holder's other request waits its turn like anyone's",
+		in: KeyInput{
+			Requests: []*Request{r1held, req("r2", "o2").queued(t0).obj(), req("r1b", "o1").queued(t0.Add(time.Second)).obj()}},
+		want:        []summary{{"r2", "Acquired", "Acquired", 0}, {"r1b", "Queued", "Queued", 1}},
+		wantLosers:  []summary{{"r1", "Terminal", "Revoked", 0}},
+		wantHolder:  "r2/u-r2",
+		wantGrants:  1,
+		wantHandOff: true,
+	}, {
 		name: "terminal requests are ignored",
 		in: KeyInput{
 			Requests: []*Request{req("r1", "o1").terminal(lockingv1alpha1.ReasonQueueTimeout).obj(), req("r2", "o2").obj()}},
@@ -308,5 +341,34 @@ func TestReentrantGrantInTheMicrosecondOfTheLastRenewal(t *testing.T) {
 				t.Errorf("record renewed at %s, want %s", d.Write.RenewedAt.Format(time.RFC3339Nano), tc.wantRenewed.Format(time.RFC3339Nano))
 			}
 		})
+	}
+}
+
+// TestDecideLostHoldSaysWhy checks the end of a lost hold: Revoked, with a message
+// that names the record, and LostHolds set so that Sync confirms the record first.
+func TestDecideLostHoldSaysWhy(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		record Record
+		want   string
+	}{
+		{"record gone", Record{}, "its Lease ns/l was deleted or no longer names a holder"},
+		{"record names another owner", Record{HolderID: "x/u-x", Owner: "o9", Version: "30"}, "its Lease ns/l names o9 instead"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Decide(KeyInput{Now: t0, Record: tc.record, RecordName: "Lease ns/l",
+				Requests: []*Request{req("r1", "o1").acquired(t0, "10").obj()}})
+			if !d.LostHolds || len(d.Losers) != 1 {
+				t.Fatalf("LostHolds %t, %d losers; want a lost hold", d.LostHolds, len(d.Losers))
+			}
+			if got := d.Losers[0].State; got.Reason != lockingv1alpha1.ReasonRevoked || !strings.Contains(got.Message, tc.want) {
+				t.Errorf("loser ends %s %q, want Revoked with %q", got.Reason, got.Message, tc.want)
+			}
+		})
+	}
+	d := Decide(KeyInput{Now: t0, Record: heldBy(req("r1", "o1").acquired(t0, "10").obj()),
+		Requests: []*Request{req("r1", "o1").acquired(t0, "10").obj()}})
+	if d.LostHolds || len(d.Losers) != 0 {
+		t.Errorf("a hold the record names: LostHolds %t, %d losers; want neither", d.LostHolds, len(d.Losers))
 	}
 }

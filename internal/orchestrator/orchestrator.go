@@ -149,15 +149,34 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	}
 
 	now := o.clock.Now()
-	d := Decide(KeyInput{
-		Record:         rec,
-		Requests:       in.Requests,
-		ForceUnlock:    in.ForceUnlock,
-		ForceUnlockID:  in.ForceUnlockID,
-		Victims:        o.victimsOf(in.Ref),
-		MaxQueueLength: o.cfg.MaxQueueLength,
-		Now:            now,
-	})
+	decide := func(rec Record) Decision {
+		return Decide(KeyInput{
+			Record:         rec,
+			Requests:       in.Requests,
+			ForceUnlock:    in.ForceUnlock,
+			ForceUnlockID:  in.ForceUnlockID,
+			Victims:        o.victimsOf(in.Ref),
+			MaxQueueLength: o.cfg.MaxQueueLength,
+			Now:            now,
+			RecordName:     o.backend.Describe(in.Ref),
+		})
+	}
+	d := decide(rec)
+	if d.LostHolds {
+		// A hold is ended only on the store's word, never on a cache's: a cache
+		// behind the store may not have seen the write that granted it.
+		latest, err := o.backend.GetLatest(ctx, in.Ref)
+		if err != nil {
+			return Decision{}, o.failed(in.Ref, "confirming the lock record", err)
+		}
+		if latest.Version != rec.Version {
+			if err := checkHolderKnown(ctx, latest, in); err != nil {
+				return Decision{}, o.failed(in.Ref, "checking the holder", err)
+			}
+			rec = latest
+			d = decide(rec)
+		}
+	}
 
 	// Counters and notices follow only what was really persisted: a decision that
 	// fails half-way is decided again, and must not be counted twice.

@@ -22,7 +22,7 @@ func TestGoAPIOverLeases(t *testing.T) {
 	ns := newNamespace(t, "goapi")
 	ctx := deadline(t, time.Minute)
 	// Live reads: without an informer, the backend reads the API server itself.
-	o := orchestrator.New(leasebackend.New(env.Client, env.Client), clock.RealClock{}, orchestrator.DefaultConfig())
+	o := orchestrator.New(leasebackend.New(env.Client, env.Client, env.Client), clock.RealClock{}, orchestrator.DefaultConfig())
 	runCtx, stop := context.WithCancel(ctx)
 	done := o.Start(runCtx)
 	t.Cleanup(func() { stop(); <-done })

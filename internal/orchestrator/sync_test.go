@@ -1,0 +1,166 @@
+package orchestrator
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
+)
+
+// syncHarness runs Sync over requests it keeps itself, as the controller does over
+// LockRequests: Persist stores each outcome's state on its request, and the log
+// records, in order, every persisted outcome and every record write.
+type syncHarness struct {
+	t        *testing.T
+	o        *LockOrchestrator
+	backend  Backend
+	ref      LockRef
+	requests []*Request
+	log      []string
+	notices  []Notice
+}
+
+func newSyncHarness(t *testing.T, backend Backend) *syncHarness {
+	h := &syncHarness{t: t, backend: backend,
+		ref: LockRef{Namespace: "ns", Name: "l", Key: lockkey.New("acme/infra", ".", "default", "")}}
+	h.o = New(loggingBackend{backend, h}, clocktesting.NewFakeClock(t0), DefaultConfig())
+	h.o.AddObserver(ObserverFunc(func(n Notice) { h.notices = append(h.notices, n) }))
+	return h
+}
+
+func (h *syncHarness) add(r *Request) *Request {
+	h.requests = append(h.requests, r)
+	return r
+}
+
+func (h *syncHarness) sync() Decision {
+	h.t.Helper()
+	// Sync reads copies, as the controller reads objects: Persist writes back to
+	// the harness's requests, never to what Sync was given.
+	stored := map[*Request]*Request{}
+	var copies []*Request
+	for _, r := range h.requests {
+		c := *r
+		copies = append(copies, &c)
+		stored[&c] = r
+	}
+	d, err := h.o.Sync(context.Background(), SyncInput{Ref: h.ref, Requests: copies,
+		Persist: func(_ context.Context, outs []Outcome) ([]Outcome, error) {
+			for _, out := range outs {
+				stored[out.Request].State = out.State
+				h.log = append(h.log, out.Request.ID+" "+out.State.Phase.String()+" "+out.State.Reason)
+			}
+			return outs, nil
+		}})
+	if err != nil {
+		h.t.Fatalf("Sync: %v", err)
+	}
+	return d
+}
+
+// loggingBackend logs the record writes of a syncHarness.
+type loggingBackend struct {
+	Backend
+	h *syncHarness
+}
+
+func (b loggingBackend) Write(ctx context.Context, ref LockRef, rec Record) (string, error) {
+	v, err := b.Backend.Write(ctx, ref, rec)
+	if err == nil {
+		b.h.log = append(b.h.log, "record "+rec.HolderID)
+	}
+	return v, err
+}
+
+// TestSyncEndsAHoldWhoseRecordIsGone is the lost Lease of issue 15 on the memory
+// backend: a holder with a waiter behind it, and the record deleted under them
+// (a Lease deleted by hand, a restart of the memory backend). The holder must end
+// Revoked, persisted before the record names the waiter, whose token is larger.
+func TestSyncEndsAHoldWhoseRecordIsGone(t *testing.T) {
+	mem := NewMemoryBackend()
+	h := newSyncHarness(t, mem)
+	a := h.add(req("a", "pr1").obj())
+	h.sync()
+	b := h.add(req("b", "pr2").obj())
+	h.sync()
+	if a.State.Phase != PhaseAcquired || b.State.Phase != PhaseQueued {
+		t.Fatalf("before: a %s, b %s; want a Acquired, b Queued", a.State.Phase, b.State.Phase)
+	}
+	rec, _ := mem.Get(context.Background(), h.ref)
+	if err := mem.Delete(context.Background(), h.ref, rec.Version); err != nil {
+		t.Fatal(err)
+	}
+	h.log, h.notices = nil, nil
+
+	h.sync()
+	want := []string{"a Terminal Revoked", "record b/u-b", "b Acquired Acquired"}
+	if diff := cmp.Diff(want, h.log); diff != "" {
+		t.Errorf("what was persisted and written, in order (-want +got):\n%s", diff)
+	}
+	if tokA, tokB := mustInt(t, a.State.FencingToken), mustInt(t, b.State.FencingToken); tokB <= tokA {
+		t.Errorf("b's fencing token %d does not exceed a's %d", tokB, tokA)
+	}
+	var ended []string
+	for _, n := range h.notices {
+		if n.Kind == NoticeEnded {
+			ended = append(ended, n.Request.ID+" "+n.State.Reason)
+		}
+	}
+	if diff := cmp.Diff([]string{"a " + lockingv1alpha1.ReasonRevoked}, ended); diff != "" {
+		t.Errorf("Ended notices (-want +got):\n%s", diff)
+	}
+}
+
+// staleBackend answers Get with a record older than the store's, as an informer
+// cache behind the API server does, and GetLatest with the store's.
+type staleBackend struct {
+	*MemoryBackend
+	stale Record
+	gets  int
+}
+
+func (b *staleBackend) Get(context.Context, LockRef) (Record, error) { return b.stale, nil }
+
+func (b *staleBackend) GetLatest(ctx context.Context, ref LockRef) (Record, error) {
+	b.gets++
+	return b.MemoryBackend.Get(ctx, ref)
+}
+
+// TestSyncNeverEndsAHoldOnAStaleRecord: a cache that has not seen the grant shows a
+// free record while the holder's status says Acquired. Sync must confirm with
+// GetLatest and leave the hold alone.
+func TestSyncNeverEndsAHoldOnAStaleRecord(t *testing.T) {
+	mem := NewMemoryBackend()
+	h := newSyncHarness(t, mem)
+	a := h.add(req("a", "pr1").obj())
+	h.sync()
+	b := h.add(req("b", "pr2").obj())
+	stale := &staleBackend{MemoryBackend: mem}
+	h.o.backend = loggingBackend{stale, h}
+	h.log = nil
+
+	d := h.sync()
+	if a.State.Phase != PhaseAcquired || b.State.Phase != PhaseQueued {
+		t.Errorf("after a stale read: a %s %s, b %s; want a Acquired, b Queued", a.State.Phase, a.State.Reason, b.State.Phase)
+	}
+	if stale.gets != 1 || d.LostHolds {
+		t.Errorf("GetLatest asked %d times, LostHolds %t; want one confirmation that finds the hold", stale.gets, d.LostHolds)
+	}
+	if diff := cmp.Diff([]string{"b Queued Queued"}, h.log); diff != "" {
+		t.Errorf("what was persisted and written (-want +got):\n%s", diff)
+	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("fencing token %q: %v", s, err)
+	}
+	return n
+}
