@@ -120,16 +120,40 @@ func (b *Backend) get(ctx context.Context, ref orchestrator.LockRef) (*coordinat
 		return nil, Classify(err)
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	mine := b.written[nn]
-	if mine != nil && (lease == nil || newer(mine.ResourceVersion, lease.ResourceVersion)) {
+	switch {
+	case mine != nil && lease != nil && newer(mine.ResourceVersion, lease.ResourceVersion):
+		// The cache has not seen our last write yet.
+		b.mu.Unlock()
 		return mine.DeepCopy(), nil
-	}
-	if mine != nil {
+	case mine != nil && lease != nil:
 		// The cache caught up; forget our copy.
 		delete(b.written, nn)
+	case mine != nil:
+		// The cache has no Lease: either it has not seen the one we created yet,
+		// or the Lease was deleted since (by hand, with its namespace). Only the
+		// API server can tell; taking our copy for it would hide a lost Lease.
+		b.mu.Unlock()
+		return b.resolveMissing(ctx, ref, nn)
 	}
+	b.mu.Unlock()
 	return lease, nil
+}
+
+// resolveMissing reads a Lease that the cache lacks but this backend wrote, from
+// the API server, and forgets its own copy: the API server's answer is at least as
+// new.
+func (b *Backend) resolveMissing(ctx context.Context, ref orchestrator.LockRef, nn types.NamespacedName) (*coordinationv1.Lease, error) {
+	live, err := b.getLive(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if mine := b.written[nn]; mine != nil && (live == nil || !newer(mine.ResourceVersion, live.ResourceVersion)) {
+		delete(b.written, nn)
+	}
+	return live, nil
 }
 
 // newer reports whether resourceVersion a is later than b. Both are decimal integers

@@ -10,3 +10,9 @@ import (
 func WaitFor(ctx context.Context, c *Client, name string, cond func(*lockingv1alpha1.LockRequest) (bool, error)) (*lockingv1alpha1.LockRequest, error) {
 	return c.waitFor(ctx, name, cond)
 }
+
+// DeletePinned lets the tests force-unlock from a LockInfo read earlier, as if the
+// key changed hands between ForceUnlock's read and its delete.
+func DeletePinned(ctx context.Context, c *Client, info *LockInfo) (*lockingv1alpha1.ProjectLock, error) {
+	return c.deletePinned(ctx, info)
+}

@@ -188,18 +188,18 @@ func compareWaiters(a, b *lockingv1alpha1.LockRequest, queueIndex map[string]int
 // was before, once the operator has served the force unlock (the ProjectLock it
 // deleted is gone), or (nil, nil) when nobody held or waited for the key. A revoked
 // holder's request stays, ended, until its owner deletes it (Unlock).
+//
+// The force unlock is pinned to the holder it read: if the key changes hands before
+// the ProjectLock is deleted, nothing is revoked and the error matches
+// ErrHolderChanged.
 func (c *Client) ForceUnlock(ctx context.Context, key lockkey.Key) (*LockInfo, error) {
 	info, err := c.GetLock(ctx, key)
 	if err != nil || info == nil {
 		return nil, err
 	}
-	pl := info.Lock
-	if pl == nil {
-		return nil, fmt.Errorf("%s has no ProjectLock yet (the operator has not seen its first request); nothing to force-unlock", info.Key)
-	}
-	if err := c.c.Delete(ctx, pl, client.Preconditions{UID: &pl.UID}); err != nil &&
-		!apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return nil, wrap(err, "deleting ProjectLock %s/%s of %s", c.namespace, pl.Name, info.Key)
+	pl, err := c.deletePinned(ctx, info)
+	if err != nil {
+		return nil, err
 	}
 	_, err = waitObject(ctx, c, pl.Name, "ProjectLock",
 		func() *lockingv1alpha1.ProjectLock { return &lockingv1alpha1.ProjectLock{} },
@@ -210,4 +210,44 @@ func (c *Client) ForceUnlock(ctx context.Context, key lockkey.Key) (*LockInfo, e
 			info.Key, c.namespace, pl.Name, lockingv1alpha1.ReleaseFinalizer, err)
 	}
 	return info, nil
+}
+
+// deletePinned deletes the ProjectLock of info only while info.Holder still holds
+// it: with a resourceVersion precondition, so that a hand-off between the read and
+// the delete (which rewrites the ProjectLock's status) makes the delete fail rather
+// than revoke the next holder. A ProjectLock that changed for another reason (a
+// waiter came or went) is read again and the delete retried while the holder is
+// the same. It returns the ProjectLock deleted.
+func (c *Client) deletePinned(ctx context.Context, info *LockInfo) (*lockingv1alpha1.ProjectLock, error) {
+	pl := info.Lock
+	for range maxEnsureAttempts {
+		if pl == nil {
+			return nil, fmt.Errorf("%s has no ProjectLock yet (the operator has not seen its first request); nothing to force-unlock", info.Key)
+		}
+		err := c.c.Delete(ctx, pl, client.Preconditions{UID: &pl.UID, ResourceVersion: &pl.ResourceVersion})
+		switch {
+		case err == nil || apierrors.IsNotFound(err):
+			return pl, nil
+		case !apierrors.IsConflict(err):
+			return nil, wrap(err, "deleting ProjectLock %s/%s of %s", c.namespace, pl.Name, info.Key)
+		}
+		now, err := c.GetLock(ctx, info.Key)
+		if err != nil {
+			return nil, err
+		}
+		if was, is := holderName(info), holderName(now); now == nil || was != is {
+			return nil, fmt.Errorf("force unlock of %s: held by %s when read, by %s now: %w", info.Key, was, is, ErrHolderChanged)
+		}
+		pl = now.Lock
+	}
+	return nil, fmt.Errorf("force unlock of %s: its ProjectLock changed %d times in a row while it was being deleted; try again",
+		info.Key, maxEnsureAttempts)
+}
+
+// holderName names the holding request of info ("name (uid)"), or "nobody".
+func holderName(info *LockInfo) string {
+	if info == nil || info.Holder == nil {
+		return "nobody"
+	}
+	return info.Holder.Name + " (" + string(info.Holder.UID) + ")"
 }

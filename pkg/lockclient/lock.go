@@ -187,8 +187,9 @@ func (c *Client) GetName(ctx context.Context, name string) (*Status, error) {
 // Renew moves the request's spec.renewTime to now (the client's clock), so that a
 // hold with a ttl lasts another ttl from when the operator observes it, and returns
 // the status once the operator has observed it (Request.Status.ExpiresTime is the new
-// expiry). A request that has ended (Expired, Revoked, ...) cannot be renewed: Renew
-// returns an *EndedError, and the caller should Unlock and Lock again.
+// expiry). Only a hold can be renewed: a request that has ended (Expired, Revoked,
+// ...) gets an *EndedError, and the caller should Unlock and Lock again; one that
+// waits or is undecided gets a *NotHeldError, and is left as it is.
 func (c *Client) Renew(ctx context.Context, r Request) (*Status, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
@@ -198,8 +199,12 @@ func (c *Client) Renew(ctx context.Context, r Request) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st := StatusOf(lr); st.State == StateEnded {
+	switch st := StatusOf(lr); st.State {
+	case StateEnded:
 		return nil, &EndedError{Status: st}
+	case StateAcquired:
+	default:
+		return nil, &NotHeldError{Status: st}
 	}
 	patched := lr.DeepCopy()
 	now := metav1.NewMicroTime(c.clock.Now())
@@ -218,8 +223,11 @@ func (c *Client) Renew(ctx context.Context, r Request) (*Status, error) {
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the operator to observe the renewal of LockRequest %s/%s: %w", c.namespace, name, err)
 	}
-	if st.State == StateEnded {
+	switch st.State {
+	case StateEnded:
 		return nil, &EndedError{Status: st}
+	case StateAcquired:
+		return st, nil
 	}
-	return st, nil
+	return nil, &NotHeldError{Status: st}
 }
