@@ -28,12 +28,14 @@ const maxRounds = 8
 type Locker struct {
 	client *lockclient.Client
 	opts   options
+	// granted wakes RenewHolds when TryLock took a key.
+	granted chan struct{}
 }
 
 // NewLocker returns a Locker that takes locks through c (see lockclient.New for the
 // namespace and the client it needs).
 func NewLocker(c *lockclient.Client, opts ...Option) *Locker {
-	return &Locker{client: c, opts: newOptions(opts)}
+	return &Locker{client: c, opts: newOptions(opts), granted: make(chan struct{}, 1)}
 }
 
 // TryLock takes the lock of project p in workspace for pull and user, as Atlantis's
@@ -65,6 +67,7 @@ func (l *Locker) TryLock(p models.Project, workspace string, pull models.PullReq
 	attempt := newAttempt()
 	req.Annotations[AttemptAnnotation] = attempt
 	req.Priority = l.opts.priority
+	req.TTL = l.opts.ttl
 	if l.opts.mode == ModeQueue {
 		req.QueueTimeout = l.opts.queueTimeout
 	} else {
@@ -95,6 +98,10 @@ func (l *Locker) TryLock(p models.Project, workspace string, pull models.PullReq
 		switch {
 		case st.State == lockclient.StateAcquired && st.Request.Annotations[AttemptAnnotation] == attempt:
 			resp.LockAcquired, resp.CurrLock = true, mine
+			select {
+			case l.granted <- struct{}{}:
+			default: // RenewHolds has a wake-up pending already
+			}
 			return resp, nil
 		case st.State == lockclient.StateAcquired:
 			// The request of this owner and key existed already and holds: an
@@ -104,7 +111,7 @@ func (l *Locker) TryLock(p models.Project, workspace string, pull models.PullReq
 		case st.State == lockclient.StateQueued && l.opts.mode == ModeExact:
 			// Not expected with a zero queue timeout, but a request of ModeExact
 			// must never stay behind: withdraw it and look again.
-			if err := l.client.UnlockName(ctx, st.Name()); err != nil {
+			if err := l.client.Release(ctx, st); err != nil {
 				return resp, fmt.Errorf("withdrawing LockRequest %s of %s: %w", st.Name(), resp.LockKey, err)
 			}
 		}
@@ -193,7 +200,7 @@ func (l *Locker) UnlockByPull(repoFullName string, pullNum int) ([]models.Projec
 			if ok, err := ofPull(&info.Queue[j]); err != nil {
 				return released, err
 			} else if ok {
-				if err := l.client.UnlockName(ctx, info.Queue[j].Name); err != nil {
+				if err := l.client.Release(ctx, lockclient.StatusOf(&info.Queue[j])); err != nil {
 					return released, fmt.Errorf("withdrawing LockRequest %s of %s#%d: %w", info.Queue[j].Name, repoFullName, pullNum, err)
 				}
 			}
@@ -297,7 +304,7 @@ func releaseKey(ctx context.Context, c *lockclient.Client, key string, match fun
 	}
 	owner := holder.Spec.Owner()
 	for range maxRounds {
-		if err := c.UnlockName(ctx, holder.Name); err != nil {
+		if err := c.Release(ctx, lockclient.StatusOf(holder)); err != nil {
 			return nil, fmt.Errorf("releasing %s (LockRequest %s): %w", key, holder.Name, err)
 		}
 		if holder, err = holderOf(ctx, c, key); err != nil {

@@ -51,6 +51,8 @@ type options struct {
 	callTimeout      time.Duration
 	clock            clock.PassiveClock
 	applyLockProject lockingv1alpha1.ProjectRef
+	ttl              *time.Duration
+	onRenewError     func(error)
 }
 
 func newOptions(opts []Option) options {
@@ -83,11 +85,23 @@ func WithQueueTimeout(d time.Duration) Option {
 // queues in ModeQueue. The default is Normal.
 func WithPriority(p lockingv1alpha1.Priority) Option { return func(o *options) { o.priority = p } }
 
+// WithTTL gives the Locker's project locks a ttl: a hold expires, with reason
+// Expired, unless renewed within d. Run Locker.RenewHolds beside Atlantis, which
+// renews them while Atlantis runs, so that only the locks of an Atlantis that has
+// stopped for longer than d expire. Without it the operator's default ttl applies
+// (by default none). The global apply lock never gets one from this option.
+func WithTTL(d time.Duration) Option { return func(o *options) { o.ttl = &d } }
+
+// WithRenewErrors sets a function that Locker.RenewHolds calls with every renewal
+// that failed (it retries them), for Atlantis's log.
+func WithRenewErrors(f func(error)) Option { return func(o *options) { o.onRenewError = f } }
+
 // WithCallTimeout bounds each call (default DefaultCallTimeout).
 func WithCallTimeout(d time.Duration) Option { return func(o *options) { o.callTimeout = d } }
 
 // WithClock sets the clock that stamps the Time of new locks (default the real
-// clock), as Atlantis stamps time.Now().
+// clock), as Atlantis stamps time.Now(). RenewHolds also waits on its timers when
+// it has them (a clock.Clock), else on the real clock's.
 func WithClock(c clock.PassiveClock) Option { return func(o *options) { o.clock = c } }
 
 // WithApplyLockProject sets the project whose lock (in workspace "default") stands

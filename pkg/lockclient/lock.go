@@ -194,7 +194,12 @@ func (c *Client) Renew(ctx context.Context, r Request) (*Status, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	name := RequestName(r)
+	return c.RenewName(ctx, RequestName(r))
+}
+
+// RenewName is Renew by the LockRequest's name, for requests made elsewhere (another
+// replica of the program, kubectl).
+func (c *Client) RenewName(ctx context.Context, name string) (*Status, error) {
 	lr, err := c.get(ctx, name)
 	if err != nil {
 		return nil, err

@@ -378,16 +378,27 @@ func (tr *traffic) client(ctx context.Context, lc *lockclient.Client, c client.R
 // retry calls call until it succeeds, fails with an error that is not transient,
 // or ctx ends, backing off from 100 ms to 1 s between attempts.
 func (tr *traffic) retry(ctx context.Context, call func() error) error {
+	return retryTransient(ctx, call, func(err error) {
+		tr.retries.Add(1)
+		tr.mu.Lock()
+		tr.retried[errorKind(err)]++
+		tr.mu.Unlock()
+	})
+}
+
+// retryTransient calls call until it succeeds, fails with an error that is not
+// transient, or ctx ends, backing off from 100 ms to 1 s between attempts; retried
+// (when not nil) sees every error retried.
+func retryTransient(ctx context.Context, call func() error, retried func(error)) error {
 	backoff := wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Cap: time.Second, Steps: math.MaxInt32}
 	for {
 		err := call()
 		if err == nil || !transient(err) || ctx.Err() != nil {
 			return err
 		}
-		tr.retries.Add(1)
-		tr.mu.Lock()
-		tr.retried[errorKind(err)]++
-		tr.mu.Unlock()
+		if retried != nil {
+			retried(err)
+		}
 		// The client's backoff before it asks again, not a wait for state.
 		timer := time.NewTimer(backoff.Step())
 		select {

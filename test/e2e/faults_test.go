@@ -36,7 +36,8 @@ const (
 // through pkg/lockclient while one fault after another is injected: kube-apiserver
 // restarted, etcd stopped and started, the leader killed with SIGKILL again and
 // again, Lease writes answered with 500 and 409, a webhook endpoint that hangs,
-// an event buffer of one. After each fault it checks that no key was held twice and
+// an event buffer of one, the Leases of held keys deleted, a namespace deleted
+// under traffic. After each fault it checks that no key was held twice and
 // fencing tokens grew (internal/lockcheck), that nothing was lost (every cycle
 // begun was granted and released, every client finished, nothing is left in the
 // namespace), that component health (/status and atlantis_component_health) went
@@ -56,6 +57,8 @@ func TestFaults(t *testing.T) {
 		{"Lease writes answered with 500 and 409", f.testLeaseWriteErrors},
 		{"webhook endpoint hangs", f.testHangingWebhook},
 		{"event buffer of one", f.testEventBufferOfOne},
+		{"Leases of held keys deleted", f.testLostLeases},
+		{"namespace deleted under traffic", f.testNamespaceDeleted},
 	})
 }
 
