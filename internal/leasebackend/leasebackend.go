@@ -95,7 +95,7 @@ func (b *Backend) getLive(ctx context.Context, ref orchestrator.LockRef) (*coord
 		return nil, Classify(err)
 	}
 	if _, ours := lease.Labels[lockingv1alpha1.LockNameLabel]; !ours {
-		return nil, fmt.Errorf("Lease %s: %w", ref, ErrNotManaged)
+		return nil, fmt.Errorf("lock %s: %w", ref, ErrNotManaged)
 	}
 	return lease, nil
 }

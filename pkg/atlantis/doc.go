@@ -59,6 +59,15 @@
 // a webhook, see docs/usage.md) tells the pull that it may plan now. UnlockByPull
 // withdraws a closed pull's waiting requests.
 //
+// # Holds with a ttl
+//
+// A lock with a ttl (WithTTL, or the operator's default_ttl) expires unless it is
+// renewed. Locker.RenewHolds, run beside Atlantis's server, renews every hold taken
+// through this package in the namespace when a third of its ttl has passed, for as
+// long as Atlantis runs; so a ttl means "the locks of an Atlantis that has been gone
+// that long are freed". A hold that ended anyway (Expired, Revoked by a force
+// unlock or a lost Lease) is not renewed: Atlantis sees the key as free.
+//
 // # Calls without a context
 //
 // Atlantis's interfaces take no context.Context, so each call runs with its own

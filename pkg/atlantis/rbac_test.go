@@ -107,6 +107,23 @@ func TestDocumentedRBACSuffices(t *testing.T) {
 		}
 	}
 
+	// RenewHolds, for holds with a ttl, needs nothing more either.
+	var renewErrs []error
+	ttl := adapterAs(t, ns, "atlantis", atlantis.WithTTL(renewTTL), atlantis.WithRenewErrors(func(err error) { renewErrs = append(renewErrs, err) }))
+	ttlProject := models.NewProject("acme/infra", "modules/ttl", "")
+	if r, err := ttl.locker.TryLock(ttlProject, "default", pullOf("acme/infra", 4, commitA), alice); err != nil || !r.LockAcquired {
+		t.Fatalf("TryLock with a ttl as the documented ServiceAccount: %+v %v", r, err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ttl.locker.RenewHolds(ctx) }()
+	waitRenewed(t, ns, ttlProject)
+	stop()
+	<-done
+	if len(renewErrs) > 0 {
+		t.Fatalf("RenewHolds as the documented ServiceAccount: %v", renewErrs)
+	}
+
 	stranger := adapterAs(t, ns, "not-bound")
 	_, err := stranger.locker.TryLock(p, "default", pullOf("acme/infra", 1, commitA), alice)
 	if !apierrors.IsForbidden(err) {

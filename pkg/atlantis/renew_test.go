@@ -79,3 +79,20 @@ func waitHold(t *testing.T, a adapter, done func(*lockclient.Status) (bool, erro
 	}
 	return last
 }
+
+// waitRenewed polls until the lock of project p in ns has been renewed once.
+func waitRenewed(t *testing.T, ns string, p models.Project) {
+	t.Helper()
+	name := models.GenerateLockKey(p, "default")
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, testTimeout, true, func(context.Context) (bool, error) {
+		for _, st := range requests(t, ns) {
+			if st.Request.Status.LockKey == name && st.Request.Status.ObservedRenewTime != nil {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for a renewal of %s: %v (requests: %s)", name, err, describeRequests(requests(t, ns)))
+	}
+}
