@@ -2,6 +2,7 @@ package atlantis_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,7 +120,9 @@ func TestDocumentedRBACSuffices(t *testing.T) {
 	go func() { done <- ttl.locker.RenewHolds(ctx) }()
 	waitRenewed(t, ns, ttlProject)
 	stop()
-	<-done
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("RenewHolds returned %v, want context.Canceled", err)
+	}
 	if len(renewErrs) > 0 {
 		t.Fatalf("RenewHolds as the documented ServiceAccount: %v", renewErrs)
 	}
