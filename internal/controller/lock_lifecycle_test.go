@@ -117,16 +117,7 @@ func TestReentrantSamePull(t *testing.T) {
 
 	deleteObj(t, first)
 	waitLRGone(t, ns, first.Name)
-	eventually(t, "the Lease names the remaining request", func() error {
-		lease, err := getLease(ns, name)
-		if err != nil {
-			return err
-		}
-		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != holderID(second) {
-			return fmt.Errorf("holderIdentity %v, want %s", lease.Spec.HolderIdentity, holderID(second))
-		}
-		return nil
-	})
+	waitLeaseHolder(t, ns, name, second)
 	waitLR(t, ns, waiter.Name, func(lr *lockingv1alpha1.LockRequest) error {
 		if err := checkQueued(lr, 1); err != nil {
 			return err
@@ -347,16 +338,7 @@ func TestForceUnlock(t *testing.T) {
 	if fresh.DeletionTimestamp != nil {
 		t.Errorf("the fresh ProjectLock is being deleted")
 	}
-	eventually(t, "the Lease names the new holder", func() error {
-		lease, err := getLease(ns, name)
-		if err != nil {
-			return err
-		}
-		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != holderID(next) {
-			return fmt.Errorf("holderIdentity %v", lease.Spec.HolderIdentity)
-		}
-		return nil
-	})
+	waitLeaseHolder(t, ns, name, next)
 
 	// Revoked is terminal: later decisions about the key keep it False.
 	deleteObj(t, next)

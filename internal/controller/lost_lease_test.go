@@ -64,16 +64,7 @@ func TestLostLeaseEndsTheHoldBeforeTheNextGrant(t *testing.T) {
 		t.Errorf("the holder was queued again after it lost its Lease: %v", seen)
 	}
 	waitEvent(t, ns, "LockRequest", holder.Name, "Warning", lockingv1alpha1.ReasonRevoked, "Lease "+ns+"/"+name)
-	eventually(t, "a fresh Lease names the waiter", func() error {
-		lease, err := getLease(ns, name)
-		if err != nil {
-			return err
-		}
-		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != holderID(next) {
-			return fmt.Errorf("holderIdentity %v, want %s", lease.Spec.HolderIdentity, holderID(next))
-		}
-		return nil
-	})
+	waitLeaseHolder(t, ns, name, next)
 }
 
 // TestUnmanagedLeaseIsReportedNotRetriedAsAConflict puts a Lease that the operator

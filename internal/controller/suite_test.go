@@ -409,6 +409,21 @@ func getLease(ns, name string) (*coordinationv1.Lease, error) {
 // lockNameOf is the ProjectLock (and Lease) name of a request's key.
 func lockNameOf(lr *lockingv1alpha1.LockRequest) string { return indexes.LockName(lr) }
 
+// waitLeaseHolder waits until the Lease of lock name in ns names holder.
+func waitLeaseHolder(t *testing.T, ns, name string, holder *lockingv1alpha1.LockRequest) {
+	t.Helper()
+	eventually(t, "the Lease names "+holder.Name, func() error {
+		lease, err := getLease(ns, name)
+		if err != nil {
+			return err
+		}
+		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != holderID(holder) {
+			return fmt.Errorf("holderIdentity %v, want %s", lease.Spec.HolderIdentity, holderID(holder))
+		}
+		return nil
+	})
+}
+
 func holderID(lr *lockingv1alpha1.LockRequest) string { return lr.Name + "/" + string(lr.UID) }
 
 func checkCondition(lr *lockingv1alpha1.LockRequest, typ string, status metav1.ConditionStatus, reason string) error {

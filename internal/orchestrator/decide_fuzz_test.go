@@ -388,15 +388,7 @@ func TestCheckDecisionCatches(t *testing.T) {
 			d.Write = &Record{HolderID: HolderIdentity(holder), Owner: "o1", Version: "9"}
 		},
 	}
-	for name, mutate := range corrupt {
-		t.Run(name, func(t *testing.T) {
-			d := Decide(in)
-			mutate(&d)
-			if err := checkDecision(in, d); err == nil {
-				t.Errorf("checkDecision accepted a decision where %s", name)
-			}
-		})
-	}
+	checkCatches(t, in, corrupt)
 }
 
 // TestCheckDecisionCatchesLostHolds shows that checkDecision fails a decision about
@@ -423,6 +415,13 @@ func TestCheckDecisionCatchesLostHolds(t *testing.T) {
 			d.Losers = nil
 		},
 	}
+	checkCatches(t, in, corrupt)
+}
+
+// checkCatches runs each corruption on a fresh decision about in and fails the test
+// when checkDecision accepts the result.
+func checkCatches(t *testing.T, in KeyInput, corrupt map[string]func(d *Decision)) {
+	t.Helper()
 	for name, mutate := range corrupt {
 		t.Run(name, func(t *testing.T) {
 			d := Decide(in)
