@@ -89,8 +89,9 @@ type Config struct {
 	// WorkerCount is how many lock keys are reconciled concurrently
 	// (worker_count, default 8).
 	WorkerCount int
-	// RequestBufferSize is how many lock requests from the Go API may wait for a
-	// worker (request_buffer_size, default 1000).
+	// RequestBufferSize is how many lock keys woken outside watch events (the
+	// deadlock detector's victims) may wait for a worker; when that many wait, the
+	// detector waits before it wakes more (request_buffer_size, default 1000).
 	RequestBufferSize int
 
 	// HealthCheckInterval is how often component health is checked and a

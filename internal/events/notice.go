@@ -83,14 +83,10 @@ func FromNotice(n orchestrator.Notice) (Event, bool) {
 		for _, edge := range dl.Cycle {
 			e.Cycle = append(e.Cycle, local(edge.Waiter))
 		}
-	case orchestrator.NoticeBackendError, orchestrator.NoticeTimeoutError, orchestrator.NoticeValidationError:
-		e.Type = map[orchestrator.NoticeKind]Type{
-			orchestrator.NoticeBackendError:    BackendError,
-			orchestrator.NoticeTimeoutError:    TimeoutError,
-			orchestrator.NoticeValidationError: ValidationError,
-		}[n.Kind]
-		if n.Kind == orchestrator.NoticeValidationError {
-			e.Reason = ReasonInvalidRequest
+	case orchestrator.NoticeBackendError, orchestrator.NoticeTimeoutError:
+		e.Type = BackendError
+		if n.Kind == orchestrator.NoticeTimeoutError {
+			e.Type = TimeoutError
 		}
 		if n.Err != nil {
 			e.Message = n.Err.Error()
@@ -100,10 +96,6 @@ func FromNotice(n orchestrator.Notice) (Event, bool) {
 	}
 	return e, true
 }
-
-// ReasonInvalidRequest is the reason of the validation_error event sent when the
-// Go API refuses a request it cannot lock.
-const ReasonInvalidRequest = "InvalidRequest"
 
 // ReasonDeadlockDetected is the reason of the deadlock_detected event sent when a
 // cycle is found; the one sent when its victim has failed has reason

@@ -27,7 +27,7 @@ func IsTimeout(err error) bool {
 // LockRef names a lock: its namespace, its object name (of the ProjectLock and Lease)
 // and its key.
 type LockRef struct {
-	// Namespace of the lock's objects; "" for the Go API without Kubernetes.
+	// Namespace of the lock's objects.
 	Namespace string
 	// Name of the lock's objects, lockkey.Key.ObjectName().
 	Name string

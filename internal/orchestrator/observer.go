@@ -33,10 +33,6 @@ const (
 	NoticeBackendError NoticeKind = "BackendError"
 	// NoticeTimeoutError: a backend call ran out of time; Err says which.
 	NoticeTimeoutError NoticeKind = "TimeoutError"
-	// NoticeValidationError: the Go API refused a request it cannot lock (an
-	// invalid key, no username); Err says why. Lock is the key asked for, with
-	// no object name when the key is invalid.
-	NoticeValidationError NoticeKind = "ValidationError"
 )
 
 // Notice is one thing that happened, for observers (events, metrics, logs).

@@ -3,8 +3,8 @@
 // whose compare-and-swap makes every grant exclusive.
 //
 // It is plain Go: no controller-runtime types, an injected clock. The controller
-// feeds it the LockRequests of a key (Sync); the Go API (Lock, Unlock, ...) feeds it
-// requests of its own. Its in-memory state is a cache of what it last decided, used
+// feeds it the LockRequests of a key (Sync). Its in-memory state is a cache of what
+// it last decided, used
 // for deadlock detection, status and metrics; the Backend and the requests are the
 // truth, so a new instance rebuilds everything from them.
 package orchestrator
@@ -65,8 +65,6 @@ type LockOrchestrator struct {
 	observers   []Observer
 	// health is the component health source, if any; guarded by observersMu.
 	health HealthSource
-
-	local localRegistry
 }
 
 // lockState is the cached view of one key, and the mutex that serializes
@@ -97,7 +95,6 @@ func New(backend Backend, clk clock.WithTicker, cfg Config) *LockOrchestrator {
 		started:  clk.Now(),
 		locks:    map[LockRef]*lockState{},
 		victims:  map[LockRef]map[string]bool{},
-		local:    localRegistry{requests: map[LockRef]map[string]*localRequest{}},
 	}
 }
 

@@ -2,7 +2,10 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -40,6 +43,15 @@ func (h *syncHarness) add(r *Request) *Request {
 
 func (h *syncHarness) sync() Decision {
 	h.t.Helper()
+	d, err := h.trySync()
+	if err != nil {
+		h.t.Fatalf("Sync: %v", err)
+	}
+	return d
+}
+
+// trySync is sync that returns Sync's error.
+func (h *syncHarness) trySync() (Decision, error) {
 	// Sync reads copies, as the controller reads objects: Persist writes back to
 	// the harness's requests, never to what Sync was given.
 	stored := map[*Request]*Request{}
@@ -57,10 +69,7 @@ func (h *syncHarness) sync() Decision {
 			}
 			return outs, nil
 		}})
-	if err != nil {
-		h.t.Fatalf("Sync: %v", err)
-	}
-	return d
+	return d, err
 }
 
 // loggingBackend logs the record writes of a syncHarness.
@@ -163,4 +172,42 @@ func mustInt(t *testing.T, s string) int64 {
 		t.Fatalf("fencing token %q: %v", s, err)
 	}
 	return n
+}
+
+// TestBackendErrorsAreReportedByKind: a failing record write fails Sync with the
+// backend's error, is counted once, reported as a backend or timeout error by
+// kind, and shows in the metrics.
+func TestBackendErrorsAreReportedByKind(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want NoticeKind
+	}{
+		{"backend error", errors.New("etcd unavailable"), NoticeBackendError},
+		{"API server timeout", fmt.Errorf("%w: the server was unable to return a response in the time allotted", ErrTimeout), NoticeTimeoutError},
+		{"deadline", fmt.Errorf("writing: %w", context.DeadlineExceeded), NoticeTimeoutError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := NewMemoryBackend()
+			mem.FailWrites = tc.err
+			h := newSyncHarness(t, mem)
+			h.add(req("a", "pr1").obj())
+			if _, err := h.trySync(); !errors.Is(err, tc.err) {
+				t.Fatalf("Sync over a failing backend: %v; want its error", err)
+			}
+			var kinds []NoticeKind
+			for _, n := range h.notices {
+				if n.Kind == NoticeBackendError || n.Kind == NoticeTimeoutError {
+					kinds = append(kinds, n.Kind)
+				}
+			}
+			if len(kinds) != 1 || kinds[0] != tc.want {
+				t.Errorf("notices %v, want one %s", kinds, tc.want)
+			}
+			m := h.o.GetMetrics()
+			if got := m.BackendErrors + m.TimeoutErrors; got != 1 || !strings.Contains(m.LastError, tc.err.Error()) {
+				t.Errorf("%d errors counted, last %q; want 1, the backend's", got, m.LastError)
+			}
+		})
+	}
 }

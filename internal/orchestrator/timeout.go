@@ -7,20 +7,18 @@ import (
 )
 
 // TimeoutManager holds the next deadline (queue timeout or hold expiry) of every lock
-// in one heap: the single deadline structure behind RequeueAfter in the controller
-// and the timer of the Go API's Run loop. Nothing sleeps: callers ask for the
-// earliest deadline, or for the locks whose deadline has passed.
+// in one heap: the single deadline structure behind RequeueAfter in the controller.
+// Nothing sleeps: callers ask for the earliest deadline, or for the locks whose
+// deadline has passed.
 type TimeoutManager struct {
 	mu      sync.Mutex
 	entries deadlineHeap
 	index   map[LockRef]*deadlineEntry
-	// wake receives a value whenever the earliest deadline may have moved earlier.
-	wake chan struct{}
 }
 
 // NewTimeoutManager returns an empty TimeoutManager.
 func NewTimeoutManager() *TimeoutManager {
-	return &TimeoutManager{index: map[LockRef]*deadlineEntry{}, wake: make(chan struct{}, 1)}
+	return &TimeoutManager{index: map[LockRef]*deadlineEntry{}}
 }
 
 // Set records the next deadline of a lock; a zero deadline removes it.
@@ -43,12 +41,6 @@ func (m *TimeoutManager) Set(ref LockRef, deadline time.Time) {
 		heap.Push(&m.entries, e)
 		m.index[ref] = e
 	}
-	if m.entries[0] == e {
-		select {
-		case m.wake <- struct{}{}:
-		default:
-		}
-	}
 }
 
 // Next returns the earliest deadline, or false when there is none.
@@ -61,28 +53,12 @@ func (m *TimeoutManager) Next() (time.Time, bool) {
 	return m.entries[0].deadline, true
 }
 
-// Due removes and returns the locks whose deadline is not after now.
-func (m *TimeoutManager) Due(now time.Time) []LockRef {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var due []LockRef
-	for len(m.entries) > 0 && !m.entries[0].deadline.After(now) {
-		e := heap.Pop(&m.entries).(*deadlineEntry)
-		delete(m.index, e.ref)
-		due = append(due, e.ref)
-	}
-	return due
-}
-
 // Len returns the number of locks with a deadline.
 func (m *TimeoutManager) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.entries)
 }
-
-// Wake is signalled when a deadline earlier than all others was set.
-func (m *TimeoutManager) Wake() <-chan struct{} { return m.wake }
 
 type deadlineEntry struct {
 	ref      LockRef

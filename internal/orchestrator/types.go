@@ -37,8 +37,8 @@ func (p Phase) String() string {
 const NoQueueTimeout time.Duration = -1
 
 // Request is one lock request as the orchestrator sees it: what was asked, and what
-// was last decided and persisted about it. The API objects (or, for the Go API, the
-// orchestrator's own registry) are the truth; a Request is a copy of them.
+// was last decided and persisted about it. The API objects are the truth; a Request
+// is a copy of them.
 type Request struct {
 	// ID names the request uniquely within its lock's namespace.
 	ID string
