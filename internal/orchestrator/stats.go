@@ -1,15 +1,11 @@
 package orchestrator
 
 import (
-	"encoding/json"
-	"math"
-	"sort"
 	"sync"
 	"time"
-)
 
-// maxSamples bounds the latency samples kept for percentiles.
-const maxSamples = 4096
+	"github.com/runatlantis/atlantis-lock-operator/internal/latency"
+)
 
 // stats counts what the orchestrator decided, for GetMetrics and GetStatus.
 type stats struct {
@@ -29,8 +25,8 @@ type stats struct {
 	lastScanFound int
 	lastError     string
 	lastErrorAt   time.Time
-	waits         samples
-	acquires      samples
+	waits         latency.Window
+	acquires      latency.Window
 }
 
 func newStats() *stats {
@@ -64,9 +60,9 @@ func (s *stats) recordOutcomes(now time.Time, outs []Outcome) {
 			if start.IsZero() {
 				start = now
 			}
-			s.waits.add(now, now.Sub(start))
+			s.waits.Add(now, now.Sub(start))
 			if !out.Request.Created.IsZero() {
-				s.acquires.add(now, now.Sub(out.Request.Created))
+				s.acquires.Add(now, now.Sub(out.Request.Created))
 			}
 		case PhaseQueued:
 			s.results["queued"]++
@@ -111,63 +107,5 @@ func (s *stats) deadlockScan(at time.Time, took time.Duration, edges, current, f
 	s.lastScanFound = current
 }
 
-// samples is a bounded ring of latency samples with the time they were taken.
-type samples struct {
-	at   []time.Time
-	dur  []time.Duration
-	next int
-}
-
-func (s *samples) add(at time.Time, d time.Duration) {
-	if len(s.dur) < maxSamples {
-		s.at = append(s.at, at)
-		s.dur = append(s.dur, d)
-		return
-	}
-	s.at[s.next], s.dur[s.next] = at, d
-	s.next = (s.next + 1) % maxSamples
-}
-
-// Percentiles summarizes latencies. In JSON the percentiles are seconds, as
-// Prometheus writes durations: {"count":12,"p50Seconds":0.023,...}.
-type Percentiles struct {
-	// Count is the number of samples.
-	Count int
-	// P50, P90, P95 and P99 are the percentiles.
-	P50, P90, P95, P99 time.Duration
-}
-
-// MarshalJSON writes the percentiles in seconds.
-func (p Percentiles) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		Count int     `json:"count"`
-		P50   float64 `json:"p50Seconds"`
-		P90   float64 `json:"p90Seconds"`
-		P95   float64 `json:"p95Seconds"`
-		P99   float64 `json:"p99Seconds"`
-	}{p.Count, p.P50.Seconds(), p.P90.Seconds(), p.P95.Seconds(), p.P99.Seconds()})
-}
-
-// since returns the percentiles of the samples taken at or after from.
-func (s *samples) since(from time.Time) Percentiles {
-	var ds []time.Duration
-	for i, at := range s.at {
-		if !at.Before(from) {
-			ds = append(ds, s.dur[i])
-		}
-	}
-	return percentilesOf(ds)
-}
-
-func percentilesOf(ds []time.Duration) Percentiles {
-	if len(ds) == 0 {
-		return Percentiles{}
-	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	at := func(q float64) time.Duration {
-		// Nearest rank: the smallest sample with at least q of all samples at or below it.
-		rank := int(math.Ceil(q * float64(len(ds))))
-		return ds[min(max(rank, 1), len(ds))-1]
-	}
-	return Percentiles{Count: len(ds), P50: at(0.50), P90: at(0.90), P95: at(0.95), P99: at(0.99)}
-}
+// Percentiles summarizes latencies (see latency.Percentiles).
+type Percentiles = latency.Percentiles

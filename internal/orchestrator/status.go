@@ -131,8 +131,8 @@ func (o *LockOrchestrator) GetMetricsSince(from time.Time) *MetricsSnapshot {
 		Queued:                queued,
 		LongestQueue:          longest,
 		MaxQueueLength:        o.cfg.MaxQueueLength,
-		Wait:                  s.waits.since(from),
-		Acquire:               s.acquires.since(from),
+		Wait:                  s.waits.Since(from),
+		Acquire:               s.acquires.Since(from),
 	}
 }
 
