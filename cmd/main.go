@@ -3,6 +3,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -16,6 +18,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/runatlantis/atlantis-lock-operator/internal/apicalls"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/operator"
 	"github.com/runatlantis/atlantis-lock-operator/internal/scheme"
@@ -81,13 +84,21 @@ func run() error {
 		return err
 	}
 
-	ctx := ctrl.SetupSignalHandler()
+	// GiveUp (the circuit breaker's leadership releaser) stops the manager with a
+	// cause: it releases the election Lease, and run returns the cause, so that the
+	// process exits 1 and is restarted as a standby.
+	ctx, giveUp := context.WithCancelCause(ctrl.SetupSignalHandler())
+	defer giveUp(nil)
 	// /metrics/atlantis and /status are served beside /metrics.
 	var endpoints operator.Endpoints
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("no Kubernetes API to talk to (set KUBECONFIG or run in a cluster): %w", err)
 	}
+	// Every API call of the manager (its clients, informers, leader election and
+	// health probes) is timed and classified.
+	calls := apicalls.NewRecorder(clock.RealClock{})
+	restConfig.Wrap(calls.Wrap)
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        scheme.New(),
 		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddr, ExtraHandlers: endpoints.Handlers()},
@@ -116,7 +127,11 @@ func run() error {
 		if cfg.Backend == config.BackendMemory {
 			setupLog.Info("backend \"memory\": locks are granted in this process only, without Leases; use it for trials, never with more than one replica")
 		}
-		op, err := operator.Setup(ctx, mgr, cfg, clock.RealClock{}, operator.WithRegistry(ctrlmetrics.Registry))
+		op, err := operator.Setup(ctx, mgr, cfg, clock.RealClock{}, operator.WithRegistry(ctrlmetrics.Registry),
+			operator.WithAPICalls(calls), operator.WithGiveUp(func(reason error) {
+				setupLog.Error(reason, "stopping")
+				giveUp(reason)
+			}))
 		if err != nil {
 			return err
 		}
@@ -132,6 +147,9 @@ func run() error {
 	setupLog.Info("starting", "workers", cfg.WorkerCount, "backend", cfg.Backend, "leaderElection", opts.leaderElect)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/runatlantis/atlantis-lock-operator/internal/breaker"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 )
 
@@ -116,6 +117,20 @@ type Config struct {
 	// wait-for graph (deadlock_check_interval, default 10s).
 	DeadlockCheckInterval time.Duration
 
+	// BreakerFailureThreshold is how many lock-decision API calls in a row may fail
+	// (timeout, unavailable, server error, throttled) before the circuit opens and
+	// decisions pause (breaker_failure_threshold, default 5).
+	BreakerFailureThreshold int
+	// BreakerOpenTimeout is how long decisions first pause once the circuit opens;
+	// each failed probe doubles it (breaker_open_timeout, default 1s).
+	BreakerOpenTimeout time.Duration
+	// BreakerMaxOpenTimeout bounds that pause (breaker_max_open_timeout, default 30s).
+	BreakerMaxOpenTimeout time.Duration
+	// LeaderReleaseAfter is how long the leader's circuit may stay open before it
+	// gives up leadership (and exits, to restart as a standby) so that another
+	// replica decides; 0 never gives up (leader_release_after, default 1m).
+	LeaderReleaseAfter time.Duration
+
 	// AuditLog is where the audit trail (one JSON line per event) is written: a
 	// file path, "-" for standard output, or "" (the default) for no audit trail
 	// (audit_log).
@@ -192,7 +207,8 @@ var (
 		"collection_interval", "retention_period", "worker_count",
 		"request_buffer_size", "health_check_interval", "component_timeout",
 		"default_queue_timeout", "default_ttl", "max_queue_length",
-		"deadlock_check_interval", "audit_log", "webhooks",
+		"deadlock_check_interval", "breaker_failure_threshold", "breaker_open_timeout",
+		"breaker_max_open_timeout", "leader_release_after", "audit_log", "webhooks",
 	}
 	webhookKeys = []string{"url", "events", "secret_file", "secret_env", "timeout", "max_retries", "queue_size"}
 )
@@ -215,7 +231,18 @@ func Default() Config {
 		DefaultTTL:            o.DefaultTTL,
 		MaxQueueLength:        o.MaxQueueLength,
 		DeadlockCheckInterval: o.DeadlockCheckInterval,
+
+		BreakerFailureThreshold: 5,
+		BreakerOpenTimeout:      time.Second,
+		BreakerMaxOpenTimeout:   30 * time.Second,
+		LeaderReleaseAfter:      time.Minute,
 	}
+}
+
+// Breaker returns the circuit breaker's configuration.
+func (c Config) Breaker() breaker.Config {
+	return breaker.Config{FailureThreshold: c.BreakerFailureThreshold, OpenTimeout: c.BreakerOpenTimeout,
+		MaxOpenTimeout: c.BreakerMaxOpenTimeout}
 }
 
 func defaultWebhook() Webhook {
@@ -356,6 +383,14 @@ func decodeEnhanced(m map[string]any, c *Config, errs *errList) {
 			decodeInt(key, v, &c.MaxQueueLength, errs)
 		case "deadlock_check_interval":
 			decodeDuration(key, v, &c.DeadlockCheckInterval, false, errs)
+		case "breaker_failure_threshold":
+			decodeInt(key, v, &c.BreakerFailureThreshold, errs)
+		case "breaker_open_timeout":
+			decodeDuration(key, v, &c.BreakerOpenTimeout, false, errs)
+		case "breaker_max_open_timeout":
+			decodeDuration(key, v, &c.BreakerMaxOpenTimeout, false, errs)
+		case "leader_release_after":
+			decodeDuration(key, v, &c.LeaderReleaseAfter, true, errs)
 		case "audit_log":
 			decodeString(key, v, &c.AuditLog, errs)
 		case "webhooks":
@@ -570,6 +605,7 @@ func (c Config) Validate() error {
 		{"worker_count", c.WorkerCount, 1, MaxWorkerCount},
 		{"request_buffer_size", c.RequestBufferSize, 1, MaxBufferSize},
 		{"max_queue_length", c.MaxQueueLength, 0, math.MaxInt},
+		{"breaker_failure_threshold", c.BreakerFailureThreshold, 1, MaxBufferSize},
 	}
 	for _, s := range sizes {
 		checkInt(&errs, p+s.key, s.v, s.lo, s.h)
@@ -583,9 +619,17 @@ func (c Config) Validate() error {
 		{"health_check_interval", c.HealthCheckInterval},
 		{"component_timeout", c.ComponentTimeout},
 		{"deadlock_check_interval", c.DeadlockCheckInterval},
+		{"breaker_open_timeout", c.BreakerOpenTimeout},
+		{"breaker_max_open_timeout", c.BreakerMaxOpenTimeout},
 	}
 	for _, d := range positive {
 		checkPositive(&errs, p+d.key, d.v)
+	}
+	if c.BreakerOpenTimeout > 0 && c.BreakerMaxOpenTimeout > 0 && c.BreakerMaxOpenTimeout < c.BreakerOpenTimeout {
+		errs.add(p+"breaker_max_open_timeout", "must be at least breaker_open_timeout (%s), got %s", c.BreakerOpenTimeout, c.BreakerMaxOpenTimeout)
+	}
+	if c.LeaderReleaseAfter < 0 {
+		errs.add(p+"leader_release_after", "must not be negative (0 means never), got %s", c.LeaderReleaseAfter)
 	}
 	if c.CollectionInterval > 0 && c.RetentionPeriod > 0 && c.RetentionPeriod < c.CollectionInterval {
 		errs.add(p+"retention_period", "must be at least collection_interval (%s), got %s", c.CollectionInterval, c.RetentionPeriod)

@@ -61,6 +61,10 @@ enhanced_locking:
   default_ttl: 2h
   max_queue_length: 0
   deadlock_check_interval: 500ms
+  breaker_failure_threshold: 2
+  breaker_open_timeout: 250ms
+  breaker_max_open_timeout: 4s
+  leader_release_after: 0s
   audit_log: "-"
   webhooks:
     - url: https://example.com/hook?team=infra
@@ -87,7 +91,12 @@ func fullConfig() Config {
 		DefaultTTL:            2 * time.Hour,
 		MaxQueueLength:        0,
 		DeadlockCheckInterval: 500 * time.Millisecond,
-		AuditLog:              "-",
+
+		BreakerFailureThreshold: 2,
+		BreakerOpenTimeout:      250 * time.Millisecond,
+		BreakerMaxOpenTimeout:   4 * time.Second,
+		LeaderReleaseAfter:      0,
+		AuditLog:                "-",
 		Webhooks: []Webhook{{
 			URL:        "https://example.com/hook?team=infra",
 			Events:     []string{"lock_timeout", "queue_timeout"},
@@ -115,6 +124,11 @@ func TestDefault(t *testing.T) {
 		DefaultTTL:            0,
 		MaxQueueLength:        1000,
 		DeadlockCheckInterval: 10 * time.Second,
+
+		BreakerFailureThreshold: 5,
+		BreakerOpenTimeout:      time.Second,
+		BreakerMaxOpenTimeout:   30 * time.Second,
+		LeaderReleaseAfter:      time.Minute,
 	}
 	got := Default()
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -256,6 +270,9 @@ func TestParseInvalid(t *testing.T) {
 		{"negative queue timeout", el("  default_queue_timeout: -1s\n"), "enhanced_locking.default_queue_timeout", "must not be negative"},
 		{"negative ttl", el("  default_ttl: -5m\n"), "enhanced_locking.default_ttl", "must not be negative"},
 		{"zero interval", el("  deadlock_check_interval: 0s\n"), "enhanced_locking.deadlock_check_interval", "must be greater than 0, got 0s"},
+		{"zero breaker threshold", el("  breaker_failure_threshold: 0\n"), "enhanced_locking.breaker_failure_threshold", "must be greater than 0, got 0"},
+		{"breaker pause longer than its bound", el("  breaker_open_timeout: 1m\n  breaker_max_open_timeout: 10s\n"), "enhanced_locking.breaker_max_open_timeout", "must be at least breaker_open_timeout (1m0s), got 10s"},
+		{"negative leader release", el("  leader_release_after: -1s\n"), "enhanced_locking.leader_release_after", "must not be negative, got -1s"},
 		{"empty interval", el("  health_check_interval: \"\"\n"), "enhanced_locking.health_check_interval", `"" is not a duration`},
 		{"zero webhook timeout", hook("    timeout: 0s\n"), "enhanced_locking.webhooks[0].timeout", "must be greater than 0"},
 		{"retention shorter than collection", el("  collection_interval: 1m\n  retention_period: 30s\n"), "enhanced_locking.retention_period", "must be at least collection_interval (1m0s), got 30s"},

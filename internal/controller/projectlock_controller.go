@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/apicalls"
 	"github.com/runatlantis/atlantis-lock-operator/internal/indexes"
 	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
@@ -46,6 +47,15 @@ type LockReconciler struct {
 	Orchestrator *orchestrator.LockOrchestrator
 	// Wake carries locks to reconcile outside watch events: deadlock victims.
 	Wake chan event.GenericEvent
+	// Breaker, if set, pauses decisions while the API server fails them (see
+	// internal/breaker); a paused key is decided again when the breaker lets it.
+	Breaker Gate
+}
+
+// Gate says whether a decision may run now: release must be called when it is done;
+// when it may not, wait says when to ask again (breaker.Breaker.Allow).
+type Gate interface {
+	Allow() (release func(), wait time.Duration)
 }
 
 // +kubebuilder:rbac:groups=locking.runatlantis.io,resources=lockrequests,verbs=get;list;watch;update;patch
@@ -60,6 +70,17 @@ type LockReconciler struct {
 
 // Reconcile decides about the lock key req names.
 func (r *LockReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if r.Breaker != nil {
+		release, wait := r.Breaker.Allow()
+		if release == nil {
+			// The API server is failing decisions: ask again when the breaker
+			// lets a probe through, rather than each key retrying on its own.
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+		defer release()
+	}
+	// Every API call of this decision counts for the breaker.
+	ctx = apicalls.OnDecisionPath(ctx)
 	res, err := r.reconcile(ctx, req)
 	if errors.Is(err, orchestrator.ErrConflict) || errors.Is(err, orchestrator.ErrStale) || apierrors.IsConflict(err) {
 		// Someone else (the client, a cache event not yet seen, another operator)
@@ -114,7 +135,8 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if pl != nil && pl.DeletionTimestamp != nil {
 		in.ForceUnlock, in.ForceUnlockID = true, string(pl.UID)
 	}
-	d, err := r.Orchestrator.Sync(ctx, in)
+	// The orchestrator reports the failures of its calls itself, with the lock.
+	d, err := r.Orchestrator.Sync(apicalls.FailuresReported(ctx), in)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

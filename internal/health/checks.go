@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/utils/clock"
 
+	"github.com/runatlantis/atlantis-lock-operator/internal/breaker"
 	"github.com/runatlantis/atlantis-lock-operator/internal/events"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 )
@@ -30,16 +31,28 @@ type Stats interface {
 // Pinger probes the Kubernetes API server: a GET of its /readyz, for example.
 type Pinger func(ctx context.Context) error
 
-// BackendCheck checks the Kubernetes backend: the API server must answer ping,
-// and lock decisions must not have failed since the previous check. A failed
-// ping scores 0; backend errors or timeouts since the previous check score
-// degraded, with the latest error.
-func BackendCheck(ping Pinger, stats Stats) Check {
+// Circuit reports the circuit breaker on the lock decisions' API calls.
+type Circuit func() breaker.Status
+
+// BackendCheck checks the Kubernetes backend: the API server must answer ping, the
+// circuit breaker must be closed, and lock decisions must not have failed since the
+// previous check. A failed ping or an open circuit scores 0, a half-open one
+// (probing) staleScore; backend errors or timeouts since the previous check score
+// degraded, with the latest error. circuit may be nil (no breaker).
+func BackendCheck(ping Pinger, stats Stats, circuit Circuit) Check {
 	var mu sync.Mutex
 	var seen int64 = -1
 	return func(ctx context.Context) (int, error) {
 		if err := ping(ctx); err != nil {
 			return 0, fmt.Errorf("the API server does not answer: %w", err)
+		}
+		if circuit != nil {
+			switch st := circuit(); st.State {
+			case breaker.Open:
+				return 0, errors.New(st.Describe())
+			case breaker.HalfOpen:
+				return staleScore, errors.New(st.Describe())
+			}
 		}
 		snap := stats.GetMetrics()
 		errs := snap.BackendErrors + snap.TimeoutErrors

@@ -9,6 +9,7 @@ import (
 
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/runatlantis/atlantis-lock-operator/internal/breaker"
 	"github.com/runatlantis/atlantis-lock-operator/internal/events"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 )
@@ -66,7 +67,8 @@ func (f *fixedStats) GetMetrics() *orchestrator.MetricsSnapshot { s := f.snap; r
 func TestBackendCheck(t *testing.T) {
 	var pingErr error
 	stats := &fixedStats{}
-	check := BackendCheck(func(context.Context) error { return pingErr }, stats)
+	circuit := breaker.Status{State: breaker.Closed}
+	check := BackendCheck(func(context.Context) error { return pingErr }, stats, func() breaker.Status { return circuit })
 	ctx := context.Background()
 	if score, err := check(ctx); score != 100 || err != nil {
 		t.Errorf("first check = %d, %v", score, err)
@@ -78,6 +80,15 @@ func TestBackendCheck(t *testing.T) {
 	if score, err := check(ctx); score != 100 || err != nil {
 		t.Errorf("no new errors = %d, %v; want healthy again", score, err)
 	}
+	circuit = breaker.Status{State: breaker.Open, Failures: 5, LastError: errors.New("the API server answered 500")}
+	if score, err := check(ctx); score != 0 || err == nil || !strings.Contains(err.Error(), "circuit open") || !strings.Contains(err.Error(), "500") {
+		t.Errorf("circuit open = %d, %v; want 0, saying so", score, err)
+	}
+	circuit.State = breaker.HalfOpen
+	if score, err := check(ctx); score != staleScore || err == nil || !strings.Contains(err.Error(), "half-open") {
+		t.Errorf("circuit half-open = %d, %v; want %d, saying so", score, err, staleScore)
+	}
+	circuit = breaker.Status{State: breaker.Closed}
 	pingErr = errors.New("connection refused")
 	if score, err := check(ctx); score != 0 || err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("API server down = %d, %v", score, err)

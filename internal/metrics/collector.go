@@ -15,6 +15,7 @@ import (
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/events"
 	"github.com/runatlantis/atlantis-lock-operator/internal/health"
+	"github.com/runatlantis/atlantis-lock-operator/internal/latency"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 )
 
@@ -52,6 +53,9 @@ type Snapshot struct {
 	QueueUtilization float64 `json:"queueUtilization"`
 	// HealthScore is the overall health score (atlantis_lock_health_score).
 	HealthScore int `json:"healthScore"`
+	// APICalls are the latency percentiles of the operator's calls to the API
+	// server over the retention period, keyed by "verb resource" ("update leases").
+	APICalls map[string]latency.Percentiles `json:"apiCalls,omitempty"`
 }
 
 // Rates are counts per second over a collection interval.
@@ -79,6 +83,9 @@ type CollectorOptions struct {
 	// Gatherer is where ExportMetrics("prometheus") reads the series from: the
 	// registry the Metrics were registered with.
 	Gatherer prometheus.Gatherer
+	// APICalls, if set, returns the percentiles of the API calls made at or
+	// after from (apicalls.Recorder.Percentiles).
+	APICalls func(from time.Time) map[string]latency.Percentiles
 }
 
 // Collector is the MetricsCollector of the original design: every Interval it
@@ -135,7 +142,7 @@ func (c *Collector) Collect() *Snapshot {
 
 	c.mu.Lock()
 	prev, prevAt := c.last, c.lastRun
-	snap := &Snapshot{MetricsSnapshot: *cur, RetentionSeconds: c.opts.Retention.Seconds()}
+	snap := &Snapshot{MetricsSnapshot: *cur, RetentionSeconds: c.opts.Retention.Seconds(), APICalls: c.apiCalls(from)}
 	if prev != nil {
 		window := now.Sub(prevAt)
 		snap.IntervalSeconds = window.Seconds()
@@ -171,6 +178,13 @@ func (c *Collector) Collect() *Snapshot {
 	return snap
 }
 
+func (c *Collector) apiCalls(from time.Time) map[string]latency.Percentiles {
+	if c.opts.APICalls == nil {
+		return nil
+	}
+	return c.opts.APICalls(from)
+}
+
 // Snapshot returns the latest collection's snapshot, taking one if none was
 // taken yet.
 func (c *Collector) Snapshot() *Snapshot {
@@ -197,6 +211,7 @@ func (c *Collector) Current() *Snapshot {
 	cur := c.src.GetMetricsSince(from)
 	snap := *last
 	snap.MetricsSnapshot = *cur
+	snap.APICalls = c.apiCalls(from)
 	snap.QueueUtilization = health.QueueUtilization(cur.LongestQueue, cur.MaxQueueLength)
 	snap.HealthScore = health.Score(snap.ErrorRate, cur.CurrentDeadlocks, snap.QueueUtilization)
 	return &snap

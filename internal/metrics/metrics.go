@@ -9,8 +9,12 @@
 package metrics
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/runatlantis/atlantis-lock-operator/internal/apicalls"
+	"github.com/runatlantis/atlantis-lock-operator/internal/breaker"
 	"github.com/runatlantis/atlantis-lock-operator/internal/events"
 )
 
@@ -26,6 +30,10 @@ var (
 	// Components are the values of atlantis_component_health{component}.
 	Components = []string{"kubernetes_backend", "event_bus", "metrics_collector", "timeout_manager", "deadlock_detector"}
 )
+
+// apiBuckets reach from a fast read (a millisecond) to the API server's own request
+// timeout (a minute), in seconds.
+var apiBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
 // durationBuckets reach from a millisecond (an uncontended grant) to a week (a
 // lock forgotten on an abandoned pull request), in seconds.
@@ -70,6 +78,16 @@ type Metrics struct {
 	HealthScore prometheus.Gauge
 	// ComponentHealth is each component's health score.
 	ComponentHealth *prometheus.GaugeVec
+	// APIRequestDuration observes the operator's calls to the API server, by verb
+	// and resource (watches left out).
+	APIRequestDuration *prometheus.HistogramVec
+	// APIRequestErrors counts the operator's failed calls to the API server, by
+	// verb, resource and kind.
+	APIRequestErrors *prometheus.CounterVec
+	// CircuitState is the circuit breaker's state: 0 closed, 1 half-open, 2 open,
+	// read on every scrape from the source SetCircuitSource gives.
+	CircuitState prometheus.GaugeFunc
+	circuit      atomic.Pointer[func() breaker.State]
 }
 
 // LoadFunc reports the current number of keys held and requests queued.
@@ -115,7 +133,7 @@ func New(load LoadFunc) *Metrics {
 		}, []string{"kind"}),
 		BackendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "atlantis_lock_backend_errors_total",
-			Help: "Failed calls to the lock backend (the Kubernetes API), compare-and-swap conflicts excluded. kind: error, timeout (a backend call or a component health check that ran out of time).",
+			Help: "Failed calls to the Kubernetes API, each also a backend_error or timeout_error event: those of lock decisions and every other call of the operator (lists, watches, status writes, health probes); compare-and-swap conflicts excluded. kind: error, timeout (a call or a component health check that ran out of time).",
 		}, []string{"kind"}),
 		EventsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "atlantis_lock_events_total",
@@ -141,7 +159,20 @@ func New(load LoadFunc) *Metrics {
 			Name: "atlantis_component_health",
 			Help: "Health score (0 to 100) of each component at the last health check; below 80 is unhealthy or degraded. component: kubernetes_backend, event_bus, metrics_collector, timeout_manager, deadlock_detector.",
 		}, []string{"component"}),
+		APIRequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "atlantis_backend_request_duration_seconds",
+			Help:    "Time to the API server's answer of each call the operator makes (reads, writes, lists; watches left out), by verb (get, list, create, update, patch, delete, deletecollection; the HTTP method for paths that are no resource) and resource (leases, lockrequests/status, ...; nonresource for /readyz and discovery).",
+			Buckets: apiBuckets,
+		}, []string{"verb", "resource"}),
+		APIRequestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "atlantis_backend_request_errors_total",
+			Help: "Calls of the operator to the API server that failed, by verb, resource and kind: timeout, unavailable (unreachable, 502, 503), server_error (500 and other 5xx), throttled (429), denied (401, 403), client_error (other 4xx). Not found, conflict and gone are answers, not failures.",
+		}, []string{"verb", "resource", "kind"}),
 	}
+	m.CircuitState = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "atlantis_backend_circuit_state",
+		Help: "The circuit breaker on the lock decisions' API calls: 0 closed (decisions run), 1 half-open (one decision at a time probes the API server), 2 open (decisions paused).",
+	}, m.circuitValue)
 	initLabels(m.RequestsTotal, RequestResults)
 	initLabels(m.TimeoutsTotal, TimeoutKinds)
 	initLabels(m.BackendErrors, BackendErrorKinds)
@@ -179,7 +210,7 @@ func (m *Metrics) Collectors() []prometheus.Collector {
 		m.RequestsTotal, m.WaitDuration, m.HoldDuration, m.LocksHeld, m.QueueDepth,
 		m.HandOffs, m.DeadlocksDetected, m.TimeoutsTotal, m.BackendErrors,
 		m.EventsTotal, m.EventsDropped, m.WebhookDeliveries, m.ErrorRate,
-		m.HealthScore, m.ComponentHealth,
+		m.HealthScore, m.ComponentHealth, m.APIRequestDuration, m.APIRequestErrors, m.CircuitState,
 	}
 }
 
@@ -193,4 +224,33 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// ObserveCall implements apicalls.Observer: the call's latency and, when it failed,
+// its error.
+func (m *Metrics) ObserveCall(c apicalls.Call) {
+	if c.Verb != "watch" {
+		m.APIRequestDuration.WithLabelValues(c.Verb, c.Resource).Observe(c.Duration.Seconds())
+	}
+	if c.Failed() {
+		m.APIRequestErrors.WithLabelValues(c.Verb, c.Resource, string(c.Kind)).Inc()
+	}
+}
+
+// SetCircuitSource makes atlantis_backend_circuit_state read the breaker's state
+// from state.
+func (m *Metrics) SetCircuitSource(state func() breaker.State) { m.circuit.Store(&state) }
+
+func (m *Metrics) circuitValue() float64 {
+	src := m.circuit.Load()
+	if src == nil {
+		return 0
+	}
+	switch (*src)() {
+	case breaker.Open:
+		return 2
+	case breaker.HalfOpen:
+		return 1
+	}
+	return 0
 }

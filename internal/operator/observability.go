@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/discovery"
@@ -10,9 +11,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/apicalls"
+	"github.com/runatlantis/atlantis-lock-operator/internal/breaker"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/events"
 	"github.com/runatlantis/atlantis-lock-operator/internal/health"
+	"github.com/runatlantis/atlantis-lock-operator/internal/latency"
 	"github.com/runatlantis/atlantis-lock-operator/internal/metrics"
 )
 
@@ -27,7 +31,7 @@ const (
 // setupObservability builds the event bus and its handlers, the metrics, the
 // metrics collector and the health monitor, adds the runnables to mgr and fills
 // op's fields.
-func setupObservability(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicker, reg registry, op *Operator) error {
+func setupObservability(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicker, reg registry, calls *apicalls.Recorder, op *Operator) error {
 	orch := op.Orchestrator
 	m := metrics.New(func() (int, int) {
 		load := orch.Load()
@@ -59,6 +63,13 @@ func setupObservability(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicke
 		}
 	}
 	orch.AddObserver(events.Publisher{Bus: bus})
+	m.SetCircuitSource(func() breaker.State { return op.Breaker.Status().State })
+	var apiPercentiles func(time.Time) map[string]latency.Percentiles
+	if calls != nil {
+		calls.AddObserver(m)
+		calls.AddObserver(failedCalls{bus: bus, clk: clk})
+		apiPercentiles = calls.Percentiles
+	}
 	if err := mgr.Add(bus); err != nil {
 		return fmt.Errorf("adding the event bus: %w", err)
 	}
@@ -69,6 +80,7 @@ func setupObservability(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicke
 		Clock:     clk,
 		Publish:   bus.Publish,
 		Gatherer:  reg,
+		APICalls:  apiPercentiles,
 	})
 	if err := mgr.Add(collector); err != nil {
 		return fmt.Errorf("adding the metrics collector: %w", err)
@@ -128,7 +140,7 @@ func newHealthMonitor(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicker,
 			}
 		},
 	})
-	monitor.Add("kubernetes_backend", health.BackendCheck(ping, orch))
+	monitor.Add("kubernetes_backend", health.BackendCheck(ping, orch, op.Breaker.Status))
 	monitor.Add("event_bus", health.BusCheck(bus))
 	monitor.Add("metrics_collector", health.FreshnessCheck("the metrics collector", collector,
 		cfg.CollectionInterval, cfg.CollectionInterval, clk, started))
@@ -202,4 +214,28 @@ func subscribeHandlers(mgr ctrl.Manager, bus *events.Bus, cfg config.Config, hoo
 		}
 	}
 	return nil
+}
+
+// ReasonAPICallFailed is the reason of the backend_error and timeout_error events of
+// failed API calls outside the orchestrator's decisions (which report their own).
+const ReasonAPICallFailed = "APICallFailed"
+
+// failedCalls publishes a backend_error (or timeout_error) event for every API call
+// that failed and whose caller does not report it itself: lists and watches of the
+// informers, ProjectLock creates and status writes, health probes.
+type failedCalls struct {
+	bus *events.Bus
+	clk clock.PassiveClock
+}
+
+func (f failedCalls) ObserveCall(c apicalls.Call) {
+	if !c.Failed() || c.Reported {
+		return
+	}
+	typ := events.BackendError
+	if c.Kind == apicalls.KindTimeout {
+		typ = events.TimeoutError
+	}
+	f.bus.Publish(events.Event{Type: typ, Time: f.clk.Now(), Reason: ReasonAPICallFailed,
+		Message: fmt.Sprintf("%s failed (%s): %v", c, c.Kind, c.Err)})
 }

@@ -6,6 +6,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
@@ -15,6 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/runatlantis/atlantis-lock-operator/internal/apicalls"
+	"github.com/runatlantis/atlantis-lock-operator/internal/breaker"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/controller"
 	"github.com/runatlantis/atlantis-lock-operator/internal/events"
@@ -44,6 +47,8 @@ type Operator struct {
 	Health *health.Monitor
 	// Leader reports whether this replica leads.
 	Leader func() bool
+	// Breaker is the circuit breaker on the lock decisions' API calls.
+	Breaker *breaker.Breaker
 }
 
 // Option changes how Setup sets the operator up.
@@ -51,6 +56,23 @@ type Option func(*setupOptions)
 
 type setupOptions struct {
 	registry registry
+	calls    *apicalls.Recorder
+	giveUp   func(error)
+}
+
+// WithAPICalls observes the API calls the recorder sees (its Wrap must be on the
+// manager's rest.Config): the atlantis_backend_* series, the circuit breaker, the
+// percentiles of /metrics/atlantis and backend_error events for failed calls.
+// Without it, the breaker never opens and only the orchestrator's own failures are
+// reported.
+func WithAPICalls(rec *apicalls.Recorder) Option {
+	return func(o *setupOptions) { o.calls = rec }
+}
+
+// WithGiveUp lets the leader give up leadership when its circuit stays open for
+// leader_release_after: giveUp must stop the manager (main cancels its context).
+func WithGiveUp(giveUp func(reason error)) Option {
+	return func(o *setupOptions) { o.giveUp = giveUp }
 }
 
 // registry is a Prometheus registry: where the series are registered and read.
@@ -86,9 +108,24 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 		backend = orchestrator.NewMemoryBackend()
 	}
 	orch := orchestrator.New(backend, clk, cfg.Orchestrator())
-	op := &Operator{Orchestrator: orch, Registry: o.registry, Leader: elected(mgr)}
-	if err := setupObservability(mgr, cfg, clk, o.registry, op); err != nil {
+	brk := breaker.New(cfg.Breaker(), clk)
+	if o.calls != nil {
+		o.calls.AddObserver(apicalls.ObserverFunc(func(c apicalls.Call) {
+			if c.DecisionPath {
+				brk.Record(c.Transient(), fmt.Errorf("%s: %w", c, c.Err))
+			}
+		}))
+	}
+	op := &Operator{Orchestrator: orch, Registry: o.registry, Leader: elected(mgr), Breaker: brk}
+	if err := setupObservability(mgr, cfg, clk, o.registry, o.calls, op); err != nil {
 		return nil, err
+	}
+	if o.giveUp != nil && cfg.LeaderReleaseAfter > 0 {
+		releaser := &breaker.Releaser{Breaker: brk, After: cfg.LeaderReleaseAfter, Clock: clk,
+			Interval: min(cfg.LeaderReleaseAfter/4, time.Second), GiveUp: o.giveUp}
+		if err := mgr.Add(releaser); err != nil {
+			return nil, fmt.Errorf("adding the leadership releaser: %w", err)
+		}
 	}
 
 	wake := make(chan event.GenericEvent, cfg.RequestBufferSize)
@@ -97,6 +134,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 		APIReader:    mgr.GetAPIReader(),
 		Orchestrator: orch,
 		Wake:         wake,
+		Breaker:      brk,
 	}
 	if err := reconciler.SetupWithManager(mgr, cfg.WorkerCount); err != nil {
 		return nil, fmt.Errorf("setting up the lock controller: %w", err)
