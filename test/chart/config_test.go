@@ -90,6 +90,10 @@ config:
   default_ttl: 6h
   max_queue_length: 0
   deadlock_check_interval: 5s
+  breaker_failure_threshold: 10
+  breaker_open_timeout: 2s
+  breaker_max_open_timeout: 1m
+  leader_release_after: 5m
   audit_log: /var/log/atlantis-lock-operator/audit.jsonl
   webhooks:
   - url: https://hooks.example.com/atlantis-locks
@@ -130,7 +134,12 @@ func TestConfigAllKeys(t *testing.T) {
 		DefaultTTL:            6 * time.Hour,
 		MaxQueueLength:        0,
 		DeadlockCheckInterval: 5 * time.Second,
-		AuditLog:              "/var/log/atlantis-lock-operator/audit.jsonl",
+
+		BreakerFailureThreshold: 10,
+		BreakerOpenTimeout:      2 * time.Second,
+		BreakerMaxOpenTimeout:   time.Minute,
+		LeaderReleaseAfter:      5 * time.Minute,
+		AuditLog:                "/var/log/atlantis-lock-operator/audit.jsonl",
 		Webhooks: []config.Webhook{
 			{
 				URL:        "https://hooks.example.com/atlantis-locks",

@@ -155,6 +155,12 @@ func (f *faultSuite) startFaultProxy(t *testing.T) (*faultproxy.Proxy, string) {
 // election Lease) and starts two that run as run says, as the chart's two
 // replicas, the first of which leads.
 func (f *faultSuite) useManagers(t *testing.T, run managerRun) {
+	f.useManagerPair(t, run, run)
+}
+
+// useManagerPair is useManagers with a leader that runs as run says and a standby
+// that runs as standby says. Replacements of exited managers run as run says.
+func (f *faultSuite) useManagerPair(t *testing.T, run, standby managerRun) {
 	t.Helper()
 	ctx := t.Context()
 	f.mu.Lock()
@@ -176,7 +182,9 @@ func (f *faultSuite) useManagers(t *testing.T, run managerRun) {
 		st, err := first.status(ctx)
 		return err == nil && st.Leader, nil
 	})
+	f.run = standby
 	second := f.addManager(t)
+	f.run = run
 	eventually(ctx, t, second.name+" is ready", second.ready)
 	t.Logf("%s and %s up, %s leading, in %s", first.name, second.name, first.name, since(start))
 }
@@ -251,11 +259,17 @@ func (f *faultSuite) waitLeader(ctx context.Context, t *testing.T) *manager {
 // deciding, and its pod restarts.
 const leaderLost = "leader election lost"
 
+// leaderGaveUp is what a leader logs when its circuit breaker stayed open for
+// leader_release_after: it releases the election Lease and exits, so that its pod
+// restarts as a standby.
+const leaderGaveUp = "giving up leadership"
+
 // replaceExited replaces every current manager that exited by itself with a new
 // one of the same configuration, as the kubelet restarts a pod's container, and
 // returns the names of those replaced. Only a leader's exit after losing its
-// election (an API server unreachable for longer than the renew deadline) is an
-// expected outcome of a fault; any other exit fails the test.
+// election (an API server unreachable for longer than the renew deadline) or after
+// giving it up (its circuit breaker open for leader_release_after) is an expected
+// outcome of a fault; any other exit fails the test.
 func (f *faultSuite) replaceExited(t *testing.T) []string {
 	t.Helper()
 	f.mu.Lock()
@@ -270,13 +284,18 @@ func (f *faultSuite) replaceExited(t *testing.T) []string {
 	f.mu.Unlock()
 	var names []string
 	for _, m := range exited {
-		if !strings.Contains(m.logTail(20), leaderLost) {
+		why := leaderLost
+		switch tail := m.logTail(20); {
+		case strings.Contains(tail, leaderLost):
+		case strings.Contains(tail, leaderGaveUp):
+			why = leaderGaveUp
+		default:
 			t.Fatalf("%v", m.exited())
 		}
 		// Gone for good, as a killed one: stop has nothing left to do.
 		m.stopped = true
 		n := f.addManager(t)
-		names = append(names, fmt.Sprintf("%s (exit code %d: %s) by %s", m.name, m.proc.ExitCode(), leaderLost, n.name))
+		names = append(names, fmt.Sprintf("%s (exit code %d: %s) by %s", m.name, m.proc.ExitCode(), why, n.name))
 	}
 	return names
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,6 +60,7 @@ func TestFaults(t *testing.T) {
 		{"event buffer of one", f.testEventBufferOfOne},
 		{"Leases of held keys deleted", f.testLostLeases},
 		{"namespace deleted under traffic", f.testNamespaceDeleted},
+		{"the leader's decisions fail: it gives up", f.testLeaderGivesUp},
 	})
 }
 
@@ -431,4 +433,79 @@ func (f *faultSuite) testEventBufferOfOne(t *testing.T) {
 	below, total := sp.below("event_bus", func(sc scrape) bool { return sc.manager == leader && sc.at.Before(faultEnd) })
 	t.Logf("FAULT event buffer of one: %d grants, %v lock_acquired events counted, %v events dropped; lowest event_bus %v (/status %d), below %d in %d of the leader's %d scrapes during the traffic; all components healthy checked %s after the traffic ended",
 		res.Grants, acquired, dropped, low.metric, low.status, healthy, below, total, healthyAt.Sub(faultEnd).Round(time.Millisecond))
+}
+
+// testLeaderGivesUp puts the fault proxy between the leader only and the API server
+// and answers every write of the leader in the traffic's namespace (Leases,
+// LockRequests, ProjectLocks) with 500, while its election Lease renewals and the
+// standby's calls go through: a replica whose decisions the API server fails while it
+// keeps its leadership. The leader's circuit breaker must open (kubernetes_backend 0,
+// atlantis_backend_circuit_state 2), and after leader_release_after the leader must
+// give up: release the election Lease and exit, so that the standby takes over and
+// serves the hand-offs. No key may be held twice, and nothing may be lost.
+func (f *faultSuite) testLeaderGivesUp(t *testing.T) {
+	ctx := t.Context()
+	const ns = "fault-one-replica"
+	const releaseAfter = 3 * time.Second
+	proxy, kubeconfig := f.startFaultProxy(t)
+	leaderRun := f.suite.run
+	leaderRun.configFile = f.writeConfig(t, "faults-breaker", map[string]any{
+		"breaker_failure_threshold": 3, "breaker_open_timeout": "200ms", "breaker_max_open_timeout": "1s",
+		"leader_release_after": releaseAfter.String(),
+	})
+	standbyRun := leaderRun
+	leaderRun.kubeconfig = kubeconfig
+	f.useManagerPair(t, leaderRun, standbyRun)
+	leader := f.waitLeader(ctx, t)
+	holders := f.watchHolders(t)
+	sp := f.startSampler(t)
+	tr := f.startTraffic(t, ns)
+	tr.waitGrants(ctx, t, grantsBefore, tr.start, "before the fault")
+
+	old := holders.last().holder
+	writes := []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	inNamespace := regexp.MustCompile(`^/apis/[^/]+/[^/]+/namespaces/` + ns + `/`)
+	faultStart := time.Now()
+	proxy.SetRules(faultproxy.Rule{Methods: writes, Path: inNamespace, Status: http.StatusInternalServerError, Every: 1})
+	takeover := holders.waitHolder(ctx, t, old)
+	eventually(ctx, t, leader.name+" exits", func(context.Context) (bool, error) { return leader.exited() != nil, nil })
+	if tail := leader.logTail(20); !strings.Contains(tail, leaderGaveUp) {
+		t.Fatalf("%s exited (%v) without giving up leadership; its log ends:\n%s", leader.name, leader.exited(), tail)
+	}
+	exitCode := leader.proc.ExitCode()
+	tr.waitGrants(ctx, t, grantsAfter, takeover.seen, "after the standby took over")
+	proxy.SetRules()
+	replaced := f.replaceExited(t)
+	newLeader := f.checkHealthy(ctx, t, "kubernetes_backend")
+	res := f.finish(t, tr)
+	sp.stop()
+
+	if newLeader == leader {
+		t.Fatalf("%s leads again", leader.name)
+	}
+	byNewLeader := grantsSince(tr, takeover.resourceVersion)
+	if byNewLeader == 0 {
+		t.Errorf("no grant by %s after it took over", newLeader.name)
+	}
+	if exitCode != 1 {
+		t.Errorf("%s exited with code %d after giving up, want 1 (so that its pod restarts)", leader.name, exitCode)
+	}
+	ofLeader := func(sc scrape) bool { return sc.manager == leader && sc.at.After(faultStart) }
+	low := f.checkWentDown(t, sp, "kubernetes_backend", ofLeader, leader.name)
+	var openAt time.Time
+	for _, sc := range sp.all() {
+		if v, _ := sc.metrics.value("atlantis_backend_circuit_state"); ofLeader(sc) && v == 2 && openAt.IsZero() {
+			openAt = sc.at
+		}
+	}
+	if openAt.IsZero() {
+		t.Errorf("%s's atlantis_backend_circuit_state never read 2 (open) during the fault", leader.name)
+	}
+	f.checkSurvivorMetrics(ctx, t, newLeader, byNewLeader)
+	first := tr.firstGrantSince(takeover.resourceVersion)
+	t.Logf("FAULT the leader's decisions fail (500 on its writes only): circuit open %s after the fault began (first scrape reading 2), lowest kubernetes_backend %v (/status %d); "+
+		"the election Lease passed to %s %s after the fault began (leader_release_after %s), %s exited with code %d, the new leader's first grant %s after the takeover; "+
+		"%d writes answered 500, %d forwarded; replaced: %v; longest time without a grant %s; %d grants, %d by the new leader",
+		after(faultStart, openAt), low.metric, low.status, newLeader.name, takeover.seen.Sub(faultStart).Round(time.Millisecond), releaseAfter,
+		leader.name, exitCode, after(takeover.seen, first), proxy.Injected(), proxy.Passed(), replaced, tr.longestGap().Round(time.Millisecond), res.Grants, byNewLeader)
 }

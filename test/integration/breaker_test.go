@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/apicalls"
@@ -165,7 +167,20 @@ func TestBreakerPausesDecisionsWhileTheAPIServerFailsThem(t *testing.T) {
 		t.Errorf("no backend_error event with reason %s for the failed writes outside the orchestrator (events: %v)",
 			operator.ReasonAPICallFailed, failed.all())
 	}
+	// Released while this operator runs, so that no other test's operator does it:
+	// the request can go before its release (it was deleted before the operator
+	// added its finalizer), so wait for the lock's objects too.
 	must(t, deleteRequest(ctx, ns, "waiter"))
+	if _, err := w.waitFor(ctx, "waiter", isGone); err != nil {
+		t.Fatal(err)
+	}
+	poll(ctx, t, "no ProjectLock and no Lease left", func() bool {
+		var pls lockingv1alpha1.ProjectLockList
+		var leases coordinationv1.LeaseList
+		must(t, env.Client.List(ctx, &pls, client.InNamespace(ns)))
+		must(t, env.Client.List(ctx, &leases, client.InNamespace(ns)))
+		return len(pls.Items) == 0 && len(leases.Items) == 0
+	})
 }
 
 // eventLog collects the events of a bus subscription.
