@@ -19,9 +19,11 @@ RUN_ARGS ?= --dev
 
 # Go modules nested in this repository that `go ... ./...` at the root does not enter:
 # pkg/atlantis imports Atlantis, whose large dependency tree must stay out of the
-# operator's module (see pkg/atlantis/doc.go). fmt, vet, lint and test run in each.
+# operator's module (see pkg/atlantis/doc.go); cmd/redis-gateway (the Redis-protocol
+# gateway for unmodified Atlantis) imports pkg/atlantis, and its tests Atlantis's
+# Redis backend and miniredis. fmt, vet, lint and test run in each.
 # After a change to the root go.mod, run `go mod tidy` in each of them too.
-NESTED_MODULES := pkg/atlantis
+NESTED_MODULES := pkg/atlantis cmd/redis-gateway
 # in_nested runs a command in every nested module.
 in_nested = for m in $(NESTED_MODULES); do (cd $$m && $(1)) || exit 1; done
 
@@ -110,9 +112,10 @@ cover: tools ## Run the tests with a coverage report in bin/cover.out.
 ##@ Build
 
 .PHONY: build
-build: manifests generate ## Build the manager and the kubectl plugin (bin/kubectl-lock) into bin/.
+build: manifests generate ## Build the manager, the kubectl plugin (bin/kubectl-lock) and the Redis gateway (bin/redis-gateway) into bin/.
 	$(GO) build -o $(LOCALBIN)/manager ./cmd
 	$(GO) build -o $(LOCALBIN)/kubectl-lock ./cmd/kubectl-lock
+	cd cmd/redis-gateway && $(GO) build -o $(LOCALBIN)/redis-gateway .
 
 # The manager image in config/manager/manager.yaml, replaced by IMG in dist/install.yaml.
 INSTALLER_IMAGE_PLACEHOLDER := controller:latest
