@@ -47,7 +47,11 @@ type flags struct {
 	allowUnauthenticatedNonLoopback bool
 }
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run runs the gateway until SIGINT or SIGTERM and returns the exit code: 2 for a
+// bad command line, 1 for a failure.
+func run() int {
 	var f flags
 	flag.StringVar(&f.listen, "listen", "127.0.0.1:6379", "Address of the Redis-protocol listener (Atlantis's --redis-host and --redis-port). The default serves only the pod itself (sidecar); any other address needs --password-file (or $"+passwordEnv+") unless --allow-unauthenticated.")
 	flag.StringVar(&f.httpAddr, "http-address", ":9121", "Address of /metrics, /healthz and /readyz.")
@@ -70,40 +74,41 @@ func main() {
 	cfg, err := f.config(os.ReadFile, os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "redis-gateway:", err)
-		os.Exit(2)
+		return 2
 	}
 	rc, err := ctrl.GetConfig()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "redis-gateway: no Kubernetes configuration (in-cluster, --kubeconfig or $KUBECONFIG):", err)
-		os.Exit(2)
+		return 2
 	}
 	g, err := gateway.New(rc, cfg, clock.RealClock{}, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "redis-gateway:", err)
-		os.Exit(1)
+		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := g.Ready(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "redis-gateway: the API server does not let this gateway work:", err)
-		os.Exit(1)
+		return 1
 	}
 	redisLn, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "redis-gateway: --listen %s: %v\n", f.listen, err)
-		os.Exit(1)
+		return 1
 	}
 	httpLn, err := net.Listen("tcp", f.httpAddr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "redis-gateway: --http-address %s: %v\n", f.httpAddr, err)
-		os.Exit(1)
+		return 1
 	}
 	log.Info("serving", "listen", redisLn.Addr().String(), "http", httpLn.Addr().String(),
 		"namespace", cfg.Namespace, "storeNamespace", cfg.StoreNamespace, "tls", cfg.TLS != nil, "auth", cfg.Password != "")
 	if err := g.Run(ctx, redisLn, httpLn); err != nil {
 		log.Error(err, "stopped")
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 // config checks the flags and turns them into the gateway's configuration; every
@@ -121,7 +126,7 @@ func (f *flags) config(readFile func(string) ([]byte, error), getenv func(string
 	if cfg.Namespace == "" {
 		ns, err := readFile(serviceAccountNamespaceFile)
 		if err != nil {
-			return cfg, fmt.Errorf("--namespace is empty and the pod's namespace is unknown (%v)", err)
+			return cfg, fmt.Errorf("--namespace is empty and the pod's namespace is unknown: %w", err)
 		}
 		cfg.Namespace = strings.TrimSpace(string(ns))
 	}

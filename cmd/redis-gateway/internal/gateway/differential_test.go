@@ -208,7 +208,7 @@ func stripped(l models.ProjectLock) (models.ProjectLock, bool) {
 // lock, which neither side read back.
 func (o op) expected(a answer) (answer, int) {
 	n := 0
-	if a.Lock != nil && !(o.method == "TryLock" && a.Acquired) {
+	if a.Lock != nil && (o.method != "TryLock" || !a.Acquired) {
 		l, changed := stripped(*a.Lock)
 		a.Lock = &l
 		if changed {

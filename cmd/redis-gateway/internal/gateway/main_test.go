@@ -119,6 +119,12 @@ func (r *running) redisDB(t testing.TB, password string) *atlantisredis.RedisDB 
 func newMiniredis(t testing.TB) (*miniredis.Miniredis, *atlantisredis.RedisDB) {
 	t.Helper()
 	mr := miniredis.RunT(t)
+	return mr, connectMiniredis(t, mr)
+}
+
+// connectMiniredis connects one more Atlantis Redis backend to mr.
+func connectMiniredis(t testing.TB, mr *miniredis.Miniredis) *atlantisredis.RedisDB {
+	t.Helper()
 	host, portText, err := net.SplitHostPort(mr.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +138,7 @@ func newMiniredis(t testing.TB) (*miniredis.Miniredis, *atlantisredis.RedisDB) {
 		t.Fatalf("Atlantis's redis.New against miniredis: %v", err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	return mr, db
+	return db
 }
 
 // errorText is err's text, "" for nil, for messages.
@@ -142,4 +148,3 @@ func errorText(err error) string {
 	}
 	return err.Error()
 }
-

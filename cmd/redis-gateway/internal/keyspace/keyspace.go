@@ -316,10 +316,8 @@ func (s *Space) Eval(_ context.Context, script string, keys, args []string) ([]b
 	if k != lockKey {
 		return nil, false, resp.Errorf(resp.KindBadKey, "the unlock-if-owned-by-pull script runs on lock keys (%s...), not on '%s'", LockPrefix, keys[0])
 	}
-	// The script compares with Lua's tonumber: an argument that is not a number
-	// matches no pull.
-	pull, err := strconv.Atoi(strings.TrimSpace(args[0]))
-	if err != nil {
+	pull, ok := luaNumber(args[0])
+	if !ok {
 		return nil, false, nil
 	}
 	lock, err := s.locker.GetLock(strings.TrimPrefix(keys[0], LockPrefix))
@@ -331,6 +329,13 @@ func (s *Space) Eval(_ context.Context, script string, keys, args []string) ([]b
 		return nil, false, err
 	}
 	return marshal(released)
+}
+
+// luaNumber reads a script argument as the script's Lua tonumber does for a pull
+// number; an argument that is not a number matches no pull.
+func luaNumber(s string) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	return n, err == nil
 }
 
 // fixedClock is a clock that always reads one time: the time of the lock that
