@@ -92,8 +92,10 @@ E2E_TIMEOUT ?= 15m
 E2E_FUZZTIME ?= 10s
 
 .PHONY: test-e2e
-test-e2e: tools build ## Run the end-to-end tests (test/e2e: helm install, two managers as the chart's ServiceAccount, kubectl, lock clients across a leader failover, uninstall; the fault tests), then the bad-input tests (hostile LockRequests, floods, the chart's Atlantis RBAC) and every fuzz target for E2E_FUZZTIME.
+test-e2e: tools build ## Run the end-to-end tests (test/e2e: helm install, two managers as the chart's ServiceAccount, kubectl, lock clients across a leader failover, uninstall; the fault tests; an unmodified Atlantis on the Redis gateway), then the bad-input tests (hostile LockRequests, floods, the chart's Atlantis RBAC) and every fuzz target for E2E_FUZZTIME.
 	$(GO) test -tags e2e $(GOTEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/e2e/...
+	@# An unmodified Atlantis (bin/atlantis) on the Redis gateway (bin/redis-gateway).
+	cd cmd/redis-gateway && $(GO) test -tags e2e $(GOTEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/e2e/...
 	$(GO) test -tags e2e $(GOTEST_FLAGS) -timeout $(E2E_TIMEOUT) ./test/apivalidation/...
 	$(MAKE) fuzz FUZZTIME=$(E2E_FUZZTIME)
 
@@ -160,7 +162,7 @@ soak: tools build ## Run mixed lock traffic through pkg/lockclient for DURATION 
 ##@ Tools
 
 .PHONY: tools
-tools: $(TOOL_BINS) ## Build every tool pinned in hack/tools/go.mod into bin/ (skipped when up to date).
+tools: $(TOOL_BINS) $(LOCALBIN)/atlantis ## Build every tool pinned in hack/tools/go.mod, and the unmodified Atlantis server of hack/tools/atlantis/go.mod, into bin/ (skipped when up to date).
 
 # One `go install` for all tools: they share most of their packages, so building them
 # together is much faster than one by one. It runs again only when the pins change.
@@ -168,6 +170,15 @@ $(TOOL_BINS) &: $(TOOLS_SRC)
 	@mkdir -p $(LOCALBIN)
 	cd hack/tools && GOBIN=$(LOCALBIN) $(GO) install tool
 	@touch $(TOOL_BINS)
+
+# The Atlantis server (github.com/runatlantis/atlantis, pinned in a module of its own so
+# that its dependencies do not move the Kubernetes tools' versions) for the Redis
+# gateway's end-to-end test: an unmodified Atlantis pointed at the gateway.
+ATLANTIS_TOOL_SRC := hack/tools/atlantis/go.mod hack/tools/atlantis/go.sum
+$(LOCALBIN)/atlantis: $(ATLANTIS_TOOL_SRC)
+	@mkdir -p $(LOCALBIN)
+	cd hack/tools/atlantis && GOBIN=$(LOCALBIN) $(GO) install tool
+	@touch $@
 
 .PHONY: clean
 clean: ## Remove bin/ (tools, binaries and local cluster state) and dist/.

@@ -5,7 +5,6 @@ import (
 	"crypto/sha1" //nolint:gosec // Redis's script digest
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/keyspace"
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/kv"
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/resp"
+	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/test/httpcheck"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
 )
 
@@ -327,17 +327,5 @@ func TestAuthMetricsHealth(t *testing.T) {
 
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
-	res, err := http.Get(url) //nolint:noctx // a test's loopback request
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = res.Body.Close() }()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.StatusCode != http.StatusOK {
-		t.Errorf("GET %s: %s: %s", url, res.Status, data)
-	}
-	return string(data)
+	return httpcheck.Do(context.Background(), t, http.DefaultClient, http.MethodGet, url, http.StatusOK)
 }
