@@ -132,7 +132,8 @@ func (r *scriptRecorder) Eval(_ context.Context, script string, _, _ []string) (
 	return nil, false, nil
 }
 
-// TestLockSetSemantics: a SET of a held key is a grant only for its owner.
+// TestLockSetSemantics: a SET of a held key is a grant only for its owner; the
+// same for the global apply lock, which has no owner.
 func TestLockSetSemantics(t *testing.T) {
 	ns := newNamespace(t)
 	gw := startGateway(t, ns, nil)
@@ -153,6 +154,26 @@ func TestLockSetSemantics(t *testing.T) {
 	if got := errorText(err); !strings.HasPrefix(got, want) {
 		t.Errorf("SET by another pull: %q, want %q", got, want)
 	}
+	// The global apply lock: a SET while held is refused too (Redis would
+	// overwrite it), and a DEL releases it.
+	apply := `{"LockMetadata":{"UnixTime":1800000000},"CommandName":0}`
+	if err := c.Set(ctx, keyspace.ApplyLockKey, apply, 0).Err(); err != nil {
+		t.Fatalf("SET of the free apply lock: %v", err)
+	}
+	if got, err := c.Get(ctx, keyspace.ApplyLockKey).Result(); err != nil || got != apply {
+		t.Errorf("GET of the apply lock = %s, %v; want %s", got, err, apply)
+	}
+	err = c.Set(ctx, keyspace.ApplyLockKey, apply, 0).Err()
+	if got := errorText(err); !strings.HasPrefix(got, "LOCKED key 'global/apply/lock': the global apply lock already exists (since 2027-01-15T08:00:00Z)") {
+		t.Errorf("SET of the held apply lock: %q", got)
+	}
+	if n, err := c.Del(ctx, keyspace.ApplyLockKey).Result(); err != nil || n != 1 {
+		t.Errorf("DEL of the apply lock = %d, %v", n, err)
+	}
+	if n, err := c.Del(ctx, keyspace.ApplyLockKey).Result(); err != nil || n != 0 {
+		t.Errorf("DEL of the free apply lock = %d, %v", n, err)
+	}
+
 	var lrs lockingv1alpha1.LockRequestList
 	if err := env.Client.List(ctx, &lrs, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)

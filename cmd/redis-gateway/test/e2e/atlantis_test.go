@@ -117,6 +117,9 @@ spec:
 			}
 		}
 		body := e.get(ctx, t, atlantisURL+"/api/locks")
+		// For docs/usage.md: what a person sees on both sides.
+		t.Logf("kubectl -n %s get projectlocks:\n%s", atlantisNS, e.run(t, nil, "kubectl", "-n", atlantisNS, "get", "projectlocks"))
+		t.Logf("GET /api/locks: %s", body)
 		if err := json.Unmarshal([]byte(body), &got); err != nil {
 			t.Fatalf("GET /api/locks: %v\n%s", err, body)
 		}
