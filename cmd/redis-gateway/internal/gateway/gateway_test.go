@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"crypto/sha1" //nolint:gosec // Redis's script digest
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"net"
@@ -26,6 +27,7 @@ import (
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/kv"
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/resp"
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/test/httpcheck"
+	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/test/testcert"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
 )
 
@@ -349,4 +351,53 @@ func TestAuthMetricsHealth(t *testing.T) {
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
 	return httpcheck.Do(context.Background(), t, http.DefaultClient, http.MethodGet, url, http.StatusOK)
+}
+
+// TestAtlantisHandshakeTLSPasswordDB: Atlantis's RedisDB as --redis-tls-enabled
+// --redis-insecure-skip-verify --redis-password --redis-db=3 make it (HELLO 3 with
+// AUTH over TLS, then SELECT 3), against a gateway with TLS, a password and DB 3;
+// and what it says when one of them does not match.
+func TestAtlantisHandshakeTLSPasswordDB(t *testing.T) {
+	ns := newNamespace(t)
+	cert, _ := testcert.New(t)
+	gw := startGateway(t, ns, func(c *gateway.Config) {
+		c.Password, c.DB = "s3cret", 3
+		c.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	})
+	db, err := atlantisredis.New(gw.host, gw.port, "s3cret", true, true, 3)
+	if err != nil {
+		t.Fatalf("redis.New with TLS, password and DB 3: %v", err)
+	}
+	defer func() { _ = db.Close() }()
+	p := models.NewProject("acme/infra", ".", "")
+	ok, _, err := db.TryLock(models.ProjectLock{Project: p, Workspace: "default", Pull: pullRequest("acme/infra", 3, "abc"),
+		User: models.User{Username: "alice"}, Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)})
+	if err != nil || !ok {
+		t.Fatalf("TryLock over TLS: %v, %v", ok, err)
+	}
+	if lock, err := db.GetLock(p, "default"); err != nil || lock == nil || lock.Pull.Num != 3 {
+		t.Errorf("GetLock over TLS: %+v, %v", lock, err)
+	}
+	for _, tc := range []struct {
+		name     string
+		password string
+		tls      bool
+		db       int
+		want     string
+	}{
+		{"wrong password", "wrong", true, 3, "WRONGPASS"},
+		{"another DB", "s3cret", true, 2, "DB index 2: this gateway serves only DB 3"},
+		{"no TLS", "s3cret", false, 3, "failed to connect to redis"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, err := atlantisredis.New(gw.host, gw.port, tc.password, tc.tls, true, tc.db)
+			if err == nil {
+				_ = db.Close()
+				t.Fatalf("redis.New succeeded, want an error containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("redis.New: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
 }

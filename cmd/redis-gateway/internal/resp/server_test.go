@@ -2,14 +2,8 @@ package resp_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"slices"
 	"sort"
@@ -24,6 +18,7 @@ import (
 
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/keyspace"
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/resp"
+	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/test/testcert"
 )
 
 // memory is a Backend in a map, with a gate that can hold Set calls.
@@ -303,7 +298,7 @@ func TestDataCommands(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
+	cert, pool := testcert.New(t)
 	_, addr := serve(t, newMemory(), resp.Config{}, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})
 	ctx := context.Background()
 	// As Atlantis with --redis-tls-enabled (and the gateway's CA trusted).
@@ -369,29 +364,4 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// selfSigned returns a certificate for localhost and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Unix(0, 0), NotAfter: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
