@@ -132,8 +132,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // conn is the state of one client connection.
 type conn struct {
-	id       int64
-	authed   bool
+	id     int64
+	authed bool
+	// selected is whether the connection is on the served database: from the
+	// start when that is 0 (a Redis connection starts on database 0), else once
+	// SELECT chose it.
+	selected bool
 	protocol int // 2 or 3
 	name     string
 	libName  string
@@ -141,7 +145,7 @@ type conn struct {
 }
 
 func (s *Server) accept(c redcon.Conn) bool {
-	c.SetContext(&conn{id: s.nextID.Add(1), authed: s.cfg.Password == "", protocol: 2})
+	c.SetContext(&conn{id: s.nextID.Add(1), authed: s.cfg.Password == "", selected: s.cfg.DB == 0, protocol: 2})
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.Connections(+1)
 	}
@@ -196,22 +200,26 @@ type handler func(ctx context.Context, w writer, args []string) error
 
 // commands are the commands the server serves, by lower-case name, with the least
 // and most number of arguments after the name (-1: any number).
-var commands = map[string]struct {
-	min, max int
+var commands = map[string]command{
+	"hello":  {min: 0, max: 6, noAuth: true, run: func(s *Server) handler { return s.hello }},
+	"auth":   {min: 1, max: 2, noAuth: true, run: func(s *Server) handler { return s.auth }},
+	"quit":   {min: 0, max: 0, noAuth: true, run: func(s *Server) handler { return s.quit }},
+	"ping":   {min: 0, max: 1, run: func(s *Server) handler { return s.ping }},
+	"select": {min: 1, max: 1, run: func(s *Server) handler { return s.selectDB }},
+	"client": {min: 1, max: -1, run: func(s *Server) handler { return s.client }},
+	"get":    {min: 1, max: 1, data: true, run: func(s *Server) handler { return s.get }},
+	"set":    {min: 2, max: -1, data: true, run: func(s *Server) handler { return s.set }},
+	"del":    {min: 1, max: -1, data: true, run: func(s *Server) handler { return s.del }},
+	"scan":   {min: 1, max: -1, data: true, run: func(s *Server) handler { return s.scan }},
+	"eval":   {min: 2, max: -1, data: true, run: func(s *Server) handler { return s.eval }},
+}
+
+// command is what the server knows of a command.
+type command struct {
+	min, max int  // arguments after the name; max -1: any number
 	noAuth   bool // allowed before authentication
+	data     bool // reads or writes keys, so needs the served database selected
 	run      func(s *Server) handler
-}{
-	"hello":  {0, 6, true, func(s *Server) handler { return s.hello }},
-	"auth":   {1, 2, true, func(s *Server) handler { return s.auth }},
-	"quit":   {0, 0, true, func(s *Server) handler { return s.quit }},
-	"ping":   {0, 1, false, func(s *Server) handler { return s.ping }},
-	"select": {1, 1, false, func(s *Server) handler { return s.selectDB }},
-	"client": {1, -1, false, func(s *Server) handler { return s.client }},
-	"get":    {1, 1, false, func(s *Server) handler { return s.get }},
-	"set":    {2, -1, false, func(s *Server) handler { return s.set }},
-	"del":    {1, -1, false, func(s *Server) handler { return s.del }},
-	"scan":   {1, -1, false, func(s *Server) handler { return s.scan }},
-	"eval":   {2, -1, false, func(s *Server) handler { return s.eval }},
 }
 
 func (s *Server) handle(c redcon.Conn, cmd redcon.Command) {
@@ -239,23 +247,28 @@ func (s *Server) handle(c redcon.Conn, cmd redcon.Command) {
 	defer s.inflight.Done()
 
 	start := s.cfg.Clock.Now()
-	err := s.run(w, name, args[1:], spec.min, spec.max, spec.noAuth, known, spec.run)
+	err := s.run(w, name, args[1:], spec, known)
 	s.finish(w, metricName, s.cfg.Clock.Since(start), err)
 }
 
-// run checks a command's name, arguments and authentication, then runs it.
-func (s *Server) run(w writer, name string, args []string, minArgs, maxArgs int, noAuth, known bool, run func(*Server) handler) error {
+// run checks a command's name, arguments, authentication and database, then runs
+// it.
+func (s *Server) run(w writer, name string, args []string, cmd command, known bool) error {
 	switch {
 	case !known:
 		return Errorf(KindUnknownCommand, "unknown command '%s', with args beginning with: %s; this gateway serves only what Atlantis's Redis backend sends (GET, SET, DEL, SCAN, EVAL, PING and the connection handshake)", name, quoteArgs(args))
-	case !w.st.authed && !noAuth:
+	case !w.st.authed && !cmd.noAuth:
 		return &Error{Code: CodeNoAuth, Kind: KindAuth, Msg: "Authentication required."}
-	case len(args) < minArgs || (maxArgs >= 0 && len(args) > maxArgs):
+	case len(args) < cmd.min || (cmd.max >= 0 && len(args) > cmd.max):
 		return Errorf(KindSyntax, "wrong number of arguments for '%s' command", name)
+	case cmd.data && !w.st.selected:
+		// A connection starts on database 0, which this gateway does not serve:
+		// Atlantis without --redis-db would write where it does not mean to.
+		return Errorf(KindSyntax, "this gateway serves only DB %d (its --redis-db flag), and this connection is on DB 0: give Atlantis --redis-db=%d", s.cfg.DB, s.cfg.DB)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommandTimeout)
 	defer cancel()
-	return run(s)(ctx, w, args)
+	return cmd.run(s)(ctx, w, args)
 }
 
 // finish writes err's reply, if any, and reports the command.
@@ -265,6 +278,11 @@ func (s *Server) finish(w writer, name string, took time.Duration, err error) {
 		var line string
 		line, kind = reply(err)
 		w.WriteError(line)
+		if kind == KindBackend {
+			// The API server failed: what an operator of the gateway must see.
+			// Refusals (locked, bad keys...) are answers, counted in the metrics.
+			s.cfg.Log.Error(err, "command failed", "command", name, "connection", w.st.id)
+		}
 	}
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.Command(name, took, kind)
@@ -400,6 +418,7 @@ func (s *Server) selectDB(_ context.Context, w writer, args []string) error {
 	if db != s.cfg.DB {
 		return Errorf(KindSyntax, "DB index %d: this gateway serves only DB %d (its --redis-db flag); give Atlantis the same --redis-db", db, s.cfg.DB)
 	}
+	w.st.selected = true
 	w.WriteString("OK")
 	return nil
 }

@@ -260,6 +260,25 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// TestDatabaseIndex: a gateway of DB 3 serves data commands only after SELECT 3,
+// since a connection starts on DB 0.
+func TestDatabaseIndex(t *testing.T) {
+	_, addr := serve(t, newMemory(), resp.Config{DB: 3}, nil)
+	ctx := context.Background()
+	unselected := client(t, &redis.Options{Addr: addr, MaxRetries: -1})
+	if err := unselected.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING needs no database: %v", err)
+	}
+	want := "ERR this gateway serves only DB 3 (its --redis-db flag), and this connection is on DB 0: give Atlantis --redis-db=3"
+	if err := unselected.Get(ctx, "k").Err(); errText(err) != want {
+		t.Errorf("GET on DB 0: %v, want %q", err, want)
+	}
+	selected := client(t, &redis.Options{Addr: addr, DB: 3})
+	if err := selected.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Errorf("SET after SELECT 3: %v", err)
+	}
+}
+
 func TestDataCommands(t *testing.T) {
 	m := newMemory()
 	_, addr := serve(t, m, resp.Config{}, nil)
