@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
@@ -63,6 +64,7 @@ type Config struct {
 type Gateway struct {
 	cfg      Config
 	client   client.WithWatch
+	cache    cache.Cache
 	server   *resp.Server
 	Space    *keyspace.Space
 	registry *prometheus.Registry
@@ -87,8 +89,20 @@ func New(rc *rest.Config, cfg Config, clk clock.PassiveClock, log logr.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("registering the metrics: %w", err)
 	}
+	// The watch cache of the namespace's LockRequests, for the fast read path of
+	// lock keys (keyspace/read.go), which checks every answer against the API
+	// server. Run starts it.
+	lrCache, err := cache.New(rc, cache.Options{
+		Scheme:                      kc.Scheme(),
+		DefaultNamespaces:           map[string]cache.Config{cfg.Namespace: {}},
+		ReaderFailOnMissingInformer: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the LockRequest cache: %w", err)
+	}
 	lc := lockclient.New(kc, cfg.Namespace, lockclient.WithFieldManager(FieldManager))
-	space := keyspace.New(lc, kv.New(kc, cfg.StoreNamespace), atlantis.WithCallTimeout(cfg.CommandTimeout))
+	fast := &keyspace.Fast{Cached: lrCache, Direct: kc, Namespace: cfg.Namespace}
+	space := keyspace.New(lc, kv.New(kc, cfg.StoreNamespace), fast, atlantis.WithCallTimeout(cfg.CommandTimeout))
 	server := resp.New(space, resp.Config{
 		Username:       cfg.Username,
 		Password:       cfg.Password,
@@ -99,7 +113,7 @@ func New(rc *rest.Config, cfg Config, clk clock.PassiveClock, log logr.Logger) (
 		Version:        cfg.Version,
 		Log:            log,
 	})
-	return &Gateway{cfg: cfg, client: kc, server: server, Space: space, registry: reg, log: log}, nil
+	return &Gateway{cfg: cfg, client: kc, cache: lrCache, server: server, Space: space, registry: reg, log: log}, nil
 }
 
 // Registry is the gateway's metrics registry.
@@ -111,6 +125,9 @@ func (g *Gateway) Registry() *prometheus.Registry { return g.registry }
 func (g *Gateway) Run(ctx context.Context, redisLn, httpLn net.Listener) error {
 	if g.cfg.TLS != nil {
 		redisLn = tls.NewListener(redisLn, g.cfg.TLS)
+	}
+	if err := g.startCache(ctx); err != nil {
+		return errors.Join(err, redisLn.Close(), httpLn.Close())
 	}
 	hs := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errs := make(chan error, 2)
@@ -133,6 +150,26 @@ func (g *Gateway) Run(ctx context.Context, redisLn, httpLn net.Listener) error {
 	grace, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.ShutdownGrace)
 	defer cancel()
 	return errors.Join(runErr, g.server.Shutdown(grace), hs.Shutdown(grace))
+}
+
+// startCache starts the LockRequest cache and waits (at most CommandTimeout) until
+// it has listed the namespace, so that the first commands already use it.
+func (g *Gateway) startCache(ctx context.Context) error {
+	cacheCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- g.cache.Start(cacheCtx) }()
+	syncCtx, syncCancel := context.WithTimeout(ctx, g.cfg.CommandTimeout)
+	defer syncCancel()
+	if _, err := g.cache.GetInformer(syncCtx, &lockingv1alpha1.LockRequest{}); err != nil {
+		cancel()
+		return errors.Join(fmt.Errorf("watching LockRequests in namespace %s: %w", g.cfg.Namespace, err), <-done)
+	}
+	if !g.cache.WaitForCacheSync(syncCtx) {
+		cancel()
+		return errors.Join(fmt.Errorf("the LockRequest cache of namespace %s did not sync within %s", g.cfg.Namespace, g.cfg.CommandTimeout), <-done)
+	}
+	context.AfterFunc(ctx, cancel)
+	return nil
 }
 
 // Handler serves /metrics, /healthz (the process serves) and /readyz (the API

@@ -60,18 +60,23 @@ const UnlockIfOwnedByPullScriptSHA1 = "c09313c9247bdb6383a96b527fe8492ef19a1eeb"
 type Space struct {
 	client  *lockclient.Client
 	store   *kv.Store
+	fast    *Fast
 	options []atlantis.Option
 	locker  *atlantis.Locker
 	apply   *atlantis.ApplyLocker
 }
 
 // New returns the key space of the locks of c (its namespace) and the plain keys of
-// store. opts configure pkg/atlantis's Locker and ApplyLocker (call timeout, apply
-// lock project); the lock times always come from the values Atlantis writes.
-func New(c *lockclient.Client, store *kv.Store, opts ...atlantis.Option) *Space {
+// store. fast, when not nil, is the fast read path of lock keys (see read.go); nil
+// reads every lock key with pkg/atlantis's full read. opts configure pkg/atlantis's
+// Locker and ApplyLocker (call timeout); the lock times always come from the values
+// Atlantis writes. The global apply lock's project is always
+// atlantis.DefaultApplyLockProject, as Atlantis patched with pkg/atlantis uses it.
+func New(c *lockclient.Client, store *kv.Store, fast *Fast, opts ...atlantis.Option) *Space {
 	return &Space{
 		client:  c,
 		store:   store,
+		fast:    fast,
 		options: opts,
 		locker:  atlantis.NewLocker(c, opts...),
 		apply:   atlantis.NewApplyLocker(c, false, false, opts...),
@@ -120,7 +125,7 @@ func (s *Space) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	}
 	switch k {
 	case lockKey:
-		lock, err := s.locker.GetLock(strings.TrimPrefix(key, LockPrefix))
+		lock, err := s.getLock(ctx, strings.TrimPrefix(key, LockPrefix))
 		if err != nil || lock == nil {
 			return nil, false, err
 		}
@@ -301,7 +306,7 @@ func mayMatchPrefix(pattern, prefix string) bool {
 // lock returned; otherwise nothing changes and the answer is nil. pkg/atlantis
 // releases the holder's own LockRequest by name after checking its pull, so a hold
 // that changed hands in between is never released.
-func (s *Space) Eval(_ context.Context, script string, keys, args []string) ([]byte, bool, error) {
+func (s *Space) Eval(ctx context.Context, script string, keys, args []string) ([]byte, bool, error) {
 	sum := sha1.Sum([]byte(script)) //nolint:gosec // see the import
 	if digest := hex.EncodeToString(sum[:]); digest != UnlockIfOwnedByPullScriptSHA1 {
 		return nil, false, resp.Errorf(resp.KindUnknownCommand, "EVAL of script %s: this gateway runs no Lua, only Atlantis v0.47.1's unlock-if-owned-by-pull script (%s)", digest, UnlockIfOwnedByPullScriptSHA1)
@@ -320,7 +325,7 @@ func (s *Space) Eval(_ context.Context, script string, keys, args []string) ([]b
 	if !ok {
 		return nil, false, nil
 	}
-	lock, err := s.locker.GetLock(strings.TrimPrefix(keys[0], LockPrefix))
+	lock, err := s.getLock(ctx, strings.TrimPrefix(keys[0], LockPrefix))
 	if err != nil || lock == nil {
 		return nil, false, err
 	}

@@ -38,6 +38,9 @@ import (
 type options struct {
 	*benchutil.Flags
 	samples, warmup int
+	// listLocks and listSamples: List (Atlantis's lock list, its index page) is
+	// timed listSamples times with listLocks locks held.
+	listLocks, listSamples int
 }
 
 func main() { benchutil.Main("gateway bench", run) }
@@ -62,11 +65,13 @@ func run(ctx context.Context) (err error) {
 	opts := options{Flags: f}
 	fs.IntVar(&opts.samples, "samples", 300, "measured cycles (TryLock, TryLock held, Unlock) per backend")
 	fs.IntVar(&opts.warmup, "warmup", 20, "unmeasured cycles first, per backend")
+	fs.IntVar(&opts.listLocks, "list-locks", 50, "locks held while List (Atlantis's lock list) is timed")
+	fs.IntVar(&opts.listSamples, "list-samples", 20, "timed List calls per backend")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
-	if opts.samples < 1 || opts.warmup < 0 {
-		return fmt.Errorf("-samples %d and -warmup %d: want at least 1 and 0", opts.samples, opts.warmup)
+	if opts.samples < 1 || opts.warmup < 0 || opts.listLocks < 1 || opts.listSamples < 1 {
+		return fmt.Errorf("-samples %d, -warmup %d, -list-locks %d, -list-samples %d: want at least 1, 0, 1 and 1", opts.samples, opts.warmup, opts.listLocks, opts.listSamples)
 	}
 	res := &results{Run: benchutil.NewRun(opts.Root), Samples: opts.samples}
 
@@ -119,25 +124,36 @@ func run(ctx context.Context) (err error) {
 	}
 	defer func() { _ = theirs.Close() }()
 
-	benchutil.Step("measuring miniredis: %d cycles after %d warm-up cycles", opts.samples, opts.warmup)
-	if res.Miniredis, err = measure(theirs, opts.warmup, opts.samples); err != nil {
-		return fmt.Errorf("miniredis: %w", err)
-	}
-	benchutil.Step("measuring the gateway: %d cycles after %d warm-up cycles", opts.samples, opts.warmup)
-	if res.Gateway, err = measure(ours, opts.warmup, opts.samples); err != nil {
-		return fmt.Errorf("gateway: %w", err)
+	for _, b := range []struct {
+		name string
+		db   *atlantisredis.RedisDB
+		into *map[string]benchutil.Summary
+	}{{"miniredis", theirs, &res.Miniredis}, {"the gateway", ours, &res.Gateway}} {
+		benchutil.Step("measuring %s: %d cycles after %d warm-up cycles, then List with %d locks %d times", b.name, opts.samples, opts.warmup, opts.listLocks, opts.listSamples)
+		if *b.into, err = measure(b.db, opts.warmup, opts.samples); err != nil {
+			return fmt.Errorf("%s: %w", b.name, err)
+		}
+		list, err := measureList(b.db, opts.listLocks, opts.listSamples)
+		if err != nil {
+			return fmt.Errorf("%s: %w", b.name, err)
+		}
+		(*b.into)["List"] = list
 	}
 	res.Finish(nil)
-	for _, call := range []string{"TryLock", "TryLock held", "Unlock"} {
+	for _, call := range []string{"TryLock", "TryLock held", "Unlock", "List"} {
 		g, m := res.Gateway[call], res.Miniredis[call]
+		metric := "gateway " + call + " P50 / P99 (RedisDB)"
+		if call == "List" {
+			metric = fmt.Sprintf("gateway List of %d locks P50 / P99 (RedisDB)", opts.listLocks)
+		}
 		res.Rows = append(res.Rows, benchutil.Row{
-			Metric:   "gateway " + call + " P50 / P99 (RedisDB)",
+			Metric:   metric,
 			Measured: fmt.Sprintf("%.2f / %.2f ms", g.P50MS, g.P99MS),
 			Target:   fmt.Sprintf("%.3f / %.3f ms", m.P50MS, m.P99MS),
 		})
 	}
 	res.PrintHeader(os.Stdout)
-	fmt.Fprintf(os.Stdout, "%d cycles per backend; each cycle: TryLock (free key), TryLock (held by another pull), Unlock\n", opts.samples)
+	fmt.Fprintf(os.Stdout, "%d cycles per backend; each cycle: TryLock (free key), TryLock (held by another pull), Unlock; then %d List calls with %d locks held\n", opts.samples, opts.listSamples, opts.listLocks)
 	if err := benchutil.PrintRows(os.Stdout, "miniredis, same run", res.Rows); err != nil {
 		return err
 	}
@@ -214,4 +230,36 @@ func measure(db *atlantisredis.RedisDB, warmup, samples int) (map[string]benchut
 		out[call] = benchutil.Summarize(d)
 	}
 	return out, nil
+}
+
+// measureList takes n locks (one key each) through db, times List samples times,
+// and releases them again.
+func measureList(db *atlantisredis.RedisDB, n, samples int) (benchutil.Summary, error) {
+	projects := make([]models.Project, n)
+	for i := range projects {
+		projects[i] = models.NewProject("acme/infra", fmt.Sprintf("stacks/s%03d", i), "")
+		ok, _, err := db.TryLock(models.ProjectLock{
+			Project: projects[i], Workspace: "default", User: models.User{Username: "bench"},
+			Pull: models.PullRequest{Num: 1, BaseRepo: models.Repo{FullName: "acme/infra", Owner: "acme", Name: "infra"}},
+			Time: time.Unix(1_800_000_000, 0),
+		})
+		if err != nil || !ok {
+			return benchutil.Summary{}, fmt.Errorf("taking lock %d of %d for List: acquired %t, error %w", i, n, ok, err)
+		}
+	}
+	took := make([]time.Duration, 0, samples)
+	for range samples {
+		start := time.Now()
+		locks, err := db.List()
+		took = append(took, time.Since(start))
+		if err != nil || len(locks) != n {
+			return benchutil.Summary{}, fmt.Errorf("listing the locks: %d, want %d, error %w", len(locks), n, err)
+		}
+	}
+	for _, p := range projects {
+		if _, err := db.Unlock(p, "default"); err != nil {
+			return benchutil.Summary{}, fmt.Errorf("releasing %s after List: %w", p.Path, err)
+		}
+	}
+	return benchutil.Summarize(took), nil
 }
