@@ -77,8 +77,9 @@ func New(rc *rest.Config, cfg Config, clk clock.PassiveClock, log logr.Logger) (
 	if cfg.StoreNamespace == "" {
 		cfg.StoreNamespace = cfg.Namespace
 	}
-	// No cache: every read goes to the API server, so that all gateway replicas
-	// (and a restarted one) answer from the same state.
+	// No cache behind this client: every read and write goes to the API server, so
+	// that all gateway replicas (and a restarted one) answer from the same state.
+	// (The LockRequest cache below only speeds up reads that it checks with it.)
 	kc, err := client.NewWithWatch(rc, client.Options{Scheme: lockclient.NewScheme()})
 	if err != nil {
 		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
