@@ -316,6 +316,32 @@ func TestDataCommands(t *testing.T) {
 	}
 }
 
+// TestOneReplyPerCommand sends every command the server knows, and some it does not,
+// with zero to four arguments of several kinds, each followed by a PING on the same
+// connection: whatever the command answers (a value or an error), it must answer
+// exactly once, or the PING's reply would be out of step.
+func TestOneReplyPerCommand(t *testing.T) {
+	_, addr := serve(t, newMemory(), resp.Config{DB: 0}, nil)
+	ctx := context.Background()
+	c := client(t, &redis.Options{Addr: addr, PoolSize: 1, MaxRetries: -1, Protocol: 3})
+	names := []string{"hello", "auth", "ping", "select", "client", "get", "set", "del", "scan", "eval", "keys", "multi"}
+	values := []string{"0", "3", "-1", "x", "pr/a/b/./default/", "MATCH", "COUNT", "SETINFO", "LIB-NAME", "return KEYS[1]", ""}
+	for _, name := range names {
+		for n := range 5 {
+			for first := range values {
+				args := []any{name}
+				for i := range n {
+					args = append(args, values[(first+i*3)%len(values)])
+				}
+				_ = c.Do(ctx, args...).Err() // any answer, value or error
+				if got, err := c.Ping(ctx).Result(); err != nil || got != "PONG" {
+					t.Fatalf("after %q: PING answered %q, %v: the command did not answer exactly once", args, got, err)
+				}
+			}
+		}
+	}
+}
+
 func TestTLS(t *testing.T) {
 	cert, pool := testcert.New(t)
 	_, addr := serve(t, newMemory(), resp.Config{}, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})

@@ -94,6 +94,9 @@ func TestUnmodifiedAtlantis(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The Deployment-with-a-Service example of docs/redis-gateway.md is valid.
+	e.run(t, nil, "kubectl", "apply", "--dry-run=server", "-f", filepath.Join(root, "docs", "examples", "redis-gateway-deployment.yaml"))
+
 	gwPort, gwHTTP := e.startGateway(ctx, t)
 	atlantisURL := e.startAtlantis(ctx, t, gwPort)
 
