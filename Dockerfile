@@ -1,4 +1,6 @@
-# The manager image: a static binary on distroless, running as the nonroot user.
+# The manager image: static binaries on distroless, running as the nonroot user. It
+# also holds /redis-gateway, the Redis-protocol gateway for unmodified Atlantis
+# (cmd/redis-gateway), which the Atlantis pod runs as a sidecar from this image.
 #   docker build -t ghcr.io/runatlantis/atlantis-lock-operator:dev .
 # (The development machines have no Docker; `make build` builds the same binary.)
 
@@ -10,6 +12,10 @@ WORKDIR /workspace
 # Dependencies first, so that a source change does not download them again.
 COPY go.mod go.sum ./
 RUN go mod download
+# The gateway is a nested module (it imports Atlantis through pkg/atlantis).
+COPY cmd/redis-gateway/go.mod cmd/redis-gateway/go.sum cmd/redis-gateway/
+COPY pkg/atlantis/go.mod pkg/atlantis/go.sum pkg/atlantis/
+RUN cd cmd/redis-gateway && go mod download
 
 COPY api/ api/
 COPY cmd/ cmd/
@@ -20,10 +26,13 @@ COPY pkg/ pkg/
 # for a small, reproducible binary.
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags="-s -w" -o manager ./cmd
+RUN cd cmd/redis-gateway && CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
+    go build -trimpath -ldflags="-s -w" -o /workspace/redis-gateway .
 
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /
 COPY --from=builder /workspace/manager /manager
+COPY --from=builder /workspace/redis-gateway /redis-gateway
 # 65532 is distroless's nonroot user; the chart's pod security context runs it too.
 USER 65532:65532
 ENTRYPOINT ["/manager"]

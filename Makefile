@@ -19,9 +19,11 @@ RUN_ARGS ?= --dev
 
 # Go modules nested in this repository that `go ... ./...` at the root does not enter:
 # pkg/atlantis imports Atlantis, whose large dependency tree must stay out of the
-# operator's module (see pkg/atlantis/doc.go). fmt, vet, lint and test run in each.
+# operator's module (see pkg/atlantis/doc.go); cmd/redis-gateway (the Redis-protocol
+# gateway for unmodified Atlantis) imports pkg/atlantis, and its tests Atlantis's
+# Redis backend and miniredis. fmt, vet, lint and test run in each.
 # After a change to the root go.mod, run `go mod tidy` in each of them too.
-NESTED_MODULES := pkg/atlantis
+NESTED_MODULES := pkg/atlantis cmd/redis-gateway
 # in_nested runs a command in every nested module.
 in_nested = for m in $(NESTED_MODULES); do (cd $$m && $(1)) || exit 1; done
 
@@ -90,8 +92,10 @@ E2E_TIMEOUT ?= 15m
 E2E_FUZZTIME ?= 10s
 
 .PHONY: test-e2e
-test-e2e: tools build ## Run the end-to-end tests (test/e2e: helm install, two managers as the chart's ServiceAccount, kubectl, lock clients across a leader failover, uninstall; the fault tests), then the bad-input tests (hostile LockRequests, floods, the chart's Atlantis RBAC) and every fuzz target for E2E_FUZZTIME.
+test-e2e: tools build ## Run the end-to-end tests (test/e2e: helm install, two managers as the chart's ServiceAccount, kubectl, lock clients across a leader failover, uninstall; the fault tests; an unmodified Atlantis on the Redis gateway), then the bad-input tests (hostile LockRequests, floods, the chart's Atlantis RBAC) and every fuzz target for E2E_FUZZTIME.
 	$(GO) test -tags e2e $(GOTEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/e2e/...
+	@# An unmodified Atlantis (bin/atlantis) on the Redis gateway (bin/redis-gateway).
+	cd cmd/redis-gateway && $(GO) test -tags e2e $(GOTEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/e2e/...
 	$(GO) test -tags e2e $(GOTEST_FLAGS) -timeout $(E2E_TIMEOUT) ./test/apivalidation/...
 	$(MAKE) fuzz FUZZTIME=$(E2E_FUZZTIME)
 
@@ -110,9 +114,10 @@ cover: tools ## Run the tests with a coverage report in bin/cover.out.
 ##@ Build
 
 .PHONY: build
-build: manifests generate ## Build the manager and the kubectl plugin (bin/kubectl-lock) into bin/.
+build: manifests generate ## Build the manager, the kubectl plugin (bin/kubectl-lock) and the Redis gateway (bin/redis-gateway) into bin/.
 	$(GO) build -o $(LOCALBIN)/manager ./cmd
 	$(GO) build -o $(LOCALBIN)/kubectl-lock ./cmd/kubectl-lock
+	cd cmd/redis-gateway && $(GO) build -o $(LOCALBIN)/redis-gateway .
 
 # The manager image in config/manager/manager.yaml, replaced by IMG in dist/install.yaml.
 INSTALLER_IMAGE_PLACEHOLDER := controller:latest
@@ -134,9 +139,14 @@ run: tools build ## Start a local control plane (or use $KUBECONFIG with USE_EXI
 # Flags of test/bench, e.g. BENCH_ARGS="-clients 16 -keys 4 -json bin/bench.json".
 BENCH_ARGS ?=
 
+# Flags of the Redis gateway's benchmark (cmd/redis-gateway/test/bench), e.g.
+# GATEWAY_BENCH_ARGS="-samples 1000 -json bin/bench-gateway.json".
+GATEWAY_BENCH_ARGS ?=
+
 .PHONY: bench
-bench: tools manifests ## Measure the operator against DESIGN's Performance targets on a local control plane (BENCH_ARGS: flags of test/bench).
+bench: tools build ## Measure the operator against DESIGN's Performance targets on a local control plane (BENCH_ARGS: flags of test/bench), then the Redis gateway: TryLock and Unlock through Atlantis's RedisDB beside miniredis (GATEWAY_BENCH_ARGS).
 	$(GO) run ./test/bench $(BENCH_ARGS)
+	cd cmd/redis-gateway && $(GO) run ./test/bench $(GATEWAY_BENCH_ARGS)
 
 # Flags of test/scale, e.g. SCALE_ARGS="-held 3000 -queued 3000 -json bin/scale.json".
 SCALE_ARGS ?=
@@ -157,7 +167,7 @@ soak: tools build ## Run mixed lock traffic through pkg/lockclient for DURATION 
 ##@ Tools
 
 .PHONY: tools
-tools: $(TOOL_BINS) ## Build every tool pinned in hack/tools/go.mod into bin/ (skipped when up to date).
+tools: $(TOOL_BINS) $(LOCALBIN)/atlantis ## Build every tool pinned in hack/tools/go.mod, and the unmodified Atlantis server of hack/tools/atlantis/go.mod, into bin/ (skipped when up to date).
 
 # One `go install` for all tools: they share most of their packages, so building them
 # together is much faster than one by one. It runs again only when the pins change.
@@ -165,6 +175,15 @@ $(TOOL_BINS) &: $(TOOLS_SRC)
 	@mkdir -p $(LOCALBIN)
 	cd hack/tools && GOBIN=$(LOCALBIN) $(GO) install tool
 	@touch $(TOOL_BINS)
+
+# The Atlantis server (github.com/runatlantis/atlantis, pinned in a module of its own so
+# that its dependencies do not move the Kubernetes tools' versions) for the Redis
+# gateway's end-to-end test: an unmodified Atlantis pointed at the gateway.
+ATLANTIS_TOOL_SRC := hack/tools/atlantis/go.mod hack/tools/atlantis/go.sum
+$(LOCALBIN)/atlantis: $(ATLANTIS_TOOL_SRC)
+	@mkdir -p $(LOCALBIN)
+	cd hack/tools/atlantis && GOBIN=$(LOCALBIN) $(GO) install tool
+	@touch $@
 
 .PHONY: clean
 clean: ## Remove bin/ (tools, binaries and local cluster state) and dist/.

@@ -163,6 +163,15 @@ func projectLockOf(lr *lockingv1alpha1.LockRequest) (models.ProjectLock, error) 
 	return lock, nil
 }
 
+// ProjectLockOf returns Atlantis's view of a LockRequest that holds a lock, as the
+// Locker answers it (GetLock, List): the project and workspace from the spec, the
+// pull, user and time from LockAnnotation (or from the spec for a request made
+// without the adapter). It is for programs that find the holding LockRequest
+// themselves, such as the Redis gateway's reads from its watch cache.
+func ProjectLockOf(lr *lockingv1alpha1.LockRequest) (models.ProjectLock, error) {
+	return projectLockOf(lr)
+}
+
 // splitRepository splits a full repository name as Atlantis's models.Repo does: the
 // name is the last segment, the owner everything before it ("group/sub" for
 // "group/sub/repo").

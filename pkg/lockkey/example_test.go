@@ -44,3 +44,14 @@ func ExampleKey_ObjectName() {
 	// Output:
 	// acme-infra-modules-vpc-default-yj5hopsrbf
 }
+
+// NameOf names an object after any string, as the Redis gateway names the Secret of
+// a pull status key. The names are pinned here: a change would orphan every Secret
+// that a gateway already wrote.
+func ExampleNameOf() {
+	fmt.Println(lockkey.NameOf("github.com::acme/infra::12", "key"))
+	fmt.Println(lockkey.NameOf("::", "key"))
+	// Output:
+	// github-com-acme-infra-12-skv6uzlm4q
+	// key-ofkgqvowe6
+}

@@ -148,12 +148,19 @@ var hashEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPa
 // DNS-1123 slug of the key followed by a hash of the whole key, so that keys that
 // slug alike ("a/b" and "a-b") still get different names, and the same key always
 // gets the same name.
-func (k Key) ObjectName() string {
-	sum := sha256.Sum256([]byte(k.String()))
+func (k Key) ObjectName() string { return NameOf(k.String(), "lock") }
+
+// NameOf returns a DNS-1123 label (at most 63 characters) for any string s, built
+// as ObjectName builds the name of a key: a readable slug of s and a hash of all of
+// s, or fallback and the hash when s has no letter or digit. Other programs that
+// keep one object per string (the Redis gateway's one Secret per key) name their
+// objects with it, so that every name in the namespace is made the same way.
+func NameOf(s, fallback string) string {
+	sum := sha256.Sum256([]byte(s))
 	hash := hashEncoding.EncodeToString(sum[:])[:hashLength]
-	slug := slugify(k.String(), maxSlugLength)
+	slug := slugify(s, maxSlugLength)
 	if slug == "" {
-		return "lock-" + hash
+		return fallback + "-" + hash
 	}
 	return slug + "-" + hash
 }

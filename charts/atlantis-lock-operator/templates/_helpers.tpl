@@ -141,3 +141,44 @@ kube-apiserver, such as bin/'s, report no version (v0.0.0) and are let through. 
 {{- toJson (list (required "atlantis.serviceAccount.namespace is required when atlantis.rbac.create is true" .Values.atlantis.serviceAccount.namespace)) }}
 {{- end }}
 {{- end }}
+
+{{/* Namespace of the Redis gateway's Secrets: redisGateway.storeNamespace, or the first lock namespace. */}}
+{{- define "alo.redisGatewayStoreNamespace" -}}
+{{- default (first (include "alo.atlantisNamespaces" . | fromJsonArray)) .Values.atlantis.redisGateway.storeNamespace }}
+{{- end }}
+
+{{/*
+The Redis gateway sidecar and the Atlantis settings that point Atlantis at it, as
+values of the Atlantis Helm chart (runatlantis/helm-charts): extraContainers and
+environment. Atlantis needs no Redis and no volume for its locks then.
+*/}}
+{{- define "alo.redisGatewaySidecar" -}}
+{{- $gw := .Values.atlantis.redisGateway -}}
+environment:
+  ATLANTIS_LOCKING_DB_TYPE: redis
+  ATLANTIS_REDIS_HOST: 127.0.0.1
+  ATLANTIS_REDIS_PORT: {{ $gw.port | quote }}
+extraContainers:
+- name: redis-gateway
+  image: {{ include "alo.image" . }}
+  command: ["/redis-gateway"]
+  args:
+  - --namespace={{ first (include "alo.atlantisNamespaces" . | fromJsonArray) }}
+  - --store-namespace={{ include "alo.redisGatewayStoreNamespace" . }}
+  - --listen=127.0.0.1:{{ $gw.port }}
+  - --http-address=:{{ $gw.httpPort }}
+  ports:
+  - name: gw-metrics
+    containerPort: {{ $gw.httpPort }}
+  readinessProbe:
+    httpGet: {path: /readyz, port: {{ $gw.httpPort }}}
+  livenessProbe:
+    httpGet: {path: /healthz, port: {{ $gw.httpPort }}}
+  resources:
+    {{- toYaml $gw.resources | nindent 4 }}
+  securityContext:
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    runAsNonRoot: true
+    capabilities: {drop: [ALL]}
+{{- end }}

@@ -1,0 +1,134 @@
+package keyspace
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/runatlantis/atlantis/server/events/models"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/atlantis"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
+)
+
+// Reads of a lock key (GET, and the first half of Atlantis's TryLock and Unlock)
+// would otherwise list the namespace's LockRequests and ProjectLocks: a key's text
+// does not say where its repository ends, and LockRequests made by hand carry no
+// label to select them by. Atlantis's lock list is a SCAN and then one GET per lock,
+// so those lists made it quadratic in the number of locks. The fast path below looks
+// in a watch cache of the namespace's LockRequests instead, and never answers from
+// the cache alone:
+//
+//   - "held by R": the cache names the holding request R; a read of R from the API
+//     server must show it still holding that key, else the full read decides. So a
+//     stale cache never makes a pull believe it holds a lock another pull took.
+//   - "free": the cache has no holder; reads of the key's ProjectLock from the API
+//     server (one per way the key's text can split into repository and path) must
+//     find none, else the full read decides. A key that is held always has its
+//     ProjectLock: the operator creates it before the first grant and deletes it
+//     only when nobody holds or waits.
+//
+// Every answer of the fast path was therefore true at the moment of its last read
+// from the API server, as the full read's is.
+
+// Fast is what the fast read path needs: a cached reader of the namespace's
+// LockRequests and a direct reader for the checks.
+type Fast struct {
+	// Cached reads LockRequests from a watch cache of the namespace.
+	Cached client.Reader
+	// Direct reads from the API server.
+	Direct client.Reader
+	// Namespace is the LockRequests' namespace.
+	Namespace string
+}
+
+// applyKeyText is the lock key of the global apply lock, which is never a project
+// lock (see atlantis.DefaultApplyLockProject).
+var applyKeyText = lockkey.New(atlantis.DefaultApplyLockProject.Repository, atlantis.DefaultApplyLockProject.Path, "default", atlantis.DefaultApplyLockProject.Name).String()
+
+// getLock returns the lock that holds an Atlantis lock key (given without "pr/"),
+// or nil when it is free.
+func (s *Space) getLock(ctx context.Context, key string) (*models.ProjectLock, error) {
+	if s.fast == nil || key == applyKeyText {
+		return s.locker.GetLock(key)
+	}
+	lock, decided, err := s.fast.read(ctx, key)
+	if err != nil || !decided {
+		// An error of the fast path is not the answer: the full read gives its
+		// own (or the right answer, if the cache was what failed).
+		return s.locker.GetLock(key)
+	}
+	return lock, nil
+}
+
+// read is the fast path; decided=false hands the key to the full read.
+func (f *Fast) read(ctx context.Context, key string) (lock *models.ProjectLock, decided bool, err error) {
+	var list lockingv1alpha1.LockRequestList
+	if err := f.Cached.List(ctx, &list, client.InNamespace(f.Namespace)); err != nil {
+		return nil, false, err
+	}
+	var holders []string
+	for i := range list.Items {
+		lr := &list.Items[i]
+		if lr.Spec.Key().String() == key && lockclient.StatusOf(lr).State == lockclient.StateAcquired {
+			holders = append(holders, lr.Name)
+		}
+	}
+	switch len(holders) {
+	case 0:
+		held, err := f.mayBeHeld(ctx, key)
+		return nil, !held, err
+	case 1:
+		return f.confirm(ctx, key, holders[0])
+	}
+	// One owner holding through several requests (made by hand): which one
+	// Atlantis sees is the full read's choice.
+	return nil, false, nil
+}
+
+// confirm reads the cached holder from the API server and answers its lock if it
+// still holds key.
+func (f *Fast) confirm(ctx context.Context, key, name string) (*models.ProjectLock, bool, error) {
+	var lr lockingv1alpha1.LockRequest
+	if err := f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: name}, &lr); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	if lr.Spec.Key().String() != key || lockclient.StatusOf(&lr).State != lockclient.StateAcquired {
+		return nil, false, nil
+	}
+	lock, err := atlantis.ProjectLockOf(&lr)
+	if err != nil {
+		return nil, false, err
+	}
+	lock.Time = lock.Time.Local()
+	return &lock, true, nil
+}
+
+// mayBeHeld reports whether any ProjectLock of key exists, reading each way the
+// key's text can split into repository and path from the API server.
+func (f *Fast) mayBeHeld(ctx context.Context, key string) (bool, error) {
+	segments := strings.Count(key, "/") + 1
+	for depth := 2; depth+3 <= segments; depth++ {
+		k, err := lockkey.ParseWithRepositoryDepth(key, depth)
+		if err != nil {
+			continue // no lock can have this split: its parts are not valid
+		}
+		var pl lockingv1alpha1.ProjectLock
+		err = f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: k.ObjectName()}, &pl)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return true, fmt.Errorf("reading the ProjectLock of %s: %w", key, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
