@@ -29,7 +29,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/localcluster"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/localcluster"
 )
 
 // managerStopTimeout is how long the manager gets between SIGTERM and SIGKILL: a bit

@@ -1,7 +1,7 @@
 package controller_test
 
 // Integration tests of the lock controller: a real kube-apiserver and etcd
-// (internal/testenv), a controller-runtime manager set up by internal/operator as
+// (test/harness/testenv), a controller-runtime manager set up by internal/operator as
 // cmd/main.go sets it up, and
 // LockRequests, ProjectLocks and Leases read back through a live (uncached) client.
 //
@@ -44,7 +44,7 @@ import (
 	"github.com/runatlantis/atlantis-lock-operator/internal/indexes"
 	"github.com/runatlantis/atlantis-lock-operator/internal/operator"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 const (

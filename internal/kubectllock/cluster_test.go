@@ -8,8 +8,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 // run runs the plugin against the test cluster in namespace ns and fails the test

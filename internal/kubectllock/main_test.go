@@ -19,7 +19,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 // testTimeout bounds every wait of a test; reaching it is a failure.

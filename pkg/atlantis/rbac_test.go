@@ -15,9 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/atlantis"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 // rbacExample is the Role and RoleBinding docs/usage.md gives Atlantis's

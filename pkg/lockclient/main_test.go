@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 const (

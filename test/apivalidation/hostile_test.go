@@ -27,11 +27,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/health"
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 // TestHostileLockRequestsAreRefused: huge strings, look-alike characters where the

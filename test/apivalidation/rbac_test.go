@@ -32,9 +32,9 @@ import (
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 // atlantisRBAC renders the chart with atlantis.rbac.create for ServiceAccount sa of

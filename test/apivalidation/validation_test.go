@@ -29,7 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 // env is the API server every test talks to; TestMain starts it once.

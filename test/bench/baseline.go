@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
 )
 
 // baselineWarmup is how many untimed Lease cycles run before the baseline, so that

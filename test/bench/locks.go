@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
 )
 
 // lockClient does what Atlantis does through pkg/lockclient: it creates a

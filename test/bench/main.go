@@ -36,8 +36,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
 )
 
 // options are the command-line flags.

@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
 )
 
 // Results is everything one run measured.

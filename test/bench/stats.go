@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
 )
 
 // Percentile, Summary and Summarize are benchutil's, which the Redis gateway's

@@ -6,8 +6,8 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
-	"github.com/runatlantis/atlantis-lock-operator/internal/lockcheck"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/lockcheck"
 )
 
 // ThroughputResult is what N clients cycling locks over K keys achieved.

@@ -2,7 +2,7 @@
 // `make test-e2e`, which builds the tools and bin/manager first). They check what a
 // platform team gets from one `helm install`, on a real control plane:
 //
-//   - etcd, kube-apiserver and kube-controller-manager from bin/ (internal/localcluster),
+//   - etcd, kube-apiserver and kube-controller-manager from bin/ (test/harness/localcluster),
 //     so that owner-reference garbage collection and namespace deletion really happen;
 //   - the chart charts/atlantis-lock-operator installed with its default values;
 //   - two bin/manager processes run outside the cluster (no kubelet runs the pods),
@@ -11,13 +11,13 @@
 //     the chart's RBAC is what is tested: a Forbidden in a manager's log fails the test;
 //   - kubectl on the samples: queue, hand-off, force unlock, printer columns, Events;
 //   - 50 pkg/lockclient clients over 10 keys, checked for mutual exclusion and fencing
-//     (internal/lockcheck), while the leader is killed with SIGKILL and the standby
+//     (test/harness/lockcheck), while the leader is killed with SIGKILL and the standby
 //     takes over; the survivor's metrics and /status are checked against what happened;
 //   - namespace deletion and `helm uninstall` leave no LockRequest, ProjectLock or
 //     Lease behind;
 //   - TestFaults, on a control plane of its own: lock traffic while kube-apiserver is
 //     restarted, etcd is stopped and started, the leader is killed three times, Lease
-//     writes are answered with 500 and 409 (internal/faultproxy), a webhook endpoint
+//     writes are answered with 500 and 409 (test/harness/faultproxy), a webhook endpoint
 //     hangs and the event buffer holds one event; after each, mutual exclusion,
 //     nothing lost, component health down and back, and the events counted
 //     (docs/reliability.md, section Faults).

@@ -22,9 +22,9 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/localcluster"
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/localcluster"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 // The release the tests install, as docs/install.md names it.

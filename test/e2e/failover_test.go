@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
-	"github.com/runatlantis/atlantis-lock-operator/internal/lockcheck"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/lockcheck"
 )
 
 // The traffic: Atlantis-like clients, each locking, briefly holding and unlocking a

@@ -38,11 +38,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
-	"github.com/runatlantis/atlantis-lock-operator/internal/faultproxy"
-	"github.com/runatlantis/atlantis-lock-operator/internal/lockcheck"
 	"github.com/runatlantis/atlantis-lock-operator/internal/operator"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/faultproxy"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/lockcheck"
 )
 
 // The fault tests' traffic: fewer clients than the failover step, so that a fault

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/faultproxy"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/faultproxy"
 )
 
 // The faults, as long as they last. They are what is injected, not waits for a
@@ -39,7 +39,7 @@ const (
 // again, Lease writes answered with 500 and 409, a webhook endpoint that hangs,
 // an event buffer of one, the Leases of held keys deleted, a namespace deleted
 // under traffic. After each fault it checks that no key was held twice and
-// fencing tokens grew (internal/lockcheck), that nothing was lost (every cycle
+// fencing tokens grew (test/harness/lockcheck), that nothing was lost (every cycle
 // begun was granted and released, every client finished, nothing is left in the
 // namespace), that component health (/status and atlantis_component_health) went
 // down during the fault and came back after it (for a leader kill, what goes down

@@ -22,10 +22,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/localcluster"
-	"github.com/runatlantis/atlantis-lock-operator/internal/managerproc"
 	"github.com/runatlantis/atlantis-lock-operator/internal/operator"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/localcluster"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/managerproc"
 )
 
 // managerStopTimeout is how long a manager may take to stop after SIGTERM: more than
@@ -380,7 +380,7 @@ func (m *manager) logLines() []string {
 	return strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 }
 
-// promMetrics are scraped series (internal/managerproc reads the text format), with
+// promMetrics are scraped series (test/harness/managerproc reads the text format), with
 // the lookup the tests use.
 type promMetrics managerproc.Metrics
 

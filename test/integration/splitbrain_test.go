@@ -9,7 +9,7 @@ import (
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
-	"github.com/runatlantis/atlantis-lock-operator/internal/lockcheck"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/lockcheck"
 )
 
 // TestSplitBrainNeverGrantsOneKeyTwice runs two operators with leader election off

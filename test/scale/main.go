@@ -42,7 +42,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
 )
 
 // options are the command-line flags.

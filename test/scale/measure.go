@@ -17,10 +17,10 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
-	"github.com/runatlantis/atlantis-lock-operator/internal/managerproc"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/managerproc"
 )
 
 // managerStopTimeout is how long a manager may take to stop after SIGTERM: more than

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
-	"github.com/runatlantis/atlantis-lock-operator/internal/managerproc"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/managerproc"
 )
 
 // DESIGN's memory target: 50 MB plus 1 KB per active lock, in decimal units (the

@@ -10,10 +10,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
-	"github.com/runatlantis/atlantis-lock-operator/internal/lockcheck"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/lockcheck"
 )
 
-// exclusion checks every hold with internal/lockcheck: each grant, timed by the
+// exclusion checks every hold with test/harness/lockcheck: each grant, timed by the
 // operator itself (the Lease's acquireTime in the version whose resourceVersion is
 // the hold's fencing token), must come after the previous holder of its key let
 // go, and fencing tokens must grow per key. A hold whose grant version the Lease

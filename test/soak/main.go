@@ -10,7 +10,7 @@
 // served after them, deliberate deadlocks (two owners each holding one key and
 // waiting for the other's), fail-fast conflicts and full queues. Then it
 //
-//   - checks every grant with internal/lockcheck, timed by the operator (the Lease's
+//   - checks every grant with test/harness/lockcheck, timed by the operator (the Lease's
 //     acquireTime in the version that is the grant's fencing token) against when
 //     the previous holder let go: no two owners hold one key at once, and fencing
 //     tokens grow per key;
@@ -35,7 +35,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
 )
 
 // options are the command-line flags.

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
-	"github.com/runatlantis/atlantis-lock-operator/internal/lockcheck"
-	"github.com/runatlantis/atlantis-lock-operator/internal/managerproc"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/lockcheck"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/managerproc"
 )
 
 // flatSlope is the largest trend of the operator's live heap after the warm-up, in

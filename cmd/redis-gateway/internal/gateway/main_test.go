@@ -24,7 +24,7 @@ import (
 
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/gateway"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 var env *testenv.Env

@@ -29,9 +29,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/gateway"
-	"github.com/runatlantis/atlantis-lock-operator/internal/benchutil"
-	"github.com/runatlantis/atlantis-lock-operator/internal/localcluster"
-	"github.com/runatlantis/atlantis-lock-operator/internal/managerproc"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/localcluster"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/managerproc"
 )
 
 // options are the command-line flags.

@@ -30,9 +30,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/test/httpcheck"
-	"github.com/runatlantis/atlantis-lock-operator/internal/localcluster"
-	"github.com/runatlantis/atlantis-lock-operator/internal/managerproc"
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/localcluster"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/managerproc"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 const (

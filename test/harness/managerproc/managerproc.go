@@ -19,9 +19,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/localcluster"
 	"github.com/runatlantis/atlantis-lock-operator/internal/operator"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/localcluster"
 )
 
 // Options say how to run the manager.

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/testenv"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 // Flags are the flags every measuring program has: where the control plane's

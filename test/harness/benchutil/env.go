@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/runatlantis/atlantis-lock-operator/internal/localcluster"
 	"github.com/runatlantis/atlantis-lock-operator/internal/scheme"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/localcluster"
 )
 
 // Client rate limits of every REST config an Env hands out. client-go's default (5
