@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/breaker"
+	"github.com/runatlantis/atlantis-lock-operator/internal/events"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 )
 
@@ -54,6 +55,10 @@ const (
 	MaxBufferSize = 1_000_000
 	// MaxWorkerCount bounds worker_count.
 	MaxWorkerCount = 1000
+	// MaxAuditSizeMB bounds audit_log_max_size_mb (1 TiB).
+	MaxAuditSizeMB = 1 << 20
+	// MaxAuditFiles bounds audit_log_max_files.
+	MaxAuditFiles = 1000
 )
 
 // Webhook defaults.
@@ -135,6 +140,12 @@ type Config struct {
 	// file path, "-" for standard output, or "" (the default) for no audit trail
 	// (audit_log).
 	AuditLog string
+	// AuditLogMaxSizeMB is the size in MiB at which a file audit trail rotates; 0
+	// never rotates (audit_log_max_size_mb, default 100).
+	AuditLogMaxSizeMB int
+	// AuditLogMaxFiles is how many rotated audit files are kept besides the
+	// current one (audit_log_max_files, default 5).
+	AuditLogMaxFiles int
 
 	// Webhooks receive events as JSON POSTs (webhooks, default none).
 	Webhooks []Webhook
@@ -208,7 +219,8 @@ var (
 		"request_buffer_size", "health_check_interval", "component_timeout",
 		"default_queue_timeout", "default_ttl", "max_queue_length",
 		"deadlock_check_interval", "breaker_failure_threshold", "breaker_open_timeout",
-		"breaker_max_open_timeout", "leader_release_after", "audit_log", "webhooks",
+		"breaker_max_open_timeout", "leader_release_after", "audit_log", "audit_log_max_size_mb",
+		"audit_log_max_files", "webhooks",
 	}
 	webhookKeys = []string{"url", "events", "secret_file", "secret_env", "timeout", "max_retries", "queue_size"}
 )
@@ -236,7 +248,14 @@ func Default() Config {
 		BreakerOpenTimeout:      time.Second,
 		BreakerMaxOpenTimeout:   30 * time.Second,
 		LeaderReleaseAfter:      time.Minute,
+		AuditLogMaxSizeMB:       100,
+		AuditLogMaxFiles:        5,
 	}
+}
+
+// Audit returns how a file audit trail rotates.
+func (c Config) Audit() events.AuditOptions {
+	return events.AuditOptions{MaxSize: int64(c.AuditLogMaxSizeMB) << 20, MaxFiles: c.AuditLogMaxFiles}
 }
 
 // Breaker returns the circuit breaker's configuration.
@@ -393,6 +412,10 @@ func decodeEnhanced(m map[string]any, c *Config, errs *errList) {
 			decodeDuration(key, v, &c.LeaderReleaseAfter, true, errs)
 		case "audit_log":
 			decodeString(key, v, &c.AuditLog, errs)
+		case "audit_log_max_size_mb":
+			decodeInt(key, v, &c.AuditLogMaxSizeMB, errs)
+		case "audit_log_max_files":
+			decodeInt(key, v, &c.AuditLogMaxFiles, errs)
 		case "webhooks":
 			list, ok := v.([]any)
 			if !ok {
@@ -606,6 +629,8 @@ func (c Config) Validate() error {
 		{"request_buffer_size", c.RequestBufferSize, 1, MaxBufferSize},
 		{"max_queue_length", c.MaxQueueLength, 0, math.MaxInt},
 		{"breaker_failure_threshold", c.BreakerFailureThreshold, 1, MaxBufferSize},
+		{"audit_log_max_size_mb", c.AuditLogMaxSizeMB, 0, MaxAuditSizeMB},
+		{"audit_log_max_files", c.AuditLogMaxFiles, 1, MaxAuditFiles},
 	}
 	for _, s := range sizes {
 		checkInt(&errs, p+s.key, s.v, s.lo, s.h)

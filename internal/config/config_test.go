@@ -66,6 +66,8 @@ enhanced_locking:
   breaker_max_open_timeout: 4s
   leader_release_after: 0s
   audit_log: "-"
+  audit_log_max_size_mb: 0
+  audit_log_max_files: 2
   webhooks:
     - url: https://example.com/hook?team=infra
       events: [lock_timeout, queue_timeout]
@@ -97,6 +99,8 @@ func fullConfig() Config {
 		BreakerMaxOpenTimeout:   4 * time.Second,
 		LeaderReleaseAfter:      0,
 		AuditLog:                "-",
+		AuditLogMaxSizeMB:       0,
+		AuditLogMaxFiles:        2,
 		Webhooks: []Webhook{{
 			URL:        "https://example.com/hook?team=infra",
 			Events:     []string{"lock_timeout", "queue_timeout"},
@@ -129,6 +133,8 @@ func TestDefault(t *testing.T) {
 		BreakerOpenTimeout:      time.Second,
 		BreakerMaxOpenTimeout:   30 * time.Second,
 		LeaderReleaseAfter:      time.Minute,
+		AuditLogMaxSizeMB:       100,
+		AuditLogMaxFiles:        5,
 	}
 	got := Default()
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,7 +84,7 @@ func TestAuditFileAppendsAcrossOpens(t *testing.T) {
 	events := auditEvents(5)
 	write := func(evs []Event) {
 		t.Helper()
-		a, err := OpenAudit(path)
+		a, err := OpenAudit(path, AuditOptions{})
 		if err != nil {
 			t.Fatalf("OpenAudit: %v", err)
 		}
@@ -115,7 +117,7 @@ func TestAuditFileAppendsAcrossOpens(t *testing.T) {
 
 func TestAuditThroughBusKeepsOrder(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	a, err := OpenAudit(path)
+	a, err := OpenAudit(path, AuditOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +173,7 @@ func TestOpenAuditErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := OpenAudit(tt.path)
+			a, err := OpenAudit(tt.path, AuditOptions{})
 			if err == nil {
 				_ = a.Close()
 				t.Fatalf("OpenAudit(%q) succeeded", tt.path)
@@ -195,7 +197,7 @@ func TestAuditStandardOutput(t *testing.T) {
 	os.Stdout = w
 	t.Cleanup(func() { os.Stdout = stdout })
 
-	a, err := OpenAudit("-")
+	a, err := OpenAudit("-", AuditOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +240,7 @@ func TestAuditErrors(t *testing.T) {
 	}
 
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	a, err = OpenAudit(path)
+	a, err = OpenAudit(path, AuditOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,5 +253,105 @@ func TestAuditErrors(t *testing.T) {
 	err = a.HandleEvent(context.Background(), sampleEvent())
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("HandleEvent after Close: %v, want an error naming the closed trail", err)
+	}
+}
+
+// TestAuditFloodLosesNothing floods a bus whose only subscriber is the audit trail,
+// subscribed as the operator subscribes it (synchronously), from 8 goroutines at
+// once, with a buffer of one and a file that rotates every 256 KiB: every event must
+// be in exactly one line of exactly one file, and the rotated files must stay under
+// the size bound.
+func TestAuditFloodLosesNothing(t *testing.T) {
+	const (
+		publishers = 8
+		each       = 12_500
+		maxSize    = 256 << 10
+	)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	a, err := OpenAudit(path, AuditOptions{MaxSize: maxSize, MaxFiles: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := NewBus(Options{BufferSize: 1})
+	if _, err := bus.SubscribeSync("audit", a, Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range publishers {
+		wg.Go(func() {
+			for i := range each {
+				bus.Publish(Event{Type: LockAcquired, Namespace: "atlantis", Request: fmt.Sprintf("g%d-%d", g, i), FencingToken: "1"})
+			}
+		})
+	}
+	wg.Wait()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	files, err := filepath.Glob(path + "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	lines := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) > maxSize {
+			t.Errorf("%s has %d bytes, more than the %d it rotates at", f, len(data), maxSize)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+			var e Event
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("%s: a line that is not an event: %q: %v", f, line, err)
+			}
+			seen[e.Request]++
+			lines++
+		}
+	}
+	if want := publishers * each; lines != want || len(seen) != want {
+		t.Errorf("%d lines, %d distinct events in %d files; want %d of each", lines, len(seen), len(files), want)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s written %d times", id, n)
+		}
+	}
+	if bus.Dropped() != 0 {
+		t.Errorf("the bus dropped %d events", bus.Dropped())
+	}
+	t.Logf("%d events in %d files of at most %d KiB", lines, len(files), maxSize>>10)
+}
+
+// TestAuditRotationKeepsMaxFiles: past MaxFiles rotated files, the oldest go.
+func TestAuditRotationKeepsMaxFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	a, err := OpenAudit(path, AuditOptions{MaxSize: 1, MaxFiles: 2}) // one line per file
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := a.HandleEvent(context.Background(), Event{Type: LockAcquired, Request: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{path: "4", path + ".1": "3", path + ".2": "2"} {
+		data, err := os.ReadFile(name)
+		var e Event
+		if err == nil {
+			err = json.Unmarshal(data, &e)
+		}
+		if err != nil || e.Request != want {
+			t.Errorf("%s: %q %v; want the event of request %s", name, data, err, want)
+		}
+	}
+	if _, err := os.Stat(path + ".3"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s.3 exists (%v); want only 2 rotated files kept", path, err)
 	}
 }

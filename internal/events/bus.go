@@ -183,8 +183,10 @@ func (b *Bus) Subscribe(name string, handler Handler, filter Filter, opts ...Sub
 }
 
 // SubscribeSync registers a synchronous subscriber: handler runs inline in
-// Publish and sees every event that matches, none dropped. It must not block or do
-// I/O; it is meant for counters, such as the metrics handler.
+// Publish, on the publisher's goroutine (a lock decision's), and sees every event
+// that matches, none dropped. It must be quick and must not block: counters, such as
+// the metrics handler, or an append to a local file, as the audit trail (whose cost
+// make bench measures); never a network call.
 func (b *Bus) SubscribeSync(name string, handler Handler, filter Filter) (*Subscription, error) {
 	s := &Subscription{name: name, handler: handler, filter: filter}
 	if err := b.add(s); err != nil {

@@ -197,11 +197,13 @@ func subscribeHandlers(mgr ctrl.Manager, bus *events.Bus, cfg config.Config, hoo
 		return err
 	}
 	if cfg.AuditLog != "" {
-		audit, err := events.OpenAudit(cfg.AuditLog)
+		audit, err := events.OpenAudit(cfg.AuditLog, cfg.Audit())
 		if err != nil {
 			return err // it names enhanced_locking.audit_log and the path
 		}
-		if _, err := bus.Subscribe(subscriberAudit, audit, events.Filter{}); err != nil {
+		// Synchronous: a line is written before the decision that published its
+		// event returns, so the trail never drops one (docs/events.md).
+		if _, err := bus.SubscribeSync(subscriberAudit, audit, events.Filter{}); err != nil {
 			return err
 		}
 	}

@@ -137,20 +137,42 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 	if err := op.stop(); err != nil {
 		return err
 	}
-	return measureEventsOff(ctx, opts, e, res)
+	if err := measureEventsOff(ctx, opts, e, res); err != nil {
+		return err
+	}
+	return measureAuditOn(ctx, opts, e, res)
+}
+
+// measureAuditOn measures hand-offs again with the audit trail on, written to a
+// file synchronously on the decision path as the operator writes it: against the
+// hand-offs with events on (and no trail), its cost on the lock path.
+func measureAuditOn(ctx context.Context, opts options, e *benchutil.Env, res *Results) error {
+	cfg := config.Default()
+	cfg.AuditLog = e.LogPath("audit.jsonl")
+	handoff, err := measureHandoffWith(ctx, opts, e, cfg, "audit trail on (file "+cfg.AuditLog+")", "handoff-audit")
+	res.HandoffAuditOn = handoff
+	return err
 }
 
 // measureEventsOff measures hand-offs again with an operator whose event bus has
 // no subscribers but metrics (enable_events: false): no Kubernetes Events written,
 // no event logs. Against the hand-offs measured with events on, it is the cost of
 // events on the lock path.
-func measureEventsOff(ctx context.Context, opts options, e *benchutil.Env, res *Results) (retErr error) {
+func measureEventsOff(ctx context.Context, opts options, e *benchutil.Env, res *Results) error {
 	cfg := config.Default()
 	cfg.EnableEvents = false
-	benchutil.Step("starting the operator again with enable_events: false")
+	handoff, err := measureHandoffWith(ctx, opts, e, cfg, "enable_events: false", "handoff-quiet")
+	res.HandoffEventsOff = handoff
+	return err
+}
+
+// measureHandoffWith starts an operator with cfg and measures hand-offs on the key
+// name; what says how cfg differs, for the log.
+func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg config.Config, what, name string) (_ Summary, retErr error) {
+	benchutil.Step("starting the operator again with %s", what)
 	op, err := startOperator(ctx, e.RESTConfig(), cfg)
 	if err != nil {
-		return err
+		return Summary{}, err
 	}
 	defer func() {
 		benchutil.Step("stopping the operator")
@@ -160,16 +182,15 @@ func measureEventsOff(ctx context.Context, opts options, e *benchutil.Env, res *
 	defer cancel()
 	obs, err := benchutil.StartObserver(obsCtx, e.Client, opts.Namespace)
 	if err != nil {
-		return err
+		return Summary{}, err
 	}
 	l := &lockClient{c: e.Client, obs: obs, namespace: opts.Namespace, timeout: opts.timeout}
-	benchutil.Step("hand-off with events off: %d hand-offs on one key", opts.samples)
-	handoff, err := measureHandoff(ctx, l, "handoff-quiet", opts.samples)
+	benchutil.Step("hand-off with %s: %d hand-offs on one key", what, opts.samples)
+	handoff, err := measureHandoff(ctx, l, name, opts.samples)
 	if err != nil {
-		return fmt.Errorf("hand-off with events off: %w", err)
+		return Summary{}, fmt.Errorf("hand-off with %s: %w", what, err)
 	}
-	res.HandoffEventsOff = Summarize(handoff)
-	return nil
+	return Summarize(handoff), nil
 }
 
 // measureOperator runs the lock measurements against the running operator.

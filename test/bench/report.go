@@ -23,6 +23,9 @@ type Results struct {
 	Handoff         Summary      `json:"handoff"`
 	// HandoffEventsOff is Handoff measured again with enable_events: false.
 	HandoffEventsOff Summary `json:"handoffEventsOff"`
+	// HandoffAuditOn is Handoff measured again with the audit trail written to a
+	// file, synchronously on the decision path.
+	HandoffAuditOn Summary `json:"handoffAuditOn"`
 	// EventBus is the event bus's throughput, in memory.
 	EventBus EventBusResult   `json:"eventBus"`
 	Through  ThroughputResult `json:"throughput"`
@@ -75,6 +78,9 @@ func (r *Results) rows() []benchutil.Row {
 		},
 		benchutil.Info(fmt.Sprintf("hand-off P50 / P99 with enable_events: false (n=%d)", r.HandoffEventsOff.N),
 			fmt.Sprintf("%s / %s (events on: %s / %s)", fmtDuration(r.HandoffEventsOff.P50), fmtDuration(r.HandoffEventsOff.P99),
+				fmtDuration(r.Handoff.P50), fmtDuration(r.Handoff.P99))),
+		benchutil.Info(fmt.Sprintf("hand-off P50 / P99 with the audit trail on (n=%d)", r.HandoffAuditOn.N),
+			fmt.Sprintf("%s / %s (without: %s / %s)", fmtDuration(r.HandoffAuditOn.P50), fmtDuration(r.HandoffAuditOn.P99),
 				fmtDuration(r.Handoff.P50), fmtDuration(r.Handoff.P99))),
 		busRow(r.EventBus.Events, r.EventBus.One),
 		busRow(r.EventBus.Events, r.EventBus.Many),

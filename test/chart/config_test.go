@@ -95,6 +95,8 @@ config:
   breaker_max_open_timeout: 1m
   leader_release_after: 5m
   audit_log: /var/log/atlantis-lock-operator/audit.jsonl
+  audit_log_max_size_mb: 10
+  audit_log_max_files: 20
   webhooks:
   - url: https://hooks.example.com/atlantis-locks
     events: [lock_acquired, deadlock_detected]
@@ -140,6 +142,8 @@ func TestConfigAllKeys(t *testing.T) {
 		BreakerMaxOpenTimeout:   time.Minute,
 		LeaderReleaseAfter:      5 * time.Minute,
 		AuditLog:                "/var/log/atlantis-lock-operator/audit.jsonl",
+		AuditLogMaxSizeMB:       10,
+		AuditLogMaxFiles:        20,
 		Webhooks: []config.Webhook{
 			{
 				URL:        "https://hooks.example.com/atlantis-locks",
