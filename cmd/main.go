@@ -99,6 +99,11 @@ func run() error {
 	// health probes) is timed and classified.
 	calls := apicalls.NewRecorder(clock.RealClock{})
 	restConfig.Wrap(calls.Wrap)
+	// And client-go's own view, opt-in since controller-runtime v0.25: the latency
+	// by verb and host, the time spent in the client's rate limiter (client-side
+	// throttling), and the retries.
+	ctrlmetrics.RegisterRESTClientMetrics(ctrlmetrics.MetricRequestLatency, ctrlmetrics.MetricRateLimiterLatency,
+		ctrlmetrics.MetricRequestRetry)
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        scheme.New(),
 		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddr, ExtraHandlers: endpoints.Handlers()},

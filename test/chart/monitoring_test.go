@@ -11,30 +11,35 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/runatlantis/atlantis-lock-operator/internal/apicalls"
 	"github.com/runatlantis/atlantis-lock-operator/internal/metrics"
 )
 
 // designMetrics are the metric names DESIGN.md fixes (section Metrics), with their
-// labels. Alerts and dashboards may use these and nothing else.
+// labels, and the operator's series of its API calls (issue 14). Alerts and
+// dashboards may use these and nothing else.
 var designMetrics = map[string][]string{
-	"atlantis_lock_requests_total":           {"result"},
-	"atlantis_lock_wait_duration_seconds":    nil, // histogram
-	"atlantis_lock_hold_duration_seconds":    nil, // histogram
-	"atlantis_locks_held":                    nil,
-	"atlantis_lock_queue_depth":              nil,
-	"atlantis_lock_deadlocks_detected_total": nil,
-	"atlantis_lock_timeouts_total":           {"kind"},
-	"atlantis_lock_events_total":             {"type"},
-	"atlantis_lock_events_dropped_total":     nil,
-	"atlantis_lock_webhook_deliveries_total": {"result"},
-	"atlantis_lock_error_rate":               nil,
-	"atlantis_component_health":              {"component"},
-	"atlantis_lock_health_score":             nil,
+	"atlantis_backend_request_duration_seconds": {"verb", "resource"}, // histogram
+	"atlantis_backend_request_errors_total":     {"verb", "resource", "kind"},
+	"atlantis_backend_circuit_state":            nil,
+	"atlantis_lock_requests_total":              {"result"},
+	"atlantis_lock_wait_duration_seconds":       nil, // histogram
+	"atlantis_lock_hold_duration_seconds":       nil, // histogram
+	"atlantis_locks_held":                       nil,
+	"atlantis_lock_queue_depth":                 nil,
+	"atlantis_lock_deadlocks_detected_total":    nil,
+	"atlantis_lock_timeouts_total":              {"kind"},
+	"atlantis_lock_events_total":                {"type"},
+	"atlantis_lock_events_dropped_total":        nil,
+	"atlantis_lock_webhook_deliveries_total":    {"result"},
+	"atlantis_lock_error_rate":                  nil,
+	"atlantis_component_health":                 {"component"},
+	"atlantis_lock_health_score":                nil,
 }
 
 // designHistograms are the histograms among designMetrics: only their _bucket, _sum
 // and _count series exist.
-var designHistograms = []string{"atlantis_lock_wait_duration_seconds", "atlantis_lock_hold_duration_seconds"}
+var designHistograms = []string{"atlantis_lock_wait_duration_seconds", "atlantis_lock_hold_duration_seconds", "atlantis_backend_request_duration_seconds"}
 
 // promFunctions are the PromQL functions and aggregations the rules may call.
 var promFunctions = []string{"sum", "min", "max", "avg", "count", "rate", "irate", "increase", "histogram_quantile", "abs", "clamp_min", "clamp_max"}
@@ -370,6 +375,9 @@ func TestGrafanaDashboard(t *testing.T) {
 		"atlantis_lock_health_score",
 		"atlantis_lock_events_total",
 		"atlantis_lock_events_dropped_total",
+		"rate(atlantis_backend_request_duration_seconds_bucket[5m])",
+		"atlantis_backend_request_errors_total",
+		"atlantis_backend_circuit_state",
 	} {
 		if !strings.Contains(all, need) {
 			t.Errorf("no dashboard query with %s", need)
@@ -382,9 +390,12 @@ func TestGrafanaDashboard(t *testing.T) {
 // queries series that exist.
 func TestDesignMetricsAreRegistered(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if err := metrics.New(func() (int, int) { return 0, 0 }).Register(reg); err != nil {
+	m := metrics.New(func() (int, int) { return 0, 0 })
+	if err := m.Register(reg); err != nil {
 		t.Fatal(err)
 	}
+	// The API-call series have no series before the first call.
+	m.ObserveCall(apicalls.Call{Verb: "update", Resource: "leases", Kind: apicalls.KindTimeout})
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
