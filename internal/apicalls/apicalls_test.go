@@ -96,13 +96,15 @@ func TestRecorderTellsUnreachableFromCancelled(t *testing.T) {
 	rec.AddObserver(ObserverFunc(func(c Call) { calls = append(calls, c) }))
 	client := &http.Client{Transport: rec.Wrap(http.DefaultTransport)}
 	req, _ := http.NewRequest(http.MethodGet, url+"/readyz", nil)
-	if _, err := client.Do(req); err == nil {
+	if resp, err := client.Do(req); err == nil {
+		_ = resp.Body.Close()
 		t.Fatal("a closed server answered")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, url+"/readyz", nil)
-	if _, err := client.Do(req); err == nil {
+	if resp, err := client.Do(req); err == nil {
+		_ = resp.Body.Close()
 		t.Fatal("a cancelled call succeeded")
 	}
 	if len(calls) != 2 || calls[0].Kind != KindUnavailable || calls[1].Kind != KindNone {

@@ -105,7 +105,12 @@ func TestBreakerPausesDecisionsWhileTheAPIServerFailsThem(t *testing.T) {
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("the operator stopped with: %v", err)
+		}
+	})
 	w := watchRequests(t, ns)
 
 	must(t, env.Client.Create(ctx, lockRequest(ns, "holder", "modules/vpc", 1, "alice")))
