@@ -199,7 +199,7 @@ type roundTripper struct {
 func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := t.r.clk.Now()
 	resp, err := t.next.RoundTrip(req)
-	verb, resource := describe(req)
+	verb, resource := Describe(req)
 	ctx := req.Context()
 	c := Call{
 		Verb: verb, Resource: resource, Start: start, Duration: t.r.clk.Since(start),
@@ -252,11 +252,11 @@ func kindOfError(err error) Kind {
 	return KindUnavailable
 }
 
-// describe names a request's verb and resource from its method and path, as the
+// Describe names a request's verb and resource from its method and path, as the
 // API server's request info does: /api/v1/namespaces/ns/leases/x is get leases,
 // /apis/g/v/namespaces/ns/lockrequests/x/status with PUT is update
 // lockrequests/status.
-func describe(req *http.Request) (verb, resource string) {
+func Describe(req *http.Request) (verb, resource string) {
 	segs := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
 	var rest []string
 	switch {

@@ -29,7 +29,7 @@ func TestDescribe(t *testing.T) {
 		{"GET", "/apis/locking.runatlantis.io/v1alpha1", "GET", "nonresource"},
 	} {
 		req := httptest.NewRequest(tc.method, tc.url, nil)
-		if verb, resource := describe(req); verb != tc.verb || resource != tc.resource {
+		if verb, resource := Describe(req); verb != tc.verb || resource != tc.resource {
 			t.Errorf("%s %s: %s %s, want %s %s", tc.method, tc.url, verb, resource, tc.verb, tc.resource)
 		}
 	}

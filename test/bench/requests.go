@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/runatlantis/atlantis-lock-operator/internal/apicalls"
 )
 
 // requestCounter counts and times the requests a REST client sends, by verb and
@@ -75,61 +77,11 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
-// requestKind names a Kubernetes API request as "VERB RESOURCE[/SUBRESOURCE]", with
-// the verbs of RBAC: create, update, patch, delete, get, list, watch.
+// requestKind names a Kubernetes API request as "verb resource[/subresource]", as
+// the operator's own metrics do (apicalls.Describe): "update lockrequests/status".
 func requestKind(req *http.Request) string {
-	resource, named := apiResource(req.URL.Path)
-	var verb string
-	switch req.Method {
-	case http.MethodPost:
-		verb = "create"
-	case http.MethodPut:
-		verb = "update"
-	case http.MethodPatch:
-		verb = "patch"
-	case http.MethodDelete:
-		verb = "delete"
-	case http.MethodGet:
-		switch {
-		case req.URL.Query().Get("watch") == "true" || req.URL.Query().Get("watch") == "1":
-			verb = "watch"
-		case named:
-			verb = "get"
-		default:
-			verb = "list"
-		}
-	default:
-		verb = strings.ToLower(req.Method)
-	}
+	verb, resource := apicalls.Describe(req)
 	return verb + " " + resource
-}
-
-// apiResource returns the resource (with "/subresource") a path of the Kubernetes
-// API names, and whether it names one object rather than a collection. Non-resource
-// paths, such as /version, are one object named "other".
-func apiResource(path string) (resource string, named bool) {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	switch {
-	case len(parts) >= 2 && parts[0] == "api":
-		parts = parts[2:] // api, v1
-	case len(parts) >= 3 && parts[0] == "apis":
-		parts = parts[3:] // apis, group, version
-	default:
-		return "other", true
-	}
-	if len(parts) >= 3 && parts[0] == "namespaces" {
-		parts = parts[2:]
-	}
-	switch len(parts) {
-	case 0:
-		return "other", true
-	case 1:
-		return parts[0], false
-	case 2:
-		return parts[0], true
-	default:
-		return parts[0] + "/" + parts[2], true
-	}
 }
 
 // isWrite reports whether a requestKind changes state.

@@ -17,7 +17,7 @@ func TestRequestKind(t *testing.T) {
 		"POST /api/v1/namespaces":              "create namespaces",
 		"GET /api/v1/namespaces/bench":         "get namespaces",
 		"POST /api/v1/namespaces/bench/events": "create events",
-		"GET /version":                         "get other",
+		"GET /version":                         "GET nonresource",
 	}
 	for in, want := range tests {
 		method, url, _ := strings.Cut(in, " ")
