@@ -16,3 +16,12 @@ func WaitFor(ctx context.Context, c *Client, name string, cond func(*lockingv1al
 func DeletePinned(ctx context.Context, c *Client, info *LockInfo) (*lockingv1alpha1.ProjectLock, error) {
 	return c.deletePinned(ctx, info)
 }
+
+// WaitForLock lets the tests wait on the ProjectLock of a key with the client's own
+// watch loop: the ProjectLock's status is written after the request's, so a wait on
+// the request alone can miss it.
+func WaitForLock(ctx context.Context, c *Client, name string, cond func(*lockingv1alpha1.ProjectLock) (bool, error)) (*lockingv1alpha1.ProjectLock, error) {
+	return waitObject(ctx, c, name, "ProjectLock",
+		func() *lockingv1alpha1.ProjectLock { return &lockingv1alpha1.ProjectLock{} },
+		&lockingv1alpha1.ProjectLockList{}, cond)
+}

@@ -134,14 +134,13 @@ func TestForceUnlockIsPinnedToTheHolderItRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := waitState(ctx, t, c, second, lockclient.StateAcquired, 0)
-	// The ProjectLock names the new holder once its status is written.
-	_, err = lockclient.WaitFor(ctx, c, next.Name(), func(*lockingv1alpha1.LockRequest) (bool, error) {
-		now, err := c.GetLock(ctx, first.Key())
-		return err == nil && now != nil && now.Lock != nil && now.Lock.Status.Holder != nil &&
-			now.Lock.Status.Holder.Request == next.Name(), err
+	// The ProjectLock names the new holder once its status is written, which can be
+	// after the request's last change: so wait on the ProjectLock itself.
+	_, err = lockclient.WaitForLock(ctx, c, first.Key().ObjectName(), func(pl *lockingv1alpha1.ProjectLock) (bool, error) {
+		return pl != nil && pl.Status.Holder != nil && pl.Status.Holder.Request == next.Name(), nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("waiting for the ProjectLock to name %s: %v", next.Name(), err)
 	}
 
 	_, err = lockclient.DeletePinned(ctx, c, info)
