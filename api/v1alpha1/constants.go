@@ -3,7 +3,10 @@ package v1alpha1
 // Names shared by the operator, its clients and its manifests.
 const (
 	// ReleaseFinalizer keeps a LockRequest that holds a lock, and every ProjectLock,
-	// until the operator has released the Lease and served the next waiter.
+	// until the operator has released the Lease and served the next waiter. This
+	// project's clients create every LockRequest with it; the operator adds it at
+	// the grant to a request that came without it (one made with kubectl), and
+	// removes it from every deleted request, held or not.
 	ReleaseFinalizer = "locking.runatlantis.io/release"
 
 	// FieldManager is the field manager of every write the operator makes, and the

@@ -126,6 +126,10 @@ type Event struct {
 	Message string `json:"message,omitempty"`
 	// Wait is how long the request waited, for lock_acquired and queue_timeout.
 	Wait time.Duration `json:"waitNanoseconds,omitempty"`
+	// Waited says that the request was queued before its grant, for lock_acquired
+	// (a hand-off, or a grant after the key went idle); false for a grant on a free
+	// key straight away.
+	Waited bool `json:"waited,omitempty"`
 	// Held is how long the owner held the lock, for lock_released and
 	// lock_timeout, when known.
 	Held time.Duration `json:"heldNanoseconds,omitempty"`

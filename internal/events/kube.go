@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,27 +14,25 @@ import (
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 )
 
-// Reasons of Kubernetes Events beyond the LockRequest condition reasons.
-const (
-	// KubeReasonReleased is recorded on a ProjectLock when its holder lets go.
-	KubeReasonReleased = "Released"
-	// KubeReasonHandedOff is recorded on a ProjectLock when the lock passes to the
-	// next waiter.
-	KubeReasonHandedOff = "HandedOff"
-	// KubeReasonDeadlockDetected is recorded on the ProjectLock a deadlock victim
-	// waited for; its note names the whole cycle.
-	KubeReasonDeadlockDetected = ReasonDeadlockDetected
-)
+// KubeReasonDeadlockDetected is the reason of the Event recorded on the ProjectLock
+// a deadlock victim waited for; its note names the whole cycle. Every other Event
+// uses a reason of the LockRequest's Acquired condition.
+const KubeReasonDeadlockDetected = ReasonDeadlockDetected
 
 // maxNote is the longest note events.k8s.io accepts.
 const maxNote = 1024
 
 // KubeEvents records lock events as Kubernetes Events on the LockRequests and
 // ProjectLocks concerned, so that `kubectl describe` tells a request's story. It
-// only sees transitions (the orchestrator reports nothing else), uses the
-// PascalCase reasons of the LockRequest conditions, and marks with Warning what a
-// person should look at. System events (health checks, metrics, errors) are not
-// recorded: they belong to no object, and logs and metrics carry them.
+// records only the transitions a person reads there: a request queued behind its
+// blocker, granted after a wait, or ended without the lock or losing it (timeouts,
+// conflicts, expiry, revocation, deadlock). A grant on a free key and a release
+// with nobody waiting, which are most lock cycles, record nothing: each Event is an
+// API write, and on a busy API server those writes slow every decision. The logs,
+// metrics, webhooks and audit trail see every transition. It uses the PascalCase
+// reasons of the LockRequest conditions and marks with Warning what a person should
+// look at. System events (health checks, metrics, errors) are not recorded: they
+// belong to no object, and logs and metrics carry them.
 type KubeEvents struct {
 	recorder events.EventRecorder
 	reader   client.Reader
@@ -52,7 +51,7 @@ func NewKubeEvents(recorder events.EventRecorder, reader client.Reader) *KubeEve
 func KubeEventsFilter() Filter {
 	return Filter{Types: []Type{
 		QueuedRequest, LockAcquired, QueueTimeout, ValidationError, LockTimeout,
-		LockReleased, QueueProcessed, DeadlockDetected,
+		LockReleased, DeadlockDetected,
 	}}
 }
 
@@ -67,13 +66,12 @@ func (k *KubeEvents) HandleEvent(ctx context.Context, e Event) error {
 		k.onRequest(e, eventType, lockingv1alpha1.ReasonQueued, "Enqueue",
 			"waiting for "+orDefault(e.BlockedBy, "the holder")+" at position "+strconv.Itoa(e.Position))
 	case e.Type == LockAcquired:
-		k.onRequest(e, eventType, lockingv1alpha1.ReasonAcquired, "Acquire",
-			"acquired "+e.LockKey+" with fencing token "+e.FencingToken)
-	case e.Type == LockReleased && e.Reason == lockingv1alpha1.ReasonReleased && e.RequestUID == "":
-		k.onLock(ctx, e, eventType, KubeReasonReleased, "Release", e.Message)
-	case e.Type == QueueProcessed:
-		k.onLock(ctx, e, eventType, KubeReasonHandedOff, "HandOff",
-			"handed to "+e.Owner+" (request "+e.Request+", fencing token "+e.FencingToken+")")
+		if e.Waited {
+			k.onRequest(e, eventType, lockingv1alpha1.ReasonAcquired, "Acquire",
+				"acquired "+e.LockKey+" with fencing token "+e.FencingToken+" after waiting "+e.Wait.Round(time.Millisecond).String())
+		}
+	case e.Type == LockReleased && e.RequestUID == "":
+		// The holder let go; the next holder's Acquired tells of a hand-off.
 	case e.Type == DeadlockDetected && e.Reason == ReasonDeadlockDetected:
 		k.onLock(ctx, e, eventType, KubeReasonDeadlockDetected, "DetectDeadlock", e.Message)
 	case e.Request != "" && e.RequestUID != "" && e.Reason != "":

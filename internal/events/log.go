@@ -92,6 +92,9 @@ func logKeysAndValues(e Event) []any {
 	if e.Wait != 0 {
 		kv = append(kv, "wait", e.Wait.String())
 	}
+	if e.Waited {
+		kv = append(kv, "waited", true)
+	}
 	if e.Held != 0 {
 		kv = append(kv, "held", e.Held.String())
 	}

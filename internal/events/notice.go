@@ -53,6 +53,7 @@ func FromNotice(n orchestrator.Notice) (Event, bool) {
 		e.Type = LockAcquired
 		e.FencingToken = n.State.FencingToken
 		e.Wait = since(n.State.EnqueuedAt, n.State.AcquiredAt)
+		e.Waited = n.Previous.Phase == orchestrator.PhaseQueued
 	case orchestrator.NoticeEnded:
 		return ended(e, n)
 	case orchestrator.NoticeReleased:

@@ -45,9 +45,16 @@ func TestFromNotice(t *testing.T) {
 				e.Type, e.Reason, e.Message, e.Position, e.BlockedBy = QueuedRequest, "Queued", "m", 2, "acme/infra#7"
 			}))},
 		{"acquired after waiting", orchestrator.Notice{Kind: orchestrator.NoticeAcquired, Time: t0, Lock: ref, Request: req,
-			State: orchestrator.RequestState{Phase: orchestrator.PhaseAcquired, Reason: "Acquired", FencingToken: "500", EnqueuedAt: t0.Add(-time.Minute), AcquiredAt: t0}},
+			Previous: queuedBefore,
+			State:    orchestrator.RequestState{Phase: orchestrator.PhaseAcquired, Reason: "Acquired", FencingToken: "500", EnqueuedAt: t0.Add(-time.Minute), AcquiredAt: t0}},
 			ptr(with(base, func(e *Event) {
-				e.Type, e.Reason, e.FencingToken, e.Wait = LockAcquired, "Acquired", "500", time.Minute
+				e.Type, e.Reason, e.FencingToken, e.Wait, e.Waited = LockAcquired, "Acquired", "500", time.Minute, true
+			}))},
+		{"acquired on a free key", orchestrator.Notice{Kind: orchestrator.NoticeAcquired, Time: t0, Lock: ref, Request: req,
+			Previous: orchestrator.RequestState{Phase: orchestrator.PhaseNew},
+			State:    orchestrator.RequestState{Phase: orchestrator.PhaseAcquired, Reason: "Acquired", FencingToken: "501", AcquiredAt: t0}},
+			ptr(with(base, func(e *Event) {
+				e.Type, e.Reason, e.FencingToken = LockAcquired, "Acquired", "501"
 			}))},
 		{"queue timeout", ended(lockingv1alpha1.ReasonQueueTimeout, queuedBefore),
 			ptr(with(base, func(e *Event) {

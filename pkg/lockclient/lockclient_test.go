@@ -494,3 +494,37 @@ func TestAClusterWithoutTheCRDs(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestsAreMadeWithTheReleaseFinalizer: the client sets the finalizer at
+// create, so the operator makes no write to add it after a grant; a queued request
+// deleted by Unlock is still let go (the operator removes the finalizer of every
+// deleted request).
+func TestRequestsAreMadeWithTheReleaseFinalizer(t *testing.T) {
+	ctx := deadline(t)
+	c := newClient(t)
+	holder, waiter := pullRequest("modules/vpc", 1, "alice"), pullRequest("modules/vpc", 2, "bob")
+	held := mustLock(ctx, t, c, holder)
+	for _, mf := range held.Request.ManagedFields {
+		if mf.Manager == lockingv1alpha1.FieldManager && mf.Subresource == "" {
+			t.Errorf("the operator wrote the held request's metadata (%s); the client's create should have set the finalizer", mf.FieldsV1)
+		}
+	}
+	if _, err := c.TryLock(ctx, waiter); err != nil {
+		t.Fatal(err)
+	}
+	queued := waitState(ctx, t, c, waiter, lockclient.StateQueued, 1)
+	if !controllerutil.ContainsFinalizer(queued.Request, lockingv1alpha1.ReleaseFinalizer) {
+		t.Errorf("a queued request has finalizers %v, want %s", queued.Request.Finalizers, lockingv1alpha1.ReleaseFinalizer)
+	}
+	if err := c.Unlock(ctx, waiter); err != nil {
+		t.Fatalf("Unlock of the queued request: %v", err)
+	}
+	mustNotExist(ctx, t, c, waiter)
+	if st, err := c.Get(ctx, holder); err != nil || st.State != lockclient.StateAcquired {
+		t.Errorf("the holder after the waiter left: %+v %v; want still Acquired", st, err)
+	}
+	if err := c.Unlock(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
+	mustNotExist(ctx, t, c, holder)
+}

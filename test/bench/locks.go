@@ -41,7 +41,9 @@ type request struct {
 // with an owner of its own.
 func (l *lockClient) create(ctx context.Context, name, repository, path string) (*request, error) {
 	lr := &lockingv1alpha1.LockRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: name},
+		// With the release finalizer, as pkg/lockclient creates every request.
+		ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: name,
+			Finalizers: []string{lockingv1alpha1.ReleaseFinalizer}},
 		Spec: lockingv1alpha1.LockRequestSpec{
 			Project:   lockingv1alpha1.ProjectRef{Repository: repository, Path: path},
 			Workspace: "default",
