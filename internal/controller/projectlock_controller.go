@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -50,6 +51,11 @@ type LockReconciler struct {
 	// Breaker, if set, pauses decisions while the API server fails them (see
 	// internal/breaker); a paused key is decided again when the breaker lets it.
 	Breaker Gate
+
+	// gone holds the objects let go of that the cache still shows.
+	gone letGo
+	// shown holds the ProjectLock statuses last written.
+	shown shownStatus
 }
 
 // Gate says whether a decision may run now: release must be called when it is done;
@@ -107,6 +113,7 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		client.MatchingFields{indexes.LockRequestLockName: req.Name}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing the requests of %s: %w", req, err)
 	}
+	pl, list.Items = r.withoutGone(req.NamespacedName, pl, list.Items)
 	ref, ok := lockRef(req.NamespacedName, pl, list.Items)
 	if !ok {
 		// Neither a ProjectLock nor a request: only a Lease can be left over.
@@ -141,7 +148,7 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, err
 	}
 
-	if err := r.finishWithdrawn(ctx, list.Items); err != nil {
+	if err := r.finishWithdrawn(ctx, req.NamespacedName, list.Items); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.addFinalizers(ctx, d, objs); err != nil {
@@ -157,6 +164,34 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{RequeueAfter: max(d.NextDeadline.Sub(r.Orchestrator.Clock().Now()), time.Millisecond)}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// withoutGone leaves out of the cached ProjectLock and requests of key nn those this
+// operator has already let go of: the API server no longer has them, and deciding
+// about them again would only repeat the writes that let them go.
+func (r *LockReconciler) withoutGone(nn types.NamespacedName, pl *lockingv1alpha1.ProjectLock, reqs []lockingv1alpha1.LockRequest) (*lockingv1alpha1.ProjectLock, []lockingv1alpha1.LockRequest) {
+	r.gone.keepOnly(nn, func(uid types.UID) bool {
+		return (pl != nil && pl.UID == uid) || slices.ContainsFunc(reqs, func(lr lockingv1alpha1.LockRequest) bool { return lr.UID == uid })
+	})
+	if pl != nil && r.gone.has(nn, pl.UID) {
+		pl = nil
+	}
+	return pl, slices.DeleteFunc(reqs, func(lr lockingv1alpha1.LockRequest) bool { return r.gone.has(nn, lr.UID) })
+}
+
+// letGo removes the release finalizer from obj, which is being deleted or about to
+// be, and remembers it as gone for key nn when that finalizer was all that kept it.
+func (r *LockReconciler) letGo(ctx context.Context, nn types.NamespacedName, obj client.Object) error {
+	onlyOurs := len(obj.GetFinalizers()) == 0 ||
+		(len(obj.GetFinalizers()) == 1 && obj.GetFinalizers()[0] == lockingv1alpha1.ReleaseFinalizer)
+	uid := obj.GetUID()
+	if err := removeFinalizer(ctx, r.Client, obj); err != nil {
+		return err
+	}
+	if onlyOurs && obj.GetDeletionTimestamp() != nil {
+		r.gone.add(nn, uid)
+	}
+	return nil
 }
 
 func (r *LockReconciler) projectLock(ctx context.Context, nn types.NamespacedName) (*lockingv1alpha1.ProjectLock, error) {
@@ -268,13 +303,13 @@ func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lock
 
 // finishWithdrawn lets deleted requests go: the decision just made no longer counts
 // them, so their lock, if any, has moved on.
-func (r *LockReconciler) finishWithdrawn(ctx context.Context, reqs []lockingv1alpha1.LockRequest) error {
+func (r *LockReconciler) finishWithdrawn(ctx context.Context, nn types.NamespacedName, reqs []lockingv1alpha1.LockRequest) error {
 	for i := range reqs {
 		lr := &reqs[i]
 		if lr.DeletionTimestamp == nil {
 			continue
 		}
-		if err := removeFinalizer(ctx, r.Client, lr); err != nil {
+		if err := r.letGo(ctx, nn, lr); err != nil {
 			return err
 		}
 	}
@@ -309,18 +344,24 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 	case pl.DeletionTimestamp != nil:
 		// The force unlock is served (the Lease records it): let the object go.
 		// If requests remain, the next reconcile creates a fresh ProjectLock.
-		return r.removeProjectLockFinalizer(ctx, pl)
+		return r.letGo(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, pl)
 	case d.Idle:
-		if err := r.removeProjectLockFinalizer(ctx, pl); err != nil {
+		if err := removeFinalizer(ctx, r.Client, pl); err != nil {
 			return err
 		}
 		if err := r.Client.Delete(ctx, pl, client.Preconditions{UID: &pl.UID}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting idle ProjectLock %s: %w", ref, err)
 		}
+		nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+		r.shown.forget(nn)
+		if len(pl.Finalizers) == 0 {
+			r.gone.add(nn, pl.UID) // nothing held it: deleted at once
+		}
 		return nil
 	}
+	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
 	status := projectLockStatus(pl, ref, d, r.Orchestrator.Clock().Now())
-	if equalProjectLockStatus(pl.Status, status) {
+	if equalProjectLockStatus(pl.Status, status) || r.shown.same(nn, pl.UID, status) {
 		return nil
 	}
 	pl.Status = status
@@ -331,11 +372,8 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 		}
 		return fmt.Errorf("writing the status of ProjectLock %s: %w", ref, err)
 	}
+	r.shown.set(nn, pl.UID, status)
 	return nil
-}
-
-func (r *LockReconciler) removeProjectLockFinalizer(ctx context.Context, pl *lockingv1alpha1.ProjectLock) error {
-	return removeFinalizer(ctx, r.Client, pl)
 }
 
 // SetupWithManager registers the reconciler: it reconciles ProjectLock names, and is

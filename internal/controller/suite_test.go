@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -155,9 +156,14 @@ type runningOperator struct {
 // newOperator sets up a manager with internal/operator.Setup, as cmd/main.go does,
 // with the orchestrator policy ocfg and clock clk.
 func newOperator(clk clock.WithTicker, ocfg orchestrator.Config, cacheOpts cache.Options) (*runningOperator, error) {
+	return newOperatorOn(env.Config, clk, ocfg, cacheOpts)
+}
+
+// newOperatorOn is newOperator talking to the API server through restCfg.
+func newOperatorOn(restCfg *rest.Config, clk clock.WithTicker, ocfg orchestrator.Config, cacheOpts cache.Options) (*runningOperator, error) {
 	opts := operator.EmbeddedOptions()
 	opts.Cache = cacheOpts
-	mgr, err := ctrl.NewManager(env.Config, opts)
+	mgr, err := ctrl.NewManager(restCfg, opts)
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
@@ -211,9 +217,16 @@ func (op *runningOperator) wakeLock(ns, name string) {
 // runs, then it stops.
 func startIsolatedOperator(t *testing.T, ns string, clk clock.WithTicker, cfg orchestrator.Config) *runningOperator {
 	t.Helper()
+	return startIsolatedOperatorOn(t, env.Config, ns, clk, cfg)
+}
+
+// startIsolatedOperatorOn is startIsolatedOperator talking to the API server
+// through restCfg.
+func startIsolatedOperatorOn(t *testing.T, restCfg *rest.Config, ns string, clk clock.WithTicker, cfg orchestrator.Config) *runningOperator {
+	t.Helper()
 	cacheOpts := operator.CacheOptions()
 	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	op, err := newOperator(clk, cfg, cacheOpts)
+	op, err := newOperatorOn(restCfg, clk, cfg, cacheOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

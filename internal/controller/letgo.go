@@ -1,0 +1,102 @@
+package controller
+
+import (
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+)
+
+// letGo remembers, per lock key, the objects this operator has let go of (removed
+// its finalizer from while they were being deleted, or deleted outright) until the
+// informer cache stops showing them. The cache lags the API server by a watch
+// delivery, and each reconcile in that window would otherwise patch or delete the
+// same object again, for a 404 or a failed test: wasted API writes on every lock
+// cycle.
+type letGo struct {
+	mu   sync.Mutex
+	uids map[types.NamespacedName]map[types.UID]struct{}
+}
+
+// add records that uid, an object of lock key nn, is gone from the API server.
+func (g *letGo) add(nn types.NamespacedName, uid types.UID) {
+	if uid == "" {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.uids == nil {
+		g.uids = map[types.NamespacedName]map[types.UID]struct{}{}
+	}
+	if g.uids[nn] == nil {
+		g.uids[nn] = map[types.UID]struct{}{}
+	}
+	g.uids[nn][uid] = struct{}{}
+}
+
+// has reports whether uid, an object of lock key nn, is known to be gone.
+func (g *letGo) has(nn types.NamespacedName, uid types.UID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.uids[nn][uid]
+	return ok
+}
+
+// keepOnly forgets the objects of lock key nn that the cache no longer shows
+// (cached says whether it still does), so that the record stays as small as the
+// cache's lag.
+func (g *letGo) keepOnly(nn types.NamespacedName, cached func(types.UID) bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for uid := range g.uids[nn] {
+		if !cached(uid) {
+			delete(g.uids[nn], uid)
+		}
+	}
+	if len(g.uids[nn]) == 0 {
+		delete(g.uids, nn)
+	}
+}
+
+// shownStatus remembers, per lock key, the ProjectLock status this operator last
+// wrote. Right after a write the cache still holds the object before it, and a
+// reconcile in that window would write the same status again over a stale
+// resourceVersion, for a 409: a wasted write on most lock cycles. The latest status
+// wins; another writer's change to the status is corrected at the key's next
+// change.
+type shownStatus struct {
+	mu     sync.Mutex
+	status map[types.NamespacedName]shown
+}
+
+type shown struct {
+	uid    types.UID
+	status lockingv1alpha1.ProjectLockStatus
+}
+
+// same reports whether status is what was last written to the ProjectLock uid of
+// key nn.
+func (s *shownStatus) same(nn types.NamespacedName, uid types.UID, status lockingv1alpha1.ProjectLockStatus) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, ok := s.status[nn]
+	return ok && last.uid == uid && equalProjectLockStatus(last.status, status)
+}
+
+// set records status as written to the ProjectLock uid of key nn.
+func (s *shownStatus) set(nn types.NamespacedName, uid types.UID, status lockingv1alpha1.ProjectLockStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status == nil {
+		s.status = map[types.NamespacedName]shown{}
+	}
+	s.status[nn] = shown{uid: uid, status: *status.DeepCopy()}
+}
+
+// forget drops what was written for key nn, whose ProjectLock is gone.
+func (s *shownStatus) forget(nn types.NamespacedName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.status, nn)
+}
