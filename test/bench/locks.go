@@ -48,7 +48,7 @@ func (l *lockClient) create(ctx context.Context, name, repository, path string) 
 			Project:   lockingv1alpha1.ProjectRef{Repository: repository, Path: path},
 			Workspace: "default",
 			Pull:      &lockingv1alpha1.PullRequestRef{Number: l.pulls.Add(1)},
-			User:      lockingv1alpha1.UserRef{Username: "bench"},
+			User:      lockingv1alpha1.UserRef{Username: benchUser},
 		},
 	}
 	r := &request{obj: lr, obs: l.obs.Track(name)}
@@ -168,3 +168,6 @@ func measureHandoff(ctx context.Context, l *lockClient, name string, samples int
 	}
 	return latencies, l.release(ctx, holder)
 }
+
+// benchUser is the VCS user of every request the benchmark makes.
+const benchUser = "bench"

@@ -1,7 +1,7 @@
-// Command bench measures the lock operator against DESIGN's Performance targets on a
-// local control plane (etcd, kube-apiserver and kube-controller-manager from bin/),
-// beside the raw Lease writes of the same API server in the same run. `make bench`
-// runs it; BENCH_ARGS passes flags.
+// Command bench measures the lock operator against issue 13's targets (ratios to raw
+// Lease writes and to a "CR floor" measured in the same run) and DESIGN's Performance
+// targets, on a local control plane (etcd, kube-apiserver and kube-controller-manager
+// from bin/). `make bench` runs it; BENCH_ARGS passes flags.
 //
 // In order, it
 //
@@ -10,15 +10,19 @@
 //     so that nothing competes for the CPU);
 //  2. starts the control plane in -state-dir, installs the CRDs, creates a namespace;
 //  3. measures the baseline: -clients goroutines each creating -cycles Leases and
-//     updating each by compare-and-swap, then deleting them;
+//     updating each by compare-and-swap, then deleting them; then the CR floor:
+//     LockRequest create, one Lease compare-and-swap and LockRequest delete per
+//     cycle, with no operator; then both again with -high-clients clients;
 //  4. starts the operator in this process (controller-runtime manager, operator.Setup,
 //     config.Default()) and watches LockRequests to timestamp what clients observe;
 //  5. measures uncontended acquires (LockRequest created → Acquired observed) on fresh
 //     keys, hand-offs (holder deleted → next waiter Acquired observed) on one key, and
-//     lock cycles per second of -clients clients over -keys keys, checking that grants
-//     of one key never overlap and that their fencing tokens increase;
+//     lock cycles per second of -clients (then -high-clients) clients over -keys
+//     keys, checking that grants of one key never overlap and that their fencing
+//     tokens increase;
 //  6. stops the operator and starts it again with enable_events: false, and measures
-//     hand-offs again: the cost of events on the lock path;
+//     hand-offs again: the cost of events on the lock path; then once more with
+//     the audit trail on;
 //  7. prints a table against the targets, stops everything and checks that no process
 //     of the control plane is left.
 //
@@ -49,7 +53,13 @@ type options struct {
 	samples int
 	warmup  int
 	timeout time.Duration
+	// highClients is the client count of the second, heavier load.
+	highClients int
 }
+
+// highCycles is the cycles per client of the second load: a quarter of -cycles, so
+// that it takes about as long as the first.
+func (o options) highCycles() int { return max(1, o.cycles/4) }
 
 func main() { benchutil.Main("bench", run) }
 
@@ -72,7 +82,7 @@ func run(ctx context.Context) error {
 			return fmt.Errorf("writing %s: %w", opts.JSONPath, err)
 		}
 	}
-	if n := len(res.Through.Exclusion.Violations); n > 0 {
+	if n := len(res.violations()); n > 0 {
 		return fmt.Errorf("%d mutual-exclusion violations", n)
 	}
 	return nil
@@ -92,11 +102,12 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.samples, "samples", 100, "samples of uncontended acquire, of hand-off and of serial Lease write latency")
 	fs.IntVar(&o.warmup, "warmup", 5, "untimed lock cycles before the operator is measured")
 	fs.DurationVar(&o.timeout, "timeout", time.Minute, "longest wait for any one observation")
+	fs.IntVar(&o.highClients, "high-clients", 32, "clients of the second baseline, CR floor and throughput run, each doing a quarter of -cycles (0: no second run)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.clients < 1 || o.keys < 1 || o.cycles < 1 || o.samples < 1 || o.warmup < 0 || o.timeout <= 0 {
-		return o, errors.New("-clients, -keys, -cycles, -samples and -timeout must be positive, -warmup not negative")
+	if o.clients < 1 || o.keys < 1 || o.cycles < 1 || o.samples < 1 || o.warmup < 0 || o.timeout <= 0 || o.highClients < 0 {
+		return o, errors.New("-clients, -keys, -cycles, -samples and -timeout must be positive, -warmup and -high-clients not negative")
 	}
 	return o, nil
 }
@@ -122,6 +133,22 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 	benchutil.Step("baseline: %d serial Lease create+update, then %d clients × %d, then delete", opts.samples, opts.clients, opts.cycles)
 	if res.Baseline, err = runBaseline(ctx, e.Client, opts.Namespace, opts.clients, opts.cycles, opts.samples); err != nil {
 		return err
+	}
+
+	benchutil.Step("CR floor: %d clients × %d LockRequest create + Lease compare-and-swap + LockRequest delete, no operator", opts.clients, opts.cycles)
+	if res.Floor, err = runFloor(ctx, e.Client, opts.Namespace, opts.clients, opts.cycles); err != nil {
+		return err
+	}
+	if opts.highClients > 0 {
+		high := &HighLoad{Clients: opts.highClients}
+		benchutil.Step("baseline and CR floor again with %d clients × %d", opts.highClients, opts.highCycles())
+		if high.Baseline, err = runBaseline(ctx, e.Client, opts.Namespace, opts.highClients, opts.highCycles(), 1); err != nil {
+			return err
+		}
+		if high.Floor, err = runFloor(ctx, e.Client, opts.Namespace, opts.highClients, opts.highCycles()); err != nil {
+			return err
+		}
+		res.High = high
 	}
 
 	benchutil.Step("starting the operator in this process (logs: %s)", e.LogPath("operator.log"))
@@ -224,19 +251,25 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	res.Handoff = Summarize(handoff)
 
 	benchutil.Step("throughput: %d clients × %d lock cycles over %d keys", opts.clients, opts.cycles, opts.keys)
-	res.Through, err = measureThroughput(ctx, opts, l, op, res.Baseline)
+	if res.Through, err = measureThroughput(ctx, opts.clients, opts.keys, opts.cycles, l, op, res.Baseline, res.Floor); err != nil {
+		return err
+	}
+	if res.High != nil {
+		benchutil.Step("throughput: %d clients × %d lock cycles over %d keys", opts.highClients, opts.highCycles(), opts.keys)
+		res.High.Through, err = measureThroughput(ctx, opts.highClients, opts.keys, opts.highCycles(), l, op, res.High.Baseline, res.High.Floor)
+	}
 	return err
 }
 
 // measureThroughput runs the throughput clients and adds what the operator sent to
 // the API server meanwhile, and the ratios to the baseline.
-func measureThroughput(ctx context.Context, opts options, l *lockClient, op *runningOperator, base BaselineResult) (ThroughputResult, error) {
+func measureThroughput(ctx context.Context, clients, keys, cycles int, l *lockClient, op *runningOperator, base BaselineResult, floor FloorResult) (ThroughputResult, error) {
 	requestsBefore := op.requests.snapshot()
 	reconcilesBefore, err := reconciles()
 	if err != nil {
 		return ThroughputResult{}, err
 	}
-	t, err := runThroughput(ctx, l, opts.clients, opts.keys, opts.cycles)
+	t, err := runThroughput(ctx, l, clients, keys, cycles)
 	if err != nil {
 		return t, err
 	}
@@ -245,10 +278,13 @@ func measureThroughput(ctx context.Context, opts options, l *lockClient, op *run
 		return t, err
 	}
 	t.Operator = op.requests.since(requestsBefore)
-	cycles := float64(t.Cycles)
-	t.OperatorWritesPerCycle = float64(t.Operator.Writes) / cycles
-	t.OperatorReadsPerCycle = float64(t.Operator.Reads) / cycles
-	t.ReconcilesPerCycle = (reconcilesAfter - reconcilesBefore) / cycles
+	done := float64(t.Cycles)
+	t.OperatorWritesPerCycle = float64(t.Operator.Writes) / done
+	t.OperatorReadsPerCycle = float64(t.Operator.Reads) / done
+	t.ReconcilesPerCycle = (reconcilesAfter - reconcilesBefore) / done
+	if floor.CyclesPerSec > 0 {
+		t.RatioFloor = t.CyclesPerSec / floor.CyclesPerSec
+	}
 	if base.CreateUpdatePerSec > 0 {
 		t.Ratio = t.CyclesPerSec / base.CreateUpdatePerSec
 	}

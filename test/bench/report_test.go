@@ -26,3 +26,16 @@ func TestAtMostComparesUnrounded(t *testing.T) {
 		t.Errorf("100.001 ms against ≤ 100 ms: met = %v, want false", row.Met)
 	}
 }
+
+func TestAtMostTimesIsARatioToTheBase(t *testing.T) {
+	row := atMostTimes("hand-off P50", 9*time.Millisecond, 2*time.Millisecond, "serial", 4)
+	if row.Met == nil || *row.Met || row.Measured != "9 ms = 4.5× serial (2 ms)" || row.Target != "≤ 4×" {
+		t.Errorf("9 ms against 4 × 2 ms: %+v, want not met, measured as 4.5×", row)
+	}
+	if row := atMostTimes("hand-off P50", 8*time.Millisecond, 2*time.Millisecond, "serial", 4); row.Met == nil || !*row.Met {
+		t.Errorf("8 ms against 4 × 2 ms: %+v, want met", row)
+	}
+	if row := atMostTimes("hand-off P50", time.Millisecond, 0, "serial", 4); row.Met == nil || *row.Met {
+		t.Errorf("against an unmeasured base: %+v, want not met", row)
+	}
+}

@@ -22,6 +22,9 @@ type ThroughputResult struct {
 	// (DESIGN's target: ≥ 0.5); RatioFull over its create+update+delete cycles.
 	Ratio     float64 `json:"ratioToCreateUpdate"`
 	RatioFull float64 `json:"ratioToCreateUpdateDelete"`
+	// RatioFloor is CyclesPerSec over the CR floor's cycles per second at the same
+	// client count: how close the operator comes to no operator at all.
+	RatioFloor float64 `json:"ratioToCRFloor"`
 	// Wait is create → Acquired observed, queueing behind other clients included.
 	Wait Summary `json:"wait"`
 	// Cycle is create → deletion observed.
@@ -52,7 +55,7 @@ func runThroughput(ctx context.Context, l *lockClient, clients, keys, cycles int
 	err := benchutil.Parallel(ctx, clients, func(ctx context.Context, i int) error {
 		rng := rand.New(rand.NewPCG(uint64(i), 0x5eed))
 		for j := range cycles {
-			if err := lockCycle(ctx, l, &samples[i], fmt.Sprintf("cycle-%d-%d", i, j), rng.IntN(keys)); err != nil {
+			if err := lockCycle(ctx, l, &samples[i], fmt.Sprintf("cycle%d-%d-%d", clients, i, j), rng.IntN(keys)); err != nil {
 				return err
 			}
 		}
