@@ -148,11 +148,11 @@ func (c *Client) deleteAndWait(ctx context.Context, name string, uid types.UID) 
 	case err != nil:
 		return wrap(err, "deleting LockRequest %s/%s", c.namespace, name)
 	}
-	if err := c.releaseUndecided(ctx, name, uid); err != nil {
-		return err
-	}
 	_, err = c.waitFor(ctx, name, func(lr *lockingv1alpha1.LockRequest) (bool, error) {
-		return lr == nil || (uid != "" && lr.UID != uid), nil
+		if lr == nil || (uid != "" && lr.UID != uid) {
+			return true, nil
+		}
+		return false, c.releaseUndecided(ctx, lr)
 	})
 	if err != nil {
 		return fmt.Errorf("waiting for the operator to release LockRequest %s/%s (its finalizer %s): %w",
@@ -162,38 +162,25 @@ func (c *Client) deleteAndWait(ctx context.Context, name string, uid types.UID) 
 }
 
 // releaseUndecided removes the release finalizer, which the client set at create,
-// from the deleted request name (with uid, when set) if the operator has never
-// decided about it: such a request holds nothing, and without this a request made
-// while no operator runs could never be withdrawn. The removal is guarded by the
-// resourceVersion read, so a decision written in between keeps the finalizer for
-// the operator to remove after it has released the lock. A grant whose status is
-// not written yet may still name the request in its Lease: the operator finds its
-// holder gone and releases the Lease, as for a kubectl request deleted right after
-// its grant.
-func (c *Client) releaseUndecided(ctx context.Context, name string, uid types.UID) error {
-	for range maxEnsureAttempts {
-		lr, err := c.get(ctx, name)
-		switch {
-		case apierrors.IsNotFound(err):
-			return nil
-		case err != nil:
-			return err
-		}
-		if (uid != "" && lr.UID != uid) || lr.DeletionTimestamp == nil ||
-			meta.FindStatusCondition(lr.Status.Conditions, lockingv1alpha1.ConditionAcquired) != nil ||
-			!controllerutil.ContainsFinalizer(lr, lockingv1alpha1.ReleaseFinalizer) {
-			return nil
-		}
-		orig := lr.DeepCopy()
-		controllerutil.RemoveFinalizer(lr, lockingv1alpha1.ReleaseFinalizer)
-		err = c.c.Patch(ctx, lr, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), client.FieldOwner(c.fieldManager))
-		switch {
-		case err == nil || apierrors.IsNotFound(err):
-			return nil
-		case !apierrors.IsConflict(err):
-			return wrap(err, "removing the finalizer of the undecided LockRequest %s/%s", c.namespace, name)
-		}
-		// Changed since the read (perhaps decided): read again.
+// from lr (a copy of a request it deleted, as the wait for its end sees it) if the
+// operator has never decided about it: such a request holds nothing, and without
+// this a request made while no operator runs could never be withdrawn. The removal
+// is guarded by lr's resourceVersion: when a decision was written in between, it
+// fails, and the wait's next copy shows the decision, whose finalizer the operator
+// removes after releasing the lock. A grant whose status is not written yet may
+// still name the request in its Lease: the operator finds its holder gone and
+// releases the Lease, as for a kubectl request deleted right after its grant.
+func (c *Client) releaseUndecided(ctx context.Context, lr *lockingv1alpha1.LockRequest) error {
+	if lr.DeletionTimestamp == nil ||
+		meta.FindStatusCondition(lr.Status.Conditions, lockingv1alpha1.ConditionAcquired) != nil ||
+		!controllerutil.ContainsFinalizer(lr, lockingv1alpha1.ReleaseFinalizer) {
+		return nil
+	}
+	orig, next := lr.DeepCopy(), lr.DeepCopy()
+	controllerutil.RemoveFinalizer(next, lockingv1alpha1.ReleaseFinalizer)
+	err := c.c.Patch(ctx, next, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), client.FieldOwner(c.fieldManager))
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return wrap(err, "removing the finalizer of the undecided LockRequest %s/%s", c.namespace, lr.Name)
 	}
 	return nil
 }
