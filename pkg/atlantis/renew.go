@@ -55,7 +55,9 @@ func (l *Locker) RenewHolds(ctx context.Context) error {
 func (l *Locker) renewDue(ctx context.Context, now time.Time) time.Time {
 	infos, err := l.client.List(ctx)
 	if err != nil {
-		l.renewFailed(fmt.Errorf("listing the holds to renew: %w", err))
+		if ctx.Err() == nil { // not RenewHolds stopping
+			l.renewFailed(fmt.Errorf("listing the holds to renew: %w", err))
+		}
 		return now.Add(renewCheckInterval)
 	}
 	var next time.Time
@@ -75,6 +77,9 @@ func (l *Locker) renewDue(ctx context.Context, now time.Time) time.Time {
 			switch {
 			case errors.As(err, &ended), errors.As(err, &notHeld):
 				continue
+			case err != nil && ctx.Err() != nil:
+				// RenewHolds is stopping: the renewal was cut short, not refused.
+				return time.Time{}
 			case err != nil:
 				l.renewFailed(fmt.Errorf("renewing %s (LockRequest %s): %w", infos[i].Key, holder.Name, err))
 				due = now.Add(time.Second)
