@@ -91,7 +91,8 @@ func (s *suite) testKubectl(t *testing.T) {
 		token := s.kubectl(t, "get", "lr", sampleQueued, "-n", ns, "-o", "jsonpath={.status.fencingToken}")
 		s.waitForEvents(t, ns, sampleQueued, []event{
 			{"Normal", "Queued", "waiting for acme/infra#42 at position 1"},
-			{"Normal", "Acquired", "acquired acme/infra/modules/vpc/default/vpc-prod with fencing token " + token},
+			// A grant after a wait says how long it waited.
+			{"Normal", "Acquired", "acquired acme/infra/modules/vpc/default/vpc-prod with fencing token " + token + " after waiting "},
 		})
 	})
 
@@ -179,7 +180,8 @@ func rowMismatches(tb table, want map[string]map[string]string) []string {
 type event struct{ typ, reason, message string }
 
 // waitForEvents polls `kubectl describe lockrequest` until its Events show every
-// wanted event: the operator records them asynchronously, after the decision.
+// wanted event (see event.matches): the operator records them asynchronously, after
+// the decision.
 func (s *suite) waitForEvents(t *testing.T, ns, name string, want []event) {
 	t.Helper()
 	var out string
@@ -191,7 +193,7 @@ func (s *suite) waitForEvents(t *testing.T, ns, name string, want []event) {
 		}
 		got = describedEvents(out)
 		for _, w := range want {
-			if !slices.Contains(got, w) {
+			if !slices.ContainsFunc(got, w.matches) {
 				return false, nil
 			}
 		}
@@ -202,6 +204,12 @@ func (s *suite) waitForEvents(t *testing.T, ns, name string, want []event) {
 	}
 	_, events, _ := strings.Cut(out, "\nEvents:\n")
 	t.Logf("kubectl describe lockrequest %s, Events:\n%s", name, events)
+}
+
+// matches reports whether got is the event e: the same type and reason, and a
+// message that starts with e's (the rest, such as how long a grant waited, varies).
+func (e event) matches(got event) bool {
+	return got.typ == e.typ && got.reason == e.reason && strings.HasPrefix(got.message, e.message)
 }
 
 // describedEvents parses the Events table at the end of `kubectl describe`:
