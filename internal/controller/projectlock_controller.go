@@ -340,11 +340,13 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 	if pl == nil {
 		return nil
 	}
+	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
 	switch {
 	case pl.DeletionTimestamp != nil:
 		// The force unlock is served (the Lease records it): let the object go.
 		// If requests remain, the next reconcile creates a fresh ProjectLock.
-		return r.letGo(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, pl)
+		r.shown.forget(nn)
+		return r.letGo(ctx, nn, pl)
 	case d.Idle:
 		if err := removeFinalizer(ctx, r.Client, pl); err != nil {
 			return err
@@ -352,14 +354,12 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 		if err := r.Client.Delete(ctx, pl, client.Preconditions{UID: &pl.UID}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting idle ProjectLock %s: %w", ref, err)
 		}
-		nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
 		r.shown.forget(nn)
 		if len(pl.Finalizers) == 0 {
 			r.gone.add(nn, pl.UID) // nothing held it: deleted at once
 		}
 		return nil
 	}
-	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
 	status := projectLockStatus(pl, ref, d, r.Orchestrator.Clock().Now())
 	if equalProjectLockStatus(pl.Status, status) || r.shown.same(nn, pl.UID, status) {
 		return nil
