@@ -75,13 +75,17 @@ type shown struct {
 	status lockingv1alpha1.ProjectLockStatus
 }
 
-// same reports whether status is what was last written to the ProjectLock uid of
-// key nn.
-func (s *shownStatus) same(nn types.NamespacedName, uid types.UID, status lockingv1alpha1.ProjectLockStatus) bool {
+// last returns the status last written to the ProjectLock uid of key nn, if any.
+// It is what the ProjectLock shows now, whatever the cache's copy says: a status
+// computed from it keeps its conditions' transition times.
+func (s *shownStatus) last(nn types.NamespacedName, uid types.UID) (lockingv1alpha1.ProjectLockStatus, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	last, ok := s.status[nn]
-	return ok && last.uid == uid && equalProjectLockStatus(last.status, status)
+	if !ok || last.uid != uid {
+		return lockingv1alpha1.ProjectLockStatus{}, false
+	}
+	return *last.status.DeepCopy(), true
 }
 
 // set records status as written to the ProjectLock uid of key nn.

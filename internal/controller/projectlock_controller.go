@@ -360,8 +360,14 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 		}
 		return nil
 	}
-	status := projectLockStatus(pl, ref, d, r.Orchestrator.Clock().Now())
-	if equalProjectLockStatus(pl.Status, status) || r.shown.same(nn, pl.UID, status) {
+	current := pl
+	if last, ok := r.shown.last(nn, pl.UID); ok {
+		// The cache may not show the last write yet: decide from what it wrote.
+		current = pl.DeepCopy()
+		current.Status = last
+	}
+	status := projectLockStatus(current, ref, d, r.Orchestrator.Clock().Now())
+	if equalProjectLockStatus(current.Status, status) {
 		return nil
 	}
 	pl.Status = status
