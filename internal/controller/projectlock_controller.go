@@ -53,7 +53,7 @@ type LockReconciler struct {
 	Breaker Gate
 
 	// gone holds the objects let go of that the cache still shows.
-	gone letGo
+	gone goneObjects
 	// shown holds the ProjectLock statuses last written.
 	shown shownStatus
 }

@@ -21,7 +21,5 @@ func DeletePinned(ctx context.Context, c *Client, info *LockInfo) (*lockingv1alp
 // watch loop: the ProjectLock's status is written after the request's, so a wait on
 // the request alone can miss it.
 func WaitForLock(ctx context.Context, c *Client, name string, cond func(*lockingv1alpha1.ProjectLock) (bool, error)) (*lockingv1alpha1.ProjectLock, error) {
-	return waitObject(ctx, c, name, "ProjectLock",
-		func() *lockingv1alpha1.ProjectLock { return &lockingv1alpha1.ProjectLock{} },
-		&lockingv1alpha1.ProjectLockList{}, cond)
+	return c.waitForLock(ctx, name, cond)
 }

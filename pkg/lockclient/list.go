@@ -201,9 +201,7 @@ func (c *Client) ForceUnlock(ctx context.Context, key lockkey.Key) (*LockInfo, e
 	if err != nil {
 		return nil, err
 	}
-	_, err = waitObject(ctx, c, pl.Name, "ProjectLock",
-		func() *lockingv1alpha1.ProjectLock { return &lockingv1alpha1.ProjectLock{} },
-		&lockingv1alpha1.ProjectLockList{},
+	_, err = c.waitForLock(ctx, pl.Name,
 		func(cur *lockingv1alpha1.ProjectLock) (bool, error) { return cur == nil || cur.UID != pl.UID, nil })
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the operator to serve the force unlock of %s (ProjectLock %s/%s, finalizer %s): %w",

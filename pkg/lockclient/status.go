@@ -80,9 +80,10 @@ func StatusOf(lr *lockingv1alpha1.LockRequest) *Status {
 
 // decided reports whether the operator has decided about the request's current
 // generation. An ended request stays ended whatever its spec says since. A grant
-// counts once the operator has also added its release finalizer (it does so right
-// after writing the status): only then does deleting the request wait for the
-// hand-off, which is what Unlock promises.
+// counts once the request carries the release finalizer: only then does deleting
+// it wait for the hand-off, which is what Unlock promises. This client creates
+// requests with it; on one made elsewhere (kubectl) the operator adds it right
+// after writing the status.
 func (s *Status) decided() bool {
 	switch {
 	case s.State == StateEnded:

@@ -28,6 +28,12 @@ func (c *Client) waitFor(ctx context.Context, name string, cond condition) (*loc
 		&lockingv1alpha1.LockRequestList{}, cond)
 }
 
+// waitForLock is waitFor for the named ProjectLock.
+func (c *Client) waitForLock(ctx context.Context, name string, cond func(*lockingv1alpha1.ProjectLock) (bool, error)) (*lockingv1alpha1.ProjectLock, error) {
+	return waitObject(ctx, c, name, "ProjectLock", func() *lockingv1alpha1.ProjectLock { return &lockingv1alpha1.ProjectLock{} },
+		&lockingv1alpha1.ProjectLockList{}, cond)
+}
+
 // waitObject reads the named object of kind (newObj makes an empty one, list is the
 // kind's list) and then follows it on a watch until cond is done, cond fails or ctx
 // ends, and returns the last copy seen (nil when gone). A watch that closes or

@@ -8,19 +8,19 @@ import (
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 )
 
-// letGo remembers, per lock key, the objects this operator has let go of (removed
+// goneObjects remembers, per lock key, the objects this operator has let go of (removed
 // its finalizer from while they were being deleted, or deleted outright) until the
 // informer cache stops showing them. The cache lags the API server by a watch
 // delivery, and each reconcile in that window would otherwise patch or delete the
 // same object again, for a 404 or a failed test: wasted API writes on every lock
 // cycle.
-type letGo struct {
+type goneObjects struct {
 	mu   sync.Mutex
 	uids map[types.NamespacedName]map[types.UID]struct{}
 }
 
 // add records that uid, an object of lock key nn, is gone from the API server.
-func (g *letGo) add(nn types.NamespacedName, uid types.UID) {
+func (g *goneObjects) add(nn types.NamespacedName, uid types.UID) {
 	if uid == "" {
 		return
 	}
@@ -36,7 +36,7 @@ func (g *letGo) add(nn types.NamespacedName, uid types.UID) {
 }
 
 // has reports whether uid, an object of lock key nn, is known to be gone.
-func (g *letGo) has(nn types.NamespacedName, uid types.UID) bool {
+func (g *goneObjects) has(nn types.NamespacedName, uid types.UID) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	_, ok := g.uids[nn][uid]
@@ -46,7 +46,7 @@ func (g *letGo) has(nn types.NamespacedName, uid types.UID) bool {
 // keepOnly forgets the objects of lock key nn that the cache no longer shows
 // (cached says whether it still does), so that the record stays as small as the
 // cache's lag.
-func (g *letGo) keepOnly(nn types.NamespacedName, cached func(types.UID) bool) {
+func (g *goneObjects) keepOnly(nn types.NamespacedName, cached func(types.UID) bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for uid := range g.uids[nn] {
