@@ -2,11 +2,13 @@ package v1alpha1
 
 // Names shared by the operator, its clients and its manifests.
 const (
-	// ReleaseFinalizer keeps a LockRequest that holds a lock, and every ProjectLock,
-	// until the operator has released the Lease and served the next waiter. This
-	// project's clients create every LockRequest with it; the operator adds it at
-	// the grant to a request that came without it (one made with kubectl), and
-	// removes it from every deleted request, held or not.
+	// ReleaseFinalizer keeps every ProjectLock until the operator has seen its
+	// deletion, which is a force unlock, and served it. LockRequests do not need it:
+	// a request's lock is held by the key's Lease, which names the request, and the
+	// operator releases the Lease when it finds the request gone, so deleting a
+	// request is never lost (not even while no operator runs). The operator still
+	// removes it from a deleted request that carries it (requests made by earlier
+	// releases, which set it).
 	ReleaseFinalizer = "locking.runatlantis.io/release"
 
 	// FieldManager is the field manager of every write the operator makes, and the

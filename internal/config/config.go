@@ -61,6 +61,11 @@ const (
 	MaxAuditFiles = 1000
 )
 
+// DefaultProjectLockDelay is project_lock_delay's default: long enough that an
+// uncontended lock cycle (tens of milliseconds) writes no ProjectLock, short enough
+// that a person running `kubectl get projectlocks` never waits for one.
+const DefaultProjectLockDelay = time.Second
+
 // Webhook defaults.
 const (
 	DefaultWebhookTimeout    = 5 * time.Second
@@ -135,6 +140,11 @@ type Config struct {
 	// gives up leadership (and exits, to restart as a standby) so that another
 	// replica decides; 0 never gives up (leader_release_after, default 1m).
 	LeaderReleaseAfter time.Duration
+	// ProjectLockDelay is how long a key may be held with nobody waiting before
+	// its ProjectLock is created; a key with waiters gets it at once, and 0 creates
+	// it with the first grant (project_lock_delay, default 1s). Locks held for less
+	// than this cost no ProjectLock writes.
+	ProjectLockDelay time.Duration
 
 	// AuditLog is where the audit trail (one JSON line per event) is written: a
 	// file path, "-" for standard output, or "" (the default) for no audit trail
@@ -219,7 +229,7 @@ var (
 		"request_buffer_size", "health_check_interval", "component_timeout",
 		"default_queue_timeout", "default_ttl", "max_queue_length",
 		"deadlock_check_interval", "breaker_failure_threshold", "breaker_open_timeout",
-		"breaker_max_open_timeout", "leader_release_after", "audit_log", "audit_log_max_size_mb",
+		"breaker_max_open_timeout", "leader_release_after", "project_lock_delay", "audit_log", "audit_log_max_size_mb",
 		"audit_log_max_files", "webhooks",
 	}
 	webhookKeys = []string{"url", "events", "secret_file", "secret_env", "timeout", "max_retries", "queue_size"}
@@ -248,6 +258,7 @@ func Default() Config {
 		BreakerOpenTimeout:      time.Second,
 		BreakerMaxOpenTimeout:   30 * time.Second,
 		LeaderReleaseAfter:      time.Minute,
+		ProjectLockDelay:        DefaultProjectLockDelay,
 		AuditLogMaxSizeMB:       100,
 		AuditLogMaxFiles:        5,
 	}
@@ -410,6 +421,8 @@ func decodeEnhanced(m map[string]any, c *Config, errs *errList) {
 			decodeDuration(key, v, &c.BreakerMaxOpenTimeout, false, errs)
 		case "leader_release_after":
 			decodeDuration(key, v, &c.LeaderReleaseAfter, true, errs)
+		case "project_lock_delay":
+			decodeDuration(key, v, &c.ProjectLockDelay, true, errs)
 		case "audit_log":
 			decodeString(key, v, &c.AuditLog, errs)
 		case "audit_log_max_size_mb":
@@ -655,6 +668,9 @@ func (c Config) Validate() error {
 	}
 	if c.LeaderReleaseAfter < 0 {
 		errs.add(p+"leader_release_after", "must not be negative (0 means never), got %s", c.LeaderReleaseAfter)
+	}
+	if c.ProjectLockDelay < 0 {
+		errs.add(p+"project_lock_delay", "must not be negative (0 means with the first grant), got %s", c.ProjectLockDelay)
 	}
 	if c.CollectionInterval > 0 && c.RetentionPeriod > 0 && c.RetentionPeriod < c.CollectionInterval {
 		errs.add(p+"retention_period", "must be at least collection_interval (%s), got %s", c.CollectionInterval, c.RetentionPeriod)

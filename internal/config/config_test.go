@@ -65,6 +65,7 @@ enhanced_locking:
   breaker_open_timeout: 250ms
   breaker_max_open_timeout: 4s
   leader_release_after: 0s
+  project_lock_delay: 250ms
   audit_log: "-"
   audit_log_max_size_mb: 0
   audit_log_max_files: 2
@@ -98,6 +99,7 @@ func fullConfig() Config {
 		BreakerOpenTimeout:      250 * time.Millisecond,
 		BreakerMaxOpenTimeout:   4 * time.Second,
 		LeaderReleaseAfter:      0,
+		ProjectLockDelay:        250 * time.Millisecond,
 		AuditLog:                "-",
 		AuditLogMaxSizeMB:       0,
 		AuditLogMaxFiles:        2,
@@ -133,6 +135,7 @@ func TestDefault(t *testing.T) {
 		BreakerOpenTimeout:      time.Second,
 		BreakerMaxOpenTimeout:   30 * time.Second,
 		LeaderReleaseAfter:      time.Minute,
+		ProjectLockDelay:        time.Second,
 		AuditLogMaxSizeMB:       100,
 		AuditLogMaxFiles:        5,
 	}
@@ -279,6 +282,7 @@ func TestParseInvalid(t *testing.T) {
 		{"zero breaker threshold", el("  breaker_failure_threshold: 0\n"), "enhanced_locking.breaker_failure_threshold", "must be greater than 0, got 0"},
 		{"breaker pause longer than its bound", el("  breaker_open_timeout: 1m\n  breaker_max_open_timeout: 10s\n"), "enhanced_locking.breaker_max_open_timeout", "must be at least breaker_open_timeout (1m0s), got 10s"},
 		{"negative leader release", el("  leader_release_after: -1s\n"), "enhanced_locking.leader_release_after", "must not be negative, got -1s"},
+		{"negative project lock delay", el("  project_lock_delay: -1s\n"), "enhanced_locking.project_lock_delay", "must not be negative, got -1s"},
 		{"empty interval", el("  health_check_interval: \"\"\n"), "enhanced_locking.health_check_interval", `"" is not a duration`},
 		{"zero webhook timeout", hook("    timeout: 0s\n"), "enhanced_locking.webhooks[0].timeout", "must be greater than 0"},
 		{"retention shorter than collection", el("  collection_interval: 1m\n  retention_period: 30s\n"), "enhanced_locking.retention_period", "must be at least collection_interval (1m0s), got 30s"},

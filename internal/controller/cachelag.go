@@ -6,6 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
 )
 
 // goneObjects remembers, per lock key, the objects this operator has let go of (removed
@@ -103,4 +104,62 @@ func (s *shownStatus) forget(nn types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.status, nn)
+}
+
+// writtenRequests remembers, per lock key, the LockRequests whose status this
+// operator last wrote, as the API server returned them, until the cache shows that
+// write. A reconcile in the window (woken by the Lease write of the same grant,
+// whose event often comes first) would otherwise decide from the request before
+// its status and write the same status again over a stale resourceVersion, for a
+// 409: a wasted write on half the uncontended lock cycles.
+type writtenRequests struct {
+	mu   sync.Mutex
+	objs map[types.NamespacedName]map[types.UID]*lockingv1alpha1.LockRequest
+}
+
+// set records lr, of lock key nn, as the API server returned it from a status write.
+func (w *writtenRequests) set(nn types.NamespacedName, lr *lockingv1alpha1.LockRequest) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.objs == nil {
+		w.objs = map[types.NamespacedName]map[types.UID]*lockingv1alpha1.LockRequest{}
+	}
+	if w.objs[nn] == nil {
+		w.objs[nn] = map[types.UID]*lockingv1alpha1.LockRequest{}
+	}
+	w.objs[nn][lr.UID] = lr.DeepCopy()
+}
+
+// fresher replaces, in the cached requests reqs of lock key nn, each one older than
+// the copy last written by the copy, and forgets the copies that the cache has
+// caught up with (or passed) and those of requests it no longer shows.
+func (w *writtenRequests) fresher(nn types.NamespacedName, reqs []lockingv1alpha1.LockRequest) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	written := w.objs[nn]
+	if len(written) == 0 {
+		return
+	}
+	shown := make(map[types.UID]bool, len(reqs))
+	for i := range reqs {
+		lr := &reqs[i]
+		last, ok := written[lr.UID]
+		if !ok {
+			continue
+		}
+		shown[lr.UID] = true
+		if leasebackend.Newer(last.ResourceVersion, lr.ResourceVersion) {
+			reqs[i] = *last.DeepCopy()
+			continue
+		}
+		delete(written, lr.UID)
+	}
+	for uid := range written {
+		if !shown[uid] {
+			delete(written, uid)
+		}
+	}
+	if len(written) == 0 {
+		delete(w.objs, nn)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 )
 
@@ -30,6 +31,10 @@ func fakeClockOperator(t *testing.T, ns string) (*runningOperator, *testingclock
 		DefaultQueueTimeout:   orchestrator.NoQueueTimeout,
 		MaxQueueLength:        10,
 		DeadlockCheckInterval: time.Hour,
+	}, func(c *config.Config) {
+		// The ProjectLock with the first grant: on a fake clock, a hold's age only
+		// grows when the test steps it.
+		c.ProjectLockDelay = 0
 	})
 	return op, fc
 }

@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -51,11 +50,17 @@ type LockReconciler struct {
 	// Breaker, if set, pauses decisions while the API server fails them (see
 	// internal/breaker); a paused key is decided again when the breaker lets it.
 	Breaker Gate
+	// ProjectLockDelay is how long a key is held with nobody waiting before its
+	// ProjectLock is created (project_lock_delay); a key with waiters gets it at
+	// once, and 0 creates it with the first grant.
+	ProjectLockDelay time.Duration
 
 	// gone holds the objects let go of that the cache still shows.
 	gone goneObjects
 	// shown holds the ProjectLock statuses last written.
 	shown shownStatus
+	// written holds the LockRequests whose status was last written.
+	written writtenRequests
 }
 
 // Gate says whether a decision may run now: release must be called when it is done;
@@ -114,15 +119,11 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, fmt.Errorf("listing the requests of %s: %w", req, err)
 	}
 	pl, list.Items = r.withoutGone(req.NamespacedName, pl, list.Items)
+	r.written.fresher(req.NamespacedName, list.Items)
 	ref, ok := lockRef(req.NamespacedName, pl, list.Items)
 	if !ok {
 		// Neither a ProjectLock nor a request: only a Lease can be left over.
 		ref = orchestrator.LockRef{Namespace: req.Namespace, Name: req.Name}
-	}
-	if pl == nil && hasLiveRequest(list.Items) {
-		if pl, err = r.createProjectLock(ctx, ref); err != nil {
-			return ctrl.Result{}, err
-		}
 	}
 
 	objs := map[string]*lockingv1alpha1.LockRequest{}
@@ -151,8 +152,18 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err := r.finishWithdrawn(ctx, req.NamespacedName, list.Items); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.addFinalizers(ctx, d, objs); err != nil {
-		return ctrl.Result{}, err
+	now := r.Orchestrator.Clock().Now()
+	next := d.NextDeadline
+	if pl == nil {
+		show, at := r.showAt(d)
+		switch {
+		case show && at.After(now):
+			next = earliest(next, at)
+		case show && hasLiveRequest(list.Items):
+			if pl, err = r.createProjectLock(ctx, ref); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
 	}
 	if err := r.reconcileProjectLock(ctx, pl, ref, d); err != nil {
 		return ctrl.Result{}, err
@@ -160,10 +171,34 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if d.Idle {
 		r.Orchestrator.Forget(ref)
 	}
-	if !d.NextDeadline.IsZero() {
-		return ctrl.Result{RequeueAfter: max(d.NextDeadline.Sub(r.Orchestrator.Clock().Now()), time.Millisecond)}, nil
+	if !next.IsZero() {
+		return ctrl.Result{RequeueAfter: max(next.Sub(now), time.Millisecond)}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// showAt says whether the key of decision d, which has no ProjectLock, is to get
+// one, and from when: at once when requests wait, ProjectLockDelay after the grant
+// when the holder is alone. A lock cycle that ends sooner (an uncontended acquire
+// and release: the common case of the lock path) writes no ProjectLock at all; the
+// Lease holds the lock and the LockRequest's status tells its holder, so the
+// ProjectLock is only the view for people and for force unlock.
+func (r *LockReconciler) showAt(d orchestrator.Decision) (bool, time.Time) {
+	switch {
+	case d.QueueLength > 0:
+		return true, time.Time{}
+	case d.Holder == nil:
+		return false, time.Time{}
+	}
+	return true, d.Holder.AcquiredAt.Add(r.ProjectLockDelay)
+}
+
+// earliest returns the earlier of two times, a zero one counting as none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // withoutGone leaves out of the cached ProjectLock and requests of key nn those this
@@ -235,7 +270,8 @@ func isTerminal(lr *lockingv1alpha1.LockRequest) bool {
 }
 
 // createProjectLock creates the key's ProjectLock, with the finalizer that turns its
-// deletion into a force unlock.
+// deletion into a force unlock. Its status is written by reconcileProjectLock in
+// the same reconcile.
 func (r *LockReconciler) createProjectLock(ctx context.Context, ref orchestrator.LockRef) (*lockingv1alpha1.ProjectLock, error) {
 	pl := &lockingv1alpha1.ProjectLock{
 		ObjectMeta: metav1.ObjectMeta{
@@ -295,6 +331,7 @@ func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lock
 				}
 				return stored, fmt.Errorf("writing the status of LockRequest %s/%s: %w", lr.Namespace, lr.Name, leasebackend.Classify(err))
 			}
+			r.written.set(types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, lr)
 			stored = append(stored, out)
 		}
 		return stored, nil
@@ -310,24 +347,6 @@ func (r *LockReconciler) finishWithdrawn(ctx context.Context, nn types.Namespace
 			continue
 		}
 		if err := r.letGo(ctx, nn, lr); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// addFinalizers keeps holding requests until the operator has released their lock,
-// so that deleting one waits for the hand-off and a person can watch it happen.
-func (r *LockReconciler) addFinalizers(ctx context.Context, d orchestrator.Decision, objs map[string]*lockingv1alpha1.LockRequest) error {
-	for _, out := range d.Outcomes {
-		if out.State.Phase != orchestrator.PhaseAcquired {
-			continue
-		}
-		lr := objs[out.Request.ID]
-		if lr == nil || lr.DeletionTimestamp != nil || controllerutil.ContainsFinalizer(lr, lockingv1alpha1.ReleaseFinalizer) {
-			continue
-		}
-		if err := addFinalizer(ctx, r.Client, lr); err != nil {
 			return err
 		}
 	}

@@ -122,7 +122,7 @@ func (b *Backend) get(ctx context.Context, ref orchestrator.LockRef) (*coordinat
 	b.mu.Lock()
 	mine := b.written[nn]
 	switch {
-	case mine != nil && lease != nil && newer(mine.ResourceVersion, lease.ResourceVersion):
+	case mine != nil && lease != nil && Newer(mine.ResourceVersion, lease.ResourceVersion):
 		// The cache has not seen our last write yet.
 		b.mu.Unlock()
 		return mine.DeepCopy(), nil
@@ -150,16 +150,16 @@ func (b *Backend) resolveMissing(ctx context.Context, ref orchestrator.LockRef, 
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if mine := b.written[nn]; mine != nil && (live == nil || !newer(mine.ResourceVersion, live.ResourceVersion)) {
+	if mine := b.written[nn]; mine != nil && (live == nil || !Newer(mine.ResourceVersion, live.ResourceVersion)) {
 		delete(b.written, nn)
 	}
 	return live, nil
 }
 
-// newer reports whether resourceVersion a is later than b. Both are decimal integers
+// Newer reports whether resourceVersion a is later than b. Both are decimal integers
 // on Kubernetes 1.35 and later; anything else is treated as not newer, which only
 // costs a conflict and a retry.
-func newer(a, b string) bool {
+func Newer(a, b string) bool {
 	x, errA := strconv.ParseUint(a, 10, 64)
 	y, errB := strconv.ParseUint(b, 10, 64)
 	return errA == nil && errB == nil && x > y

@@ -135,6 +135,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 		Orchestrator: orch,
 		Wake:         wake,
 		Breaker:      brk,
+
+		ProjectLockDelay: cfg.ProjectLockDelay,
 	}
 	if err := reconciler.SetupWithManager(mgr, cfg.WorkerCount); err != nil {
 		return nil, fmt.Errorf("setting up the lock controller: %w", err)

@@ -33,17 +33,19 @@
 // # Waiting, cancelling, ending
 //
 // Lock waits on a watch of the one object (never by polling) until it is Acquired,
-// with the operator's release finalizer in place (so that a later Unlock waits for
-// the hand-off), or ended. If the context ends first, the request is deleted with a fresh, short
+// or ended. If the context ends first, the request is deleted with a fresh, short
 // context, so that nothing is left queued for a caller that has gone; if the grant
 // raced the cancellation, that deletion releases the lock, since the caller never
 // learned that it held it. TryLock returns the first decision (Acquired, Queued or
 // Ended) and leaves a queued request queued. Both delete a request that has ended, so
 // ended requests do not pile up, and report its reason and message.
 //
-// Unlock deletes the request and waits until the object is gone: the operator removes
-// its finalizer only after it has released the Lease and handed the key to the next
-// waiter, so when Unlock returns the release is done.
+// Unlock deletes the request and waits until the object is gone, which with no
+// finalizer on it is at once. The lock is held by the key's Lease, which names the
+// request: the operator, seeing the request gone (it confirms that with a read past
+// its cache), releases the Lease or hands it to the next waiter with one
+// compare-and-swap, so no other request can hold the key before that release, and
+// the fencing token of the next grant is greater.
 //
 // # Errors
 //

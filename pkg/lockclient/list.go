@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -197,6 +198,11 @@ func (c *Client) ForceUnlock(ctx context.Context, key lockkey.Key) (*LockInfo, e
 	if err != nil || info == nil {
 		return nil, err
 	}
+	if info.Lock == nil && info.Holder != nil {
+		if info, err = c.showLock(ctx, info); err != nil {
+			return nil, err
+		}
+	}
 	pl, err := c.deletePinned(ctx, info)
 	if err != nil {
 		return nil, err
@@ -210,6 +216,42 @@ func (c *Client) ForceUnlock(ctx context.Context, key lockkey.Key) (*LockInfo, e
 	return info, nil
 }
 
+// showLock creates the ProjectLock of a held key that has none yet (the operator
+// creates it only once a hold has lasted project_lock_delay or requests wait) and
+// waits until the operator shows the holder in its status, so that the force
+// unlock can be pinned to it. It carries the release finalizer, as the operator's
+// own do, so that deleting it is seen as a force unlock. It returns the lock read
+// again, or an error matching ErrHolderChanged if the key changed hands meanwhile.
+func (c *Client) showLock(ctx context.Context, info *LockInfo) (*LockInfo, error) {
+	name := info.Key.ObjectName()
+	pl := &lockingv1alpha1.ProjectLock{
+		ObjectMeta: metav1.ObjectMeta{Namespace: c.namespace, Name: name,
+			Finalizers: []string{lockingv1alpha1.ReleaseFinalizer}},
+		Spec: lockingv1alpha1.ProjectLockSpec{
+			Project: lockingv1alpha1.ProjectRef{Repository: info.Key.Repository, Path: info.Key.Path,
+				Name: info.Key.ProjectName},
+			Workspace: info.Key.Workspace,
+		},
+	}
+	if err := c.c.Create(ctx, pl, client.FieldOwner(c.fieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, wrap(err, "creating ProjectLock %s/%s of %s to force-unlock it", c.namespace, name, info.Key)
+	}
+	_, err := c.waitForLock(ctx, name, func(cur *lockingv1alpha1.ProjectLock) (bool, error) {
+		return cur == nil || cur.Status.Holder != nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the operator to show the holder of %s on ProjectLock %s/%s: %w", info.Key, c.namespace, name, err)
+	}
+	now, err := c.GetLock(ctx, info.Key)
+	if err != nil {
+		return nil, err
+	}
+	if was, is := holderName(info), holderName(now); now == nil || now.Lock == nil || was != is {
+		return nil, fmt.Errorf("force unlock of %s: held by %s when read, by %s now: %w", info.Key, was, is, ErrHolderChanged)
+	}
+	return now, nil
+}
+
 // deletePinned deletes the ProjectLock of info only while info.Holder still holds
 // it: with a resourceVersion precondition, so that a hand-off between the read and
 // the delete (which rewrites the ProjectLock's status) makes the delete fail rather
@@ -220,7 +262,7 @@ func (c *Client) deletePinned(ctx context.Context, info *LockInfo) (*lockingv1al
 	pl := info.Lock
 	for range maxEnsureAttempts {
 		if pl == nil {
-			return nil, fmt.Errorf("%s has no ProjectLock yet (the operator has not seen its first request); nothing to force-unlock", info.Key)
+			return nil, fmt.Errorf("%s has no ProjectLock: nobody holds it, so there is nothing to force-unlock", info.Key)
 		}
 		err := c.c.Delete(ctx, pl, client.Preconditions{UID: &pl.UID, ResourceVersion: &pl.ResourceVersion})
 		switch {

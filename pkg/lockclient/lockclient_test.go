@@ -13,7 +13,6 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
@@ -91,8 +90,8 @@ func TestLockAcquiresAndUnlockReleases(t *testing.T) {
 	if got, want := st.Request.Labels[lockingv1alpha1.LockNameLabel], r.Key().ObjectName(); got != want {
 		t.Errorf("label %s = %q, want %q", lockingv1alpha1.LockNameLabel, got, want)
 	}
-	if !controllerutil.ContainsFinalizer(st.Request, lockingv1alpha1.ReleaseFinalizer) {
-		t.Errorf("a held request has finalizers %v, want %s", st.Request.Finalizers, lockingv1alpha1.ReleaseFinalizer)
+	if len(st.Request.Finalizers) != 0 {
+		t.Errorf("a held request has finalizers %v, want none", st.Request.Finalizers)
 	}
 
 	got, err := c.Get(ctx, r)
@@ -377,9 +376,9 @@ func TestRenew(t *testing.T) {
 		t.Errorf("after Renew: %s token %s, want still Acquired with token %s", st.State, st.FencingToken, held.FencingToken)
 	}
 
-	// Force unlock: the hold is Revoked and can no longer be renewed.
-	pl := &lockingv1alpha1.ProjectLock{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace(), Name: r.Key().ObjectName()}}
-	if err := env.Client.Delete(ctx, pl); err != nil {
+	// Force unlock: the hold is Revoked and can no longer be renewed. The hold is
+	// younger than project_lock_delay, so ForceUnlock makes its ProjectLock first.
+	if _, err := c.ForceUnlock(ctx, r.Key()); err != nil {
 		t.Fatal(err)
 	}
 	waitState(ctx, t, c, r, lockclient.StateEnded, 0)
@@ -425,7 +424,9 @@ func TestGetLockAndListShowHoldersAndQueues(t *testing.T) {
 		if info.Key != key {
 			t.Errorf("%s: key %s, want %s", what, info.Key, key)
 		}
-		if info.Lock == nil || info.Lock.Name != key.ObjectName() {
+		// A key that is waited for has its ProjectLock; one held alone gets it only
+		// once the hold has lasted project_lock_delay, and is listed either way.
+		if (info.Lock == nil && len(queue) > 0) || (info.Lock != nil && info.Lock.Name != key.ObjectName()) {
 			t.Errorf("%s: ProjectLock %v, want %s", what, info.Lock, key.ObjectName())
 		}
 		if info.Holder == nil || info.Holder.Name != lockclient.RequestName(holder) {
@@ -495,36 +496,40 @@ func TestAClusterWithoutTheCRDs(t *testing.T) {
 	}
 }
 
-// TestRequestsAreMadeWithTheReleaseFinalizer: the client sets the finalizer at
-// create, so the operator makes no write to add it after a grant; a queued request
-// deleted by Unlock is still let go (the operator removes the finalizer of every
-// deleted request).
-func TestRequestsAreMadeWithTheReleaseFinalizer(t *testing.T) {
+// TestRequestsCarryNoFinalizer: a request holds its lock through the Lease, not
+// through a finalizer, so the operator never writes a request's metadata (no
+// finalizer to add after the grant, none to remove after the release); an Unlock
+// returns as soon as the object is gone, and the next request is still served after
+// the release: the operator finds the holder gone and hands the Lease on.
+func TestRequestsCarryNoFinalizer(t *testing.T) {
 	ctx := deadline(t)
 	c := newClient(t)
 	holder, waiter := pullRequest("modules/vpc", 1, "alice"), pullRequest("modules/vpc", 2, "bob")
 	held := mustLock(ctx, t, c, holder)
-	for _, mf := range held.Request.ManagedFields {
-		if mf.Manager == lockingv1alpha1.FieldManager && mf.Subresource == "" {
-			t.Errorf("the operator wrote the held request's metadata (%s); the client's create should have set the finalizer", mf.FieldsV1)
-		}
-	}
 	if _, err := c.TryLock(ctx, waiter); err != nil {
 		t.Fatal(err)
 	}
 	queued := waitState(ctx, t, c, waiter, lockclient.StateQueued, 1)
-	if !controllerutil.ContainsFinalizer(queued.Request, lockingv1alpha1.ReleaseFinalizer) {
-		t.Errorf("a queued request has finalizers %v, want %s", queued.Request.Finalizers, lockingv1alpha1.ReleaseFinalizer)
-	}
-	if err := c.Unlock(ctx, waiter); err != nil {
-		t.Fatalf("Unlock of the queued request: %v", err)
-	}
-	mustNotExist(ctx, t, c, waiter)
-	if st, err := c.Get(ctx, holder); err != nil || st.State != lockclient.StateAcquired {
-		t.Errorf("the holder after the waiter left: %+v %v; want still Acquired", st, err)
+	for _, lr := range []*lockingv1alpha1.LockRequest{held.Request, queued.Request} {
+		if len(lr.Finalizers) != 0 {
+			t.Errorf("%s has finalizers %v, want none", lr.Name, lr.Finalizers)
+		}
+		for _, mf := range lr.ManagedFields {
+			if mf.Manager == lockingv1alpha1.FieldManager && mf.Subresource == "" {
+				t.Errorf("the operator wrote the metadata of %s (%s); it should write only its status", lr.Name, mf.FieldsV1)
+			}
+		}
 	}
 	if err := c.Unlock(ctx, holder); err != nil {
 		t.Fatal(err)
 	}
 	mustNotExist(ctx, t, c, holder)
+	next := waitState(ctx, t, c, waiter, lockclient.StateAcquired, 0)
+	if token(t, next) <= token(t, held) {
+		t.Errorf("the waiter's fencing token %s is not after the released holder's %s", next.FencingToken, held.FencingToken)
+	}
+	if err := c.Unlock(ctx, waiter); err != nil {
+		t.Fatal(err)
+	}
+	mustNotExist(ctx, t, c, waiter)
 }

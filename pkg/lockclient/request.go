@@ -162,12 +162,6 @@ func (c *Client) object(r Request) *lockingv1alpha1.LockRequest {
 			Namespace: c.namespace,
 			Name:      RequestName(r),
 			Labels:    labels,
-			// Created with the release finalizer, so that the operator need not add it
-			// with a write of its own after the grant (and the grant counts as soon as
-			// the status says Acquired): a write per lock cycle saved, and one step
-			// off the acquire's chain of writes. The operator removes it when the
-			// request is deleted, held or not.
-			Finalizers: []string{lockingv1alpha1.ReleaseFinalizer},
 		},
 		Spec: lockingv1alpha1.LockRequestSpec{
 			Project: lockingv1alpha1.ProjectRef{

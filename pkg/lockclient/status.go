@@ -5,7 +5,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 )
@@ -79,19 +78,13 @@ func StatusOf(lr *lockingv1alpha1.LockRequest) *Status {
 }
 
 // decided reports whether the operator has decided about the request's current
-// generation. An ended request stays ended whatever its spec says since. A grant
-// counts once the request carries the release finalizer: only then does deleting
-// it wait for the hand-off, which is what Unlock promises. This client creates
-// requests with it; on one made elsewhere (kubectl) the operator adds it right
-// after writing the status.
+// generation. An ended request stays ended whatever its spec says since.
 func (s *Status) decided() bool {
 	switch {
 	case s.State == StateEnded:
 		return true
 	case s.State == StatePending || s.Request.Status.ObservedGeneration < s.Request.Generation:
 		return false
-	case s.State == StateAcquired && s.Request.DeletionTimestamp == nil:
-		return controllerutil.ContainsFinalizer(s.Request, lockingv1alpha1.ReleaseFinalizer)
 	}
 	return true
 }

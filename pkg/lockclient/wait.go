@@ -6,13 +6,11 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 )
@@ -136,8 +134,11 @@ func (c *Client) get(ctx context.Context, name string) (*lockingv1alpha1.LockReq
 }
 
 // deleteAndWait deletes the named request (only the object with uid, when uid is
-// set) and waits until it is gone: its finalizer goes once the operator has released
-// it. A request already gone is fine.
+// set) and waits until it is gone. This client makes requests without finalizers, so
+// that is at once unless another finalizer holds it (a request made by an operator
+// release that still set one is let go by the operator). A request already gone is
+// fine. The operator releases the Lease when it sees the holder gone; no other
+// request can be granted the key before that compare-and-swap.
 func (c *Client) deleteAndWait(ctx context.Context, name string, uid types.UID) error {
 	lr := &lockingv1alpha1.LockRequest{ObjectMeta: metav1.ObjectMeta{Namespace: c.namespace, Name: name}}
 	var opts []client.DeleteOption
@@ -155,38 +156,10 @@ func (c *Client) deleteAndWait(ctx context.Context, name string, uid types.UID) 
 		return wrap(err, "deleting LockRequest %s/%s", c.namespace, name)
 	}
 	_, err = c.waitFor(ctx, name, func(lr *lockingv1alpha1.LockRequest) (bool, error) {
-		if lr == nil || (uid != "" && lr.UID != uid) {
-			return true, nil
-		}
-		return false, c.releaseUndecided(ctx, lr)
+		return lr == nil || (uid != "" && lr.UID != uid), nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for the operator to release LockRequest %s/%s (its finalizer %s): %w",
-			c.namespace, name, lockingv1alpha1.ReleaseFinalizer, err)
-	}
-	return nil
-}
-
-// releaseUndecided removes the release finalizer, which the client set at create,
-// from lr (a copy of a request it deleted, as the wait for its end sees it) if the
-// operator has never decided about it: such a request holds nothing, and without
-// this a request made while no operator runs could never be withdrawn. The removal
-// is guarded by lr's resourceVersion: when a decision was written in between, it
-// fails, and the wait's next copy shows the decision, whose finalizer the operator
-// removes after releasing the lock. A grant whose status is not written yet may
-// still name the request in its Lease: the operator finds its holder gone and
-// releases the Lease, as for a kubectl request deleted right after its grant.
-func (c *Client) releaseUndecided(ctx context.Context, lr *lockingv1alpha1.LockRequest) error {
-	if lr.DeletionTimestamp == nil ||
-		meta.FindStatusCondition(lr.Status.Conditions, lockingv1alpha1.ConditionAcquired) != nil ||
-		!controllerutil.ContainsFinalizer(lr, lockingv1alpha1.ReleaseFinalizer) {
-		return nil
-	}
-	orig, next := lr.DeepCopy(), lr.DeepCopy()
-	controllerutil.RemoveFinalizer(next, lockingv1alpha1.ReleaseFinalizer)
-	err := c.c.Patch(ctx, next, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), client.FieldOwner(c.fieldManager))
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return wrap(err, "removing the finalizer of the undecided LockRequest %s/%s", c.namespace, lr.Name)
+		return fmt.Errorf("waiting for LockRequest %s/%s to be gone (finalizers hold it): %w", c.namespace, name, err)
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 // lockClient does what Atlantis does through pkg/lockclient: it creates a
 // LockRequest, waits for its status, and deletes it to release the lock.
 type lockClient struct {
-	c         client.Client
+	c         client.WithWatch
 	obs       *benchutil.Observer
 	namespace string
 	// timeout bounds every wait for an observation.
@@ -41,9 +41,8 @@ type request struct {
 // with an owner of its own.
 func (l *lockClient) create(ctx context.Context, name, repository, path string) (*request, error) {
 	lr := &lockingv1alpha1.LockRequest{
-		// With the release finalizer, as pkg/lockclient creates every request.
-		ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: name,
-			Finalizers: []string{lockingv1alpha1.ReleaseFinalizer}},
+		// Without finalizers, as pkg/lockclient creates every request.
+		ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: name},
 		Spec: lockingv1alpha1.LockRequestSpec{
 			Project:   lockingv1alpha1.ProjectRef{Repository: repository, Path: path},
 			Workspace: "default",
@@ -81,8 +80,8 @@ func (l *lockClient) remove(ctx context.Context, r *request) error {
 	return nil
 }
 
-// gone waits until r's deletion is observed: the operator has released its lock
-// and removed its finalizer. It returns when that was observed.
+// gone waits until r's deletion is observed (at once: requests carry no finalizer;
+// the operator releases the Lease after). It returns when that was observed.
 func (l *lockClient) gone(ctx context.Context, r *request) (time.Time, error) {
 	at, err := l.obs.Wait(ctx, r.obs.Gone, l.timeout, "deletion of LockRequest "+r.obj.Name)
 	l.obs.Forget(r.obj.Name)

@@ -240,6 +240,9 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	if err != nil {
 		return fmt.Errorf("uncontended acquire: %w", err)
 	}
+	if err := settle(ctx, e.Client, opts.Namespace); err != nil {
+		return fmt.Errorf("uncontended acquire: %w", err)
+	}
 	res.AcquireOperator = op.requests.since(before)
 	res.Acquire, res.AcquireCreate = Summarize(acquire.acquire), Summarize(acquire.create)
 
@@ -272,6 +275,9 @@ func measureThroughput(ctx context.Context, clients, keys, cycles int, l *lockCl
 	t, err := runThroughput(ctx, l, clients, keys, cycles)
 	if err != nil {
 		return t, err
+	}
+	if err := settle(ctx, l.c, l.namespace); err != nil {
+		return t, fmt.Errorf("throughput: %w", err)
 	}
 	reconcilesAfter, err := reconciles()
 	if err != nil {

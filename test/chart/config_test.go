@@ -94,6 +94,7 @@ config:
   breaker_open_timeout: 2s
   breaker_max_open_timeout: 1m
   leader_release_after: 5m
+  project_lock_delay: 250ms
   audit_log: /var/log/atlantis-lock-operator/audit.jsonl
   audit_log_max_size_mb: 10
   audit_log_max_files: 20
@@ -141,6 +142,7 @@ func TestConfigAllKeys(t *testing.T) {
 		BreakerOpenTimeout:      2 * time.Second,
 		BreakerMaxOpenTimeout:   time.Minute,
 		LeaderReleaseAfter:      5 * time.Minute,
+		ProjectLockDelay:        250 * time.Millisecond,
 		AuditLog:                "/var/log/atlantis-lock-operator/audit.jsonl",
 		AuditLogMaxSizeMB:       10,
 		AuditLogMaxFiles:        20,

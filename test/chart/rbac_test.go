@@ -173,7 +173,7 @@ func TestAtlantisRole(t *testing.T) {
 			name:             "lock namespaces and force unlock",
 			values:           "atlantis: {rbac: {create: true}, serviceAccount: {name: atlantis-sa, namespace: atlantis}, lockNamespaces: [locks-a, locks-b], allowForceUnlock: true}",
 			namespaces:       []string{"locks-a", "locks-b"},
-			projectlockVerbs: []string{"delete", "get", "list", "watch"},
+			projectlockVerbs: []string{"create", "delete", "get", "list", "watch"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

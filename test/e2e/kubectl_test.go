@@ -81,8 +81,8 @@ func (s *suite) testKubectl(t *testing.T) {
 	})
 
 	t.Run("hand-off", func(t *testing.T) {
-		// kubectl delete returns once the object is gone: the operator has released
-		// the lock and handed it on before it removed its finalizer.
+		// kubectl delete returns at once (requests carry no finalizer); the Lease
+		// still names the deleted request until the operator hands the key on.
 		s.kubectl(t, "delete", "lr", samplePlain, "-n", ns)
 		s.waitFor(t, ns, sampleQueued, "condition=Acquired")
 		s.waitForRows(t, map[string]map[string]string{

@@ -15,8 +15,8 @@ import (
 func (s *suite) testUninstall(t *testing.T) {
 	start := time.Now()
 	// kubectl delete namespace waits until the namespace is gone: the namespace
-	// controller deletes the LockRequests, the operator releases them and removes its
-	// finalizers, and the Leases go with their ProjectLocks.
+	// controller deletes the LockRequests and Leases, and the operator lets the
+	// ProjectLocks' finalizers go.
 	s.kubectl(t, "delete", "namespace", kubectlNamespace, trafficNamespace, "--timeout="+stepTimeout.String())
 	t.Logf("lock namespaces deleted in %s", since(start))
 	if out := s.kubectl(t, "get", "lockrequests,projectlocks", "--all-namespaces", "-o", "name"); out != "" {

@@ -198,9 +198,7 @@ func (r *scaleRun) lockRequest(i int, name string) *lockingv1alpha1.LockRequest 
 	return &lockingv1alpha1.LockRequest{
 		ObjectMeta: metav1.ObjectMeta{Namespace: r.opts.Namespace, Name: name,
 			Labels:      map[string]string{lockingv1alpha1.LockNameLabel: key.ObjectName()},
-			Annotations: map[string]string{atlantisLockAnnotation: annotation},
-			// pkg/lockclient creates every request with the release finalizer.
-			Finalizers: []string{lockingv1alpha1.ReleaseFinalizer}},
+			Annotations: map[string]string{atlantisLockAnnotation: annotation}},
 		Spec: lockingv1alpha1.LockRequestSpec{
 			Project:   lockingv1alpha1.ProjectRef{Repository: key.Repository, Path: key.Path},
 			Workspace: key.Workspace,

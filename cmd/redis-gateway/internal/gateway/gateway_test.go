@@ -183,13 +183,20 @@ func TestLockSetSemantics(t *testing.T) {
 	if len(lrs.Items) != 1 || lrs.Items[0].Spec.Pull == nil || lrs.Items[0].Spec.Pull.Number != 1 {
 		t.Errorf("LockRequests after the SETs: %d, want pull 1's only", len(lrs.Items))
 	}
-	// The holder shows in the ProjectLock, as `kubectl get projectlocks` shows it.
+	// The holder shows in the ProjectLock, as `kubectl get projectlocks` shows it,
+	// once the hold has lasted project_lock_delay.
+	heldByPull1 := func(pl *lockingv1alpha1.ProjectLock) bool {
+		return pl != nil && pl.Status.Holder != nil && pl.Status.Holder.Pull != nil && pl.Status.Holder.Pull.Number == 1
+	}
+	if _, err := env.WaitForProjectLock(ctx, ns, lrs.Items[0].Status.LockName, heldByPull1); err != nil {
+		t.Errorf("the ProjectLock of pull 1's lock %s: %v", lrs.Items[0].Status.LockName, err)
+	}
 	var pls lockingv1alpha1.ProjectLockList
 	if err := env.Client.List(ctx, &pls, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
 	}
-	if len(pls.Items) != 1 || pls.Items[0].Status.Holder == nil || pls.Items[0].Status.Holder.Pull == nil || pls.Items[0].Status.Holder.Pull.Number != 1 {
-		t.Errorf("ProjectLocks: %+v, want one held by pull 1", pls.Items)
+	if len(pls.Items) != 1 {
+		t.Errorf("ProjectLocks: %+v, want pull 1's only", pls.Items)
 	}
 }
 
