@@ -234,6 +234,9 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	if _, err := measureAcquire(ctx, l, "warmup", opts.warmup); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
+	if err := settle(ctx, e.Client, opts.Namespace); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
 	benchutil.Step("uncontended acquire: %d fresh keys", opts.samples)
 	before := op.requests.snapshot()
 	acquire, err := measureAcquire(ctx, l, "acquire", opts.samples)

@@ -25,8 +25,15 @@ func TestRedisGatewayRBACAndSidecar(t *testing.T) {
 	if lockRole == nil {
 		t.Fatal("no Atlantis LockRequest Role in namespace atlantis")
 	}
-	if got := grants(t, "Atlantis Role", typed[rbacv1.Role](t, lockRole).Rules); !got[grant{"locking.runatlantis.io", "lockrequests", "watch"}] || !got[grant{"locking.runatlantis.io", "lockrequests", "create"}] {
+	got := grants(t, "Atlantis Role", typed[rbacv1.Role](t, lockRole).Rules)
+	if !got[grant{"locking.runatlantis.io", "lockrequests", "watch"}] || !got[grant{"locking.runatlantis.io", "lockrequests", "create"}] {
 		t.Errorf("the Atlantis Role lacks LockRequest watch or create: %v", sortedGrants(got))
+	}
+	// The gateway's fast read of a free key reads its Lease; nothing else of Leases.
+	for _, v := range []string{"get", "list", "watch", "create", "update", "patch", "delete"} {
+		if has, want := got[grant{"coordination.k8s.io", "leases", v}], v == "get"; has != want {
+			t.Errorf("the Atlantis Role with the gateway: Lease %s granted %v, want %v", v, has, want)
+		}
 	}
 
 	role := m.find("Role", "atlantis-state", fullName+"-redis-gateway")

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -406,5 +407,31 @@ func TestAtlantisHandshakeTLSPasswordDB(t *testing.T) {
 				t.Errorf("redis.New: %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestTryLockRightAfterAGrant: a second pull's TryLock just after the first pull's
+// is refused with the holder, as Redis answers it, even though the gateway's cache
+// does not show the new holder yet and the key has no ProjectLock yet (the operator
+// makes it only once a hold has lasted project_lock_delay): the fast read finds the
+// key's Lease and leaves the answer to the full read.
+func TestTryLockRightAfterAGrant(t *testing.T) {
+	ns := newNamespace(t)
+	gw := startGateway(t, ns, nil)
+	db := gw.redisDB(t, "")
+	for i := range 10 {
+		p := models.NewProject("acme/infra", fmt.Sprintf("stacks/s%d", i), "")
+		lock := func(pull int) models.ProjectLock {
+			return models.ProjectLock{Project: p, Workspace: "default", User: models.User{Username: "alice"},
+				Pull: pullRequest("acme/infra", pull, "abc"), Time: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+		}
+		if ok, _, err := db.TryLock(lock(1)); err != nil || !ok {
+			t.Fatalf("%s: TryLock of the free key: acquired %t, %v", p.Path, ok, err)
+		}
+		ok, holder, err := db.TryLock(lock(2))
+		if err != nil || ok || holder.Pull.Num != 1 {
+			t.Errorf("%s: TryLock of the key pull 1 just took: acquired %t, holder pull %d, error %v; want refused, held by pull 1",
+				p.Path, ok, holder.Pull.Num, err)
+		}
 	}
 }

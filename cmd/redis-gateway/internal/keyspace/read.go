@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/runatlantis/atlantis/server/events/models"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -26,11 +27,12 @@ import (
 //   - "held by R": the cache names the holding request R; a read of R from the API
 //     server must show it still holding that key, else the full read decides. So a
 //     stale cache never makes a pull believe it holds a lock another pull took.
-//   - "free": the cache has no holder; reads of the key's ProjectLock from the API
+//   - "free": the cache has no holder; reads of the key's Lease from the API
 //     server (one per way the key's text can split into repository and path) must
 //     find none, else the full read decides. A key that is held always has its
-//     ProjectLock: the operator creates it before the first grant and deletes it
-//     only when nobody holds or waits.
+//     Lease: the operator's grant is a write of it, and it deletes it only when
+//     nobody holds or waits. (Not the ProjectLock: the operator creates that only
+//     once a hold has lasted project_lock_delay or someone waits.)
 //
 // Every answer of the fast path was therefore true at the moment of its last read
 // from the API server, as the full read's is.
@@ -111,8 +113,8 @@ func (f *Fast) confirm(ctx context.Context, key, name string) (*models.ProjectLo
 	return &lock, true, nil
 }
 
-// mayBeHeld reports whether any ProjectLock of key exists, reading each way the
-// key's text can split into repository and path from the API server.
+// mayBeHeld reports whether any Lease of key exists, reading each way the key's
+// text can split into repository and path from the API server.
 func (f *Fast) mayBeHeld(ctx context.Context, key string) (bool, error) {
 	segments := strings.Count(key, "/") + 1
 	for depth := 2; depth+3 <= segments; depth++ {
@@ -120,13 +122,13 @@ func (f *Fast) mayBeHeld(ctx context.Context, key string) (bool, error) {
 		if err != nil {
 			continue // no lock can have this split: its parts are not valid
 		}
-		var pl lockingv1alpha1.ProjectLock
-		err = f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: k.ObjectName()}, &pl)
+		var lease coordinationv1.Lease
+		err = f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: k.ObjectName()}, &lease)
 		switch {
 		case apierrors.IsNotFound(err):
 			continue
 		case err != nil:
-			return true, fmt.Errorf("reading the ProjectLock of %s: %w", key, err)
+			return true, fmt.Errorf("reading the Lease of %s: %w", key, err)
 		}
 		return true, nil
 	}
