@@ -190,7 +190,7 @@ func (r *LockReconciler) showAt(d orchestrator.Decision) (bool, time.Time) {
 	case d.Holder == nil:
 		return false, time.Time{}
 	}
-	return true, d.Holder.AcquiredAt.Add(r.ProjectLockDelay)
+	return true, d.HeldSince.Add(r.ProjectLockDelay)
 }
 
 // earliest returns the earlier of two times, a zero one counting as none.

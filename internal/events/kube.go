@@ -3,12 +3,14 @@ package events
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
@@ -26,25 +28,51 @@ const maxNote = 1024
 // ProjectLocks concerned, so that `kubectl describe` tells a request's story. It
 // records only the transitions a person reads there: a request queued behind its
 // blocker, granted after a wait, or ended without the lock or losing it (timeouts,
-// conflicts, expiry, revocation, deadlock). A grant on a free key and a release
-// with nobody waiting, which are most lock cycles, record nothing: each Event is an
-// API write, and on a busy API server those writes slow every decision. The logs,
-// metrics, webhooks and audit trail see every transition. It uses the PascalCase
-// reasons of the LockRequest conditions and marks with Warning what a person should
-// look at. System events (health checks, metrics, errors) are not recorded: they
-// belong to no object, and logs and metrics carry them.
+// conflicts, expiry, revocation, deadlock). A grant on a free key, a release with
+// nobody waiting, and a wait shorter than QueuedEventDelay, which are most lock
+// cycles, record nothing: each Event is an API write, and on a busy API server
+// those writes slow every decision. The logs, metrics, webhooks and audit trail see
+// every transition. It uses the PascalCase reasons of the LockRequest conditions
+// and marks with Warning what a person should look at. System events (health
+// checks, metrics, errors) are not recorded: they belong to no object, and logs and
+// metrics carry them.
 type KubeEvents struct {
 	recorder events.EventRecorder
 	reader   client.Reader
+	clock    clock.WithDelayedExecution
+	delay    time.Duration
+
+	mu sync.Mutex
+	// queued holds the Queued Events not recorded yet, by request UID: each is
+	// recorded when its timer fires, unless the wait ends first.
+	queued map[string]pendingQueued
 }
+
+// pendingQueued is a Queued Event waiting for QueuedEventDelay to pass.
+type pendingQueued struct {
+	timer clock.Timer
+	event Event
+}
+
+// QueuedEventDelay is how long a request must wait before its Queued Event is
+// recorded; its Acquired Event is recorded only after a wait that long. A person
+// reading `kubectl describe` sees every wait that lasts; the short waits of a busy
+// key (tens of milliseconds between hand-offs) write no Event.
+const QueuedEventDelay = time.Second
 
 var _ Handler = (*KubeEvents)(nil)
 
 // NewKubeEvents returns a handler that records through recorder. reader (the
 // informer cache) supplies the ProjectLock's UID, without which `kubectl describe`
-// would not show the event.
-func NewKubeEvents(recorder events.EventRecorder, reader client.Reader) *KubeEvents {
-	return &KubeEvents{recorder: recorder, reader: reader}
+// would not show the event. clk times QueuedEventDelay; a clock that cannot run a
+// function later (clock.WithDelayedExecution: the real clock and the fake ones
+// can) records every Queued Event at once.
+func NewKubeEvents(recorder events.EventRecorder, reader client.Reader, clk clock.Clock) *KubeEvents {
+	k := &KubeEvents{recorder: recorder, reader: reader, queued: map[string]pendingQueued{}}
+	if dc, ok := clk.(clock.WithDelayedExecution); ok {
+		k.clock, k.delay = dc, QueuedEventDelay
+	}
+	return k
 }
 
 // KubeEventsFilter selects the event types KubeEvents records.
@@ -61,12 +89,16 @@ func (k *KubeEvents) HandleEvent(ctx context.Context, e Event) error {
 	if e.Type.Warning() || e.Reason == lockingv1alpha1.ReasonRevoked {
 		eventType = corev1.EventTypeWarning
 	}
+	if e.Type != QueuedRequest && e.RequestUID != "" {
+		// The wait is over (granted, ended or withdrawn): a Queued Event not yet
+		// recorded never will be.
+		k.cancelQueued(e.RequestUID)
+	}
 	switch {
 	case e.Type == QueuedRequest:
-		k.onRequest(e, eventType, lockingv1alpha1.ReasonQueued, "Enqueue",
-			"waiting for "+orDefault(e.BlockedBy, "the holder")+" at position "+strconv.Itoa(e.Position))
+		k.queue(e, eventType)
 	case e.Type == LockAcquired:
-		if e.Waited {
+		if e.Waited && e.Wait >= k.delay {
 			k.onRequest(e, eventType, lockingv1alpha1.ReasonAcquired, "Acquire",
 				"acquired "+e.LockKey+" with fencing token "+e.FencingToken+" after waiting "+e.Wait.Round(time.Millisecond).String())
 		}
@@ -80,6 +112,48 @@ func (k *KubeEvents) HandleEvent(ctx context.Context, e Event) error {
 		k.onRequest(e, eventType, e.Reason, "End", e.Message)
 	}
 	return nil
+}
+
+// queue records e's Queued Event once the request has waited QueuedEventDelay. A
+// later queued_request of the same request (its position moved) replaces the note.
+func (k *KubeEvents) queue(e Event, eventType string) {
+	if k.delay <= 0 || e.RequestUID == "" {
+		k.recordQueued(e, eventType)
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if p, ok := k.queued[e.RequestUID]; ok {
+		p.event = e
+		k.queued[e.RequestUID] = p
+		return
+	}
+	uid := e.RequestUID
+	timer := k.clock.AfterFunc(k.delay, func() {
+		k.mu.Lock()
+		p, ok := k.queued[uid]
+		delete(k.queued, uid)
+		k.mu.Unlock()
+		if ok {
+			k.recordQueued(p.event, eventType)
+		}
+	})
+	k.queued[uid] = pendingQueued{timer: timer, event: e}
+}
+
+// cancelQueued drops the Queued Event of request uid if it is not recorded yet.
+func (k *KubeEvents) cancelQueued(uid string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if p, ok := k.queued[uid]; ok {
+		p.timer.Stop()
+		delete(k.queued, uid)
+	}
+}
+
+func (k *KubeEvents) recordQueued(e Event, eventType string) {
+	k.onRequest(e, eventType, lockingv1alpha1.ReasonQueued, "Enqueue",
+		"waiting for "+orDefault(e.BlockedBy, "the holder")+" at position "+strconv.Itoa(e.Position))
 }
 
 func (k *KubeEvents) onRequest(e Event, eventType, reason, action, note string) {

@@ -58,7 +58,7 @@ func setupObservability(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicke
 		return err
 	}
 	if cfg.EnableEvents {
-		if err := subscribeHandlers(mgr, bus, cfg, hooks, log); err != nil {
+		if err := subscribeHandlers(mgr, bus, cfg, clk, hooks, log); err != nil {
 			return err
 		}
 	}
@@ -191,8 +191,8 @@ func newWebhooks(cfg config.Config, clk clock.WithTicker, m *metrics.Metrics, lo
 
 // subscribeHandlers subscribes the asynchronous handlers: Kubernetes Events, the
 // structured log, the audit trail and the webhooks.
-func subscribeHandlers(mgr ctrl.Manager, bus *events.Bus, cfg config.Config, hooks []*events.Webhook, log logr.Logger) error {
-	kube := events.NewKubeEvents(mgr.GetEventRecorder(lockingv1alpha1.FieldManager), mgr.GetClient())
+func subscribeHandlers(mgr ctrl.Manager, bus *events.Bus, cfg config.Config, clk clock.WithTicker, hooks []*events.Webhook, log logr.Logger) error {
+	kube := events.NewKubeEvents(mgr.GetEventRecorder(lockingv1alpha1.FieldManager), mgr.GetClient(), clk)
 	if _, err := bus.Subscribe(subscriberKubeEvents, kube, events.KubeEventsFilter()); err != nil {
 		return err
 	}

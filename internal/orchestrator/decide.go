@@ -50,6 +50,10 @@ type Decision struct {
 	Idle bool
 	// Holder describes the holder after the decision, or nil.
 	Holder *Holder
+	// HeldSince is when the holding owner was granted the key, as the lock record
+	// keeps it (to the microsecond, where a request's status keeps seconds), or
+	// zero when nobody holds.
+	HeldSince time.Time
 	// QueueLength counts the waiters after the decision.
 	QueueLength int
 	// NextDeadline is the earliest queue timeout or hold expiry to come, or zero.
@@ -230,6 +234,10 @@ func Decide(in KeyInput) Decision {
 	if holderIdx >= 0 {
 		h := holderOf(d.Outcomes[holderIdx])
 		d.Holder = &h
+		d.HeldSince = in.Record.AcquiredAt
+		if d.Write != nil {
+			d.HeldSince = d.Write.AcquiredAt
+		}
 		// Waiters keep only who holds, not the details of the hold, so that their
 		// state changes when the holder does and not on every renewal.
 		blockedBy = &Holder{Request: h.Request, Owner: h.Owner, Pull: h.Pull, User: h.User}

@@ -81,6 +81,11 @@ func (s *suite) testKubectl(t *testing.T) {
 	})
 
 	t.Run("hand-off", func(t *testing.T) {
+		// A wait that lasts a second gets its Queued Event (a shorter one records
+		// none); then the hand-off records Acquired with the wait.
+		s.waitForEvents(t, ns, sampleQueued, []event{
+			{"Normal", "Queued", "waiting for acme/infra#42 at position 1"},
+		})
 		// kubectl delete returns at once (requests carry no finalizer); the Lease
 		// still names the deleted request until the operator hands the key on.
 		s.kubectl(t, "delete", "lr", samplePlain, "-n", ns)

@@ -59,13 +59,15 @@ func TestEventsTellTheStory(t *testing.T) {
 	if r := reason(w.get("p1-k2")); r != lockingv1alpha1.ReasonQueued {
 		t.Errorf("p1-k2 is %s, want still Queued: one victim breaks the cycle", r)
 	}
+	// A wait that lasts events.QueuedEventDelay gets its Queued Event (a shorter one
+	// records none, see internal/events).
+	wantEvent(ctx, t, ns, "LockRequest", "p1-k2", "Normal", lockingv1alpha1.ReasonQueued, "position 1")
 	// Pull 2 gives up its lock, as a victim's owner does; pull 1 gets k2.
 	if err := deleteRequest(ctx, ns, "p2-k2"); err != nil {
 		t.Fatal(err)
 	}
 	mustReach("p1-k2", lockingv1alpha1.ReasonAcquired)
 
-	wantEvent(ctx, t, ns, "LockRequest", "p1-k2", "Normal", lockingv1alpha1.ReasonQueued, "position 1")
 	wantEvent(ctx, t, ns, "LockRequest", "p1-k2", "Normal", lockingv1alpha1.ReasonAcquired, "after waiting")
 	wantEvent(ctx, t, ns, "LockRequest", victim.Name, "Warning", lockingv1alpha1.ReasonDeadlockVictim, "deadlock")
 	wantEvent(ctx, t, ns, "ProjectLock", victim.Status.LockName, "Warning", events.KubeReasonDeadlockDetected,
