@@ -2,6 +2,7 @@ package controller
 
 import (
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -162,4 +163,55 @@ func (w *writtenRequests) fresher(nn types.NamespacedName, reqs []lockingv1alpha
 	if len(written) == 0 {
 		delete(w.objs, nn)
 	}
+}
+
+// deletedRequests remembers the UIDs of the LockRequests whose deletion the informer
+// has delivered, for deletedRequestsKept. A holder missing from the cache must be
+// confirmed gone before its lock is given away (the cache may simply not have seen
+// it yet); a UID seen deleted is gone for good, since UIDs are never reused, so
+// the release or hand-off that follows the delete of a holder, the common case,
+// needs no read past the cache.
+type deletedRequests struct {
+	mu    sync.Mutex
+	uids  map[types.UID]struct{}
+	order []deletedAt
+}
+
+type deletedAt struct {
+	uid types.UID
+	at  time.Time
+}
+
+// deletedRequestsKept is how long a deletion is remembered: far longer than a
+// delete takes to reach a decision, and short enough that the record stays small.
+const deletedRequestsKept = time.Minute
+
+// add records uid as deleted at now, and forgets deletions older than
+// deletedRequestsKept.
+func (d *deletedRequests) add(uid types.UID, now time.Time) {
+	if uid == "" {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.uids == nil {
+		d.uids = map[types.UID]struct{}{}
+	}
+	for len(d.order) > 0 && now.Sub(d.order[0].at) > deletedRequestsKept {
+		delete(d.uids, d.order[0].uid)
+		d.order = d.order[1:]
+	}
+	if _, ok := d.uids[uid]; ok {
+		return
+	}
+	d.uids[uid] = struct{}{}
+	d.order = append(d.order, deletedAt{uid: uid, at: now})
+}
+
+// has reports whether uid was seen deleted.
+func (d *deletedRequests) has(uid types.UID) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.uids[uid]
+	return ok
 }

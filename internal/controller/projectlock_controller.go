@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -61,6 +62,8 @@ type LockReconciler struct {
 	shown shownStatus
 	// written holds the LockRequests whose status was last written.
 	written writtenRequests
+	// deleted holds the UIDs of LockRequests the informer saw deleted.
+	deleted deletedRequests
 }
 
 // Gate says whether a decision may run now: release must be called when it is done;
@@ -301,6 +304,9 @@ func (r *LockReconciler) createProjectLock(ctx context.Context, ref orchestrator
 // cache that has not yet seen a new request can never release its lock.
 func (r *LockReconciler) requestGone(namespace string) func(context.Context, string, string) (bool, error) {
 	return func(ctx context.Context, name, uid string) (bool, error) {
+		if r.deleted.has(types.UID(uid)) {
+			return true, nil
+		}
 		lr := &lockingv1alpha1.LockRequest{}
 		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, lr)
 		switch {
@@ -410,12 +416,28 @@ func (r *LockReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("lock").
 		For(&lockingv1alpha1.ProjectLock{}).
-		Watches(&lockingv1alpha1.LockRequest{}, handler.EnqueueRequestsFromMapFunc(requestToLock)).
+		Watches(&lockingv1alpha1.LockRequest{}, r.requestHandler()).
 		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(leaseToLock),
 			builder.WithPredicates(predicate.NewPredicateFuncs(isOurLease))).
 		WatchesRawSource(source.Channel(r.Wake, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
+}
+
+// requestHandler wakes the key of a LockRequest on every change, and remembers the
+// UIDs of deleted ones (see deletedRequests).
+func (r *LockReconciler) requestHandler() handler.EventHandler {
+	wake := handler.EnqueueRequestsFromMapFunc(requestToLock)
+	return handler.Funcs{
+		CreateFunc: wake.Create,
+		UpdateFunc: wake.Update,
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			// Recorded before the key is woken, so that its decision finds it.
+			r.deleted.add(e.Object.GetUID(), r.Orchestrator.Clock().Now())
+			wake.Delete(ctx, e, q)
+		},
+		GenericFunc: wake.Generic,
+	}
 }
 
 func requestToLock(_ context.Context, obj client.Object) []reconcile.Request {
