@@ -140,6 +140,11 @@ type Config struct {
 	// gives up leadership (and exits, to restart as a standby) so that another
 	// replica decides; 0 never gives up (leader_release_after, default 1m).
 	LeaderReleaseAfter time.Duration
+	// IdleLeaseRetention is how long the Lease of a key whose holder let go, with
+	// nobody waiting, is kept before it is deleted; a request in that time is
+	// granted with one Lease write instead of a delete and a create. 0 deletes it
+	// with the release (idle_lease_retention, default 1s).
+	IdleLeaseRetention time.Duration
 	// ProjectLockDelay is how long a key may be held with nobody waiting before
 	// its ProjectLock is created; a key with waiters gets it at once, and 0 creates
 	// it with the first grant (project_lock_delay, default 1s). Locks held for less
@@ -229,7 +234,7 @@ var (
 		"request_buffer_size", "health_check_interval", "component_timeout",
 		"default_queue_timeout", "default_ttl", "max_queue_length",
 		"deadlock_check_interval", "breaker_failure_threshold", "breaker_open_timeout",
-		"breaker_max_open_timeout", "leader_release_after", "project_lock_delay", "audit_log", "audit_log_max_size_mb",
+		"breaker_max_open_timeout", "leader_release_after", "project_lock_delay", "idle_lease_retention", "audit_log", "audit_log_max_size_mb",
 		"audit_log_max_files", "webhooks",
 	}
 	webhookKeys = []string{"url", "events", "secret_file", "secret_env", "timeout", "max_retries", "queue_size"}
@@ -259,6 +264,7 @@ func Default() Config {
 		BreakerMaxOpenTimeout:   30 * time.Second,
 		LeaderReleaseAfter:      time.Minute,
 		ProjectLockDelay:        DefaultProjectLockDelay,
+		IdleLeaseRetention:      o.IdleRecordGrace,
 		AuditLogMaxSizeMB:       100,
 		AuditLogMaxFiles:        5,
 	}
@@ -290,6 +296,7 @@ func (c Config) Orchestrator() orchestrator.Config {
 		DefaultTTL:            c.DefaultTTL,
 		MaxQueueLength:        c.MaxQueueLength,
 		DeadlockCheckInterval: c.DeadlockCheckInterval,
+		IdleRecordGrace:       c.IdleLeaseRetention,
 	}
 }
 
@@ -423,6 +430,8 @@ func decodeEnhanced(m map[string]any, c *Config, errs *errList) {
 			decodeDuration(key, v, &c.LeaderReleaseAfter, true, errs)
 		case "project_lock_delay":
 			decodeDuration(key, v, &c.ProjectLockDelay, true, errs)
+		case "idle_lease_retention":
+			decodeDuration(key, v, &c.IdleLeaseRetention, true, errs)
 		case "audit_log":
 			decodeString(key, v, &c.AuditLog, errs)
 		case "audit_log_max_size_mb":
@@ -671,6 +680,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProjectLockDelay < 0 {
 		errs.add(p+"project_lock_delay", "must not be negative (0 means with the first grant), got %s", c.ProjectLockDelay)
+	}
+	if c.IdleLeaseRetention < 0 {
+		errs.add(p+"idle_lease_retention", "must not be negative (0 means deleted with the release), got %s", c.IdleLeaseRetention)
 	}
 	if c.CollectionInterval > 0 && c.RetentionPeriod > 0 && c.RetentionPeriod < c.CollectionInterval {
 		errs.add(p+"retention_period", "must be at least collection_interval (%s), got %s", c.CollectionInterval, c.RetentionPeriod)

@@ -66,6 +66,7 @@ enhanced_locking:
   breaker_max_open_timeout: 4s
   leader_release_after: 0s
   project_lock_delay: 250ms
+  idle_lease_retention: 0s
   audit_log: "-"
   audit_log_max_size_mb: 0
   audit_log_max_files: 2
@@ -100,6 +101,7 @@ func fullConfig() Config {
 		BreakerMaxOpenTimeout:   4 * time.Second,
 		LeaderReleaseAfter:      0,
 		ProjectLockDelay:        250 * time.Millisecond,
+		IdleLeaseRetention:      0,
 		AuditLog:                "-",
 		AuditLogMaxSizeMB:       0,
 		AuditLogMaxFiles:        2,
@@ -136,6 +138,7 @@ func TestDefault(t *testing.T) {
 		BreakerMaxOpenTimeout:   30 * time.Second,
 		LeaderReleaseAfter:      time.Minute,
 		ProjectLockDelay:        time.Second,
+		IdleLeaseRetention:      time.Second,
 		AuditLogMaxSizeMB:       100,
 		AuditLogMaxFiles:        5,
 	}
@@ -283,6 +286,7 @@ func TestParseInvalid(t *testing.T) {
 		{"breaker pause longer than its bound", el("  breaker_open_timeout: 1m\n  breaker_max_open_timeout: 10s\n"), "enhanced_locking.breaker_max_open_timeout", "must be at least breaker_open_timeout (1m0s), got 10s"},
 		{"negative leader release", el("  leader_release_after: -1s\n"), "enhanced_locking.leader_release_after", "must not be negative, got -1s"},
 		{"negative project lock delay", el("  project_lock_delay: -1s\n"), "enhanced_locking.project_lock_delay", "must not be negative, got -1s"},
+		{"negative idle lease retention", el("  idle_lease_retention: -1s\n"), "enhanced_locking.idle_lease_retention", "must not be negative, got -1s"},
 		{"empty interval", el("  health_check_interval: \"\"\n"), "enhanced_locking.health_check_interval", `"" is not a duration`},
 		{"zero webhook timeout", hook("    timeout: 0s\n"), "enhanced_locking.webhooks[0].timeout", "must be greater than 0"},
 		{"retention shorter than collection", el("  collection_interval: 1m\n  retention_period: 30s\n"), "enhanced_locking.retention_period", "must be at least collection_interval (1m0s), got 30s"},

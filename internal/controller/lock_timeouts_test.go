@@ -32,9 +32,10 @@ func fakeClockOperator(t *testing.T, ns string) (*runningOperator, *testingclock
 		MaxQueueLength:        10,
 		DeadlockCheckInterval: time.Hour,
 	}, func(c *config.Config) {
-		// The ProjectLock with the first grant: on a fake clock, a hold's age only
-		// grows when the test steps it.
-		c.ProjectLockDelay = 0
+		// The ProjectLock with the first grant and the Lease gone with the release:
+		// on a fake clock, a hold's age and a retention only grow when the test
+		// steps it.
+		c.ProjectLockDelay, c.IdleLeaseRetention = 0, 0
 	})
 	return op, fc
 }

@@ -48,6 +48,9 @@ type Decision struct {
 	Grants []int
 	// Idle is true when nobody holds or waits: the record and the lock object can go.
 	Idle bool
+	// KeepsRecord is true when an idle key's record is kept for IdleRecordGrace
+	// (Sync sets it): the key's state must be kept until NextDeadline.
+	KeepsRecord bool
 	// Holder describes the holder after the decision, or nil.
 	Holder *Holder
 	// HeldSince is when the holding owner was granted the key, as the lock record

@@ -30,17 +30,31 @@ type Config struct {
 	MaxQueueLength int
 	// DeadlockCheckInterval is how often the deadlock detector runs.
 	DeadlockCheckInterval time.Duration
+	// IdleRecordGrace is how long the lock record of a key whose holder let go,
+	// with nobody waiting, is kept before it is deleted; 0 deletes it with the
+	// release. The holder's request is gone, so the key is free all along, but a
+	// request that comes within the grace is granted with one compare-and-swap on
+	// the kept record instead of a delete and a create: a busy key's short idle
+	// moments cost no record writes.
+	IdleRecordGrace time.Duration
 }
 
 // DefaultConfig returns the defaults: wait without limit, holds without expiry, a
-// queue of at most 1000 waiters per key, and a deadlock check every 10 seconds.
+// queue of at most 1000 waiters per key, a deadlock check every 10 seconds, and an
+// idle key's record kept for a second.
 func DefaultConfig() Config {
 	return Config{
 		DefaultQueueTimeout:   NoQueueTimeout,
 		MaxQueueLength:        1000,
 		DeadlockCheckInterval: 10 * time.Second,
+		IdleRecordGrace:       DefaultIdleRecordGrace,
 	}
 }
+
+// DefaultIdleRecordGrace is IdleRecordGrace's default: longer than the moments a
+// busy key spends idle between lock cycles, short enough that an idle key's Lease
+// is gone by the time anyone looks.
+const DefaultIdleRecordGrace = time.Second
 
 // ErrStale means the requests given to Sync are older than the lock record: the
 // record names a holder request that exists but was not given. Retry with fresher
@@ -60,6 +74,9 @@ type LockOrchestrator struct {
 	mu      sync.Mutex
 	locks   map[LockRef]*lockState
 	victims map[LockRef]map[string]bool
+	// kept holds the keys whose released holder's record is kept for
+	// IdleRecordGrace (see keptRecord).
+	kept map[LockRef]keptRecord
 
 	observersMu sync.RWMutex
 	observers   []Observer
@@ -141,6 +158,12 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	if err != nil {
 		return Decision{}, o.failed(in.Ref, "reading lock record", err)
 	}
+	kept, isKept := o.keptRecordOf(in.Ref, rec)
+	if isKept {
+		// The holder it names let go, and the record was kept as it was: the key
+		// is free.
+		rec = rec.released()
+	}
 	if err := checkHolderKnown(ctx, rec, in); err != nil {
 		return Decision{}, o.failed(in.Ref, "checking the holder", err)
 	}
@@ -170,10 +193,11 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 			if err := checkHolderKnown(ctx, latest, in); err != nil {
 				return Decision{}, o.failed(in.Ref, "checking the holder", err)
 			}
-			rec = latest
+			rec, isKept = latest, false
 			d = decide(rec)
 		}
 	}
+	keep := o.keepIdleRecord(in, now, rec, &d, kept, isKept)
 
 	// Counters and notices follow only what was really persisted: a decision that
 	// fails half-way is decided again, and must not be counted twice.
@@ -187,6 +211,7 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	if err := o.writeRecord(ctx, in.Ref, &d); err != nil {
 		return Decision{}, err
 	}
+	o.setKept(in.Ref, keep)
 	o.recordDecision(in.Ref, now, rec, d)
 	var changed []Outcome
 	for _, out := range d.Outcomes {
@@ -203,6 +228,79 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	}
 	o.remember(in.Ref, st, d)
 	return d, nil
+}
+
+// keptRecord is the lock record of a key whose holder let go with nobody waiting,
+// kept for IdleRecordGrace instead of deleted: its version, and when the release
+// was decided.
+type keptRecord struct {
+	version string
+	since   time.Time
+}
+
+// keptRecordOf returns the kept record of ref if rec is still that record; a record
+// written since (by another operator) ends the grace.
+func (o *LockOrchestrator) keptRecordOf(ref LockRef, rec Record) (keptRecord, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k, ok := o.kept[ref]
+	if ok && k.version != rec.Version {
+		delete(o.kept, ref)
+		return keptRecord{}, false
+	}
+	return k, ok
+}
+
+// keepIdleRecord turns the decision d about a kept or releasing record into what
+// IdleRecordGrace asks for, and returns the record to remember as kept once d's
+// write is done (nil: none). A release with nobody waiting keeps the record
+// (d.Write dropped); a kept record whose grace has passed is deleted; a grant over
+// a kept record is the compare-and-swap d already writes.
+func (o *LockOrchestrator) keepIdleRecord(in SyncInput, now time.Time, rec Record, d *Decision, kept keptRecord, isKept bool) *keptRecord {
+	grace := o.cfg.IdleRecordGrace
+	switch {
+	case isKept && !d.Idle:
+		return nil // granted (or queued for) again: the record is the key's again
+	case isKept && d.Write == nil:
+		if until := kept.since.Add(grace); now.Before(until) {
+			d.KeepsRecord = true
+			d.NextDeadline = earliestTime(d.NextDeadline, until)
+			return &kept
+		}
+		d.Write = &Record{Transitions: rec.Transitions, RevokedFor: rec.RevokedFor, Version: rec.Version}
+		return nil
+	case isKept:
+		return nil // a force unlock of the free key: the record goes, as an idle key's does
+	case grace > 0 && d.Idle && d.Released && len(d.Losers) == 0 && !in.ForceUnlock &&
+		d.Write != nil && d.Write.Version != "" && d.Write.RevokedFor == rec.RevokedFor:
+		d.Write = nil
+		d.KeepsRecord = true
+		d.NextDeadline = earliestTime(d.NextDeadline, now.Add(grace))
+		return &keptRecord{version: rec.Version, since: now}
+	}
+	return nil
+}
+
+// setKept remembers ref's record as kept (k), or forgets it (nil).
+func (o *LockOrchestrator) setKept(ref LockRef, k *keptRecord) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if k == nil {
+		delete(o.kept, ref)
+		return
+	}
+	if o.kept == nil {
+		o.kept = map[LockRef]keptRecord{}
+	}
+	o.kept[ref] = *k
+}
+
+// earliestTime returns the earlier of two times, a zero one counting as none.
+func earliestTime(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // recordOutcomes counts and reports persisted request transitions.

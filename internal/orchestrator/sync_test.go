@@ -211,3 +211,65 @@ func TestBackendErrorsAreReportedByKind(t *testing.T) {
 		})
 	}
 }
+
+func (b loggingBackend) Delete(ctx context.Context, ref LockRef, version string) error {
+	err := b.Backend.Delete(ctx, ref, version)
+	if err == nil {
+		b.h.log = append(b.h.log, "delete record")
+	}
+	return err
+}
+
+// TestSyncKeepsAnIdleRecordForItsGrace: a release with nobody waiting keeps the
+// record for IdleRecordGrace instead of deleting it; a request within the grace is
+// granted with one write over it (a grant on a free key, not a hand-off, with a
+// larger token), and a record kept past its grace is deleted.
+func TestSyncKeepsAnIdleRecordForItsGrace(t *testing.T) {
+	mem := NewMemoryBackend()
+	h := newSyncHarness(t, mem)
+	clk := clocktesting.NewFakeClock(t0)
+	h.o = New(loggingBackend{mem, h}, clk, DefaultConfig())
+	h.o.AddObserver(ObserverFunc(func(n Notice) { h.notices = append(h.notices, n) }))
+
+	a := h.add(req("a", "pr1").obj())
+	h.sync()
+	h.requests = nil // a's request deleted: released
+	h.log, h.notices = nil, nil
+	d := h.sync()
+	if !d.Idle || !d.KeepsRecord || !d.Released || !d.NextDeadline.Equal(t0.Add(DefaultIdleRecordGrace)) {
+		t.Errorf("the release: idle %t, keeps record %t, released %t, next deadline %v; want all three, at the grace's end",
+			d.Idle, d.KeepsRecord, d.Released, d.NextDeadline)
+	}
+	if len(h.log) != 0 {
+		t.Errorf("the release wrote %v; want the record kept", h.log)
+	}
+	if rec, _ := mem.Get(context.Background(), h.ref); rec.HolderID != HolderIdentity(a) {
+		t.Errorf("the kept record names %q, want the released %q", rec.HolderID, HolderIdentity(a))
+	}
+
+	clk.Step(DefaultIdleRecordGrace / 2)
+	b := h.add(req("b", "pr2").obj())
+	h.log, h.notices = nil, nil
+	d = h.sync()
+	if diff := cmp.Diff([]string{"record b/u-b", "b Acquired Acquired"}, h.log); diff != "" {
+		t.Errorf("the grant within the grace (-want +got):\n%s", diff)
+	}
+	if d.PreviousOwner != "" || d.Released {
+		t.Errorf("the grant over the kept record: previous owner %q, released %t; want a grant on a free key", d.PreviousOwner, d.Released)
+	}
+	if tokA, tokB := mustInt(t, a.State.FencingToken), mustInt(t, b.State.FencingToken); tokB <= tokA {
+		t.Errorf("b's fencing token %d does not exceed a's %d", tokB, tokA)
+	}
+
+	h.requests = nil
+	h.sync() // kept again
+	clk.Step(DefaultIdleRecordGrace)
+	h.log = nil
+	d = h.sync()
+	if diff := cmp.Diff([]string{"delete record"}, h.log); diff != "" || d.KeepsRecord {
+		t.Errorf("after the grace: keeps record %t, wrote (-want +got):\n%s", d.KeepsRecord, diff)
+	}
+	if rec, _ := mem.Get(context.Background(), h.ref); rec.Version != "" {
+		t.Errorf("the record after its grace: %+v, want none", rec)
+	}
+}

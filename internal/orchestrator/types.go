@@ -149,5 +149,11 @@ type Record struct {
 // Free reports whether nobody holds the lock.
 func (r Record) Free() bool { return r.HolderID == "" }
 
+// released returns r as it reads once its holder has let go: free, with its
+// version, transitions and force-unlock mark.
+func (r Record) released() Record {
+	return Record{Transitions: r.Transitions, RevokedFor: r.RevokedFor, Version: r.Version}
+}
+
 // HolderIdentity is the Record.HolderID of a request.
 func HolderIdentity(r *Request) string { return r.ID + "/" + r.UID }

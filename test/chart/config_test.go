@@ -95,6 +95,7 @@ config:
   breaker_max_open_timeout: 1m
   leader_release_after: 5m
   project_lock_delay: 250ms
+  idle_lease_retention: 2s
   audit_log: /var/log/atlantis-lock-operator/audit.jsonl
   audit_log_max_size_mb: 10
   audit_log_max_files: 20
@@ -143,6 +144,7 @@ func TestConfigAllKeys(t *testing.T) {
 		BreakerMaxOpenTimeout:   time.Minute,
 		LeaderReleaseAfter:      5 * time.Minute,
 		ProjectLockDelay:        250 * time.Millisecond,
+		IdleLeaseRetention:      2 * time.Second,
 		AuditLog:                "/var/log/atlantis-lock-operator/audit.jsonl",
 		AuditLogMaxSizeMB:       10,
 		AuditLogMaxFiles:        20,

@@ -92,6 +92,9 @@ func TestBreakerPausesDecisionsWhileTheAPIServerFailsThem(t *testing.T) {
 	cfg := config.Default()
 	cfg.BreakerFailureThreshold, cfg.BreakerOpenTimeout, cfg.BreakerMaxOpenTimeout = 3, time.Second, 8*time.Second
 	cfg.HealthCheckInterval, cfg.ComponentTimeout = time.Hour, time.Second
+	// The Lease goes with the release: on a clock that stands, a retention would
+	// never end.
+	cfg.IdleLeaseRetention = 0
 	op, err := operator.Setup(ctx, mgr, cfg, clk, operator.WithAPICalls(calls))
 	if err != nil {
 		t.Fatal(err)
@@ -173,8 +176,8 @@ func TestBreakerPausesDecisionsWhileTheAPIServerFailsThem(t *testing.T) {
 			operator.ReasonAPICallFailed, failed.all())
 	}
 	// Released while this operator runs, so that no other test's operator does it:
-	// the request can go before its release (it was deleted before the operator
-	// added its finalizer), so wait for the lock's objects too.
+	// the request goes before its release (requests carry no finalizer), so wait
+	// for the lock's objects too.
 	must(t, deleteRequest(ctx, ns, "waiter"))
 	if _, err := w.waitFor(ctx, "waiter", isGone); err != nil {
 		t.Fatal(err)
