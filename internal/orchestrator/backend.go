@@ -38,6 +38,11 @@ type LockRef struct {
 // String returns "namespace/name".
 func (r LockRef) String() string { return r.Namespace + "/" + r.Name }
 
+// id is the lock's identity in the orchestrator's maps: its namespace and name.
+// A Sync may know a lock by name only (its requests and ProjectLock gone, its
+// record kept), and must find the same state as one that knew its key.
+func (r LockRef) id() LockRef { return LockRef{Namespace: r.Namespace, Name: r.Name} }
+
 // Backend stores one lock record per key and changes it only by compare-and-swap:
 // that is what makes a grant exclusive, whoever else decides at the same time.
 type Backend interface {
@@ -67,7 +72,7 @@ type Backend interface {
 type MemoryBackend struct {
 	mu       sync.Mutex
 	revision uint64
-	records  map[LockRef]Record
+	records  map[LockRef]Record // by LockRef.id
 	// FailWrites, when set, makes every Write and Delete fail with it (tests of
 	// backend errors).
 	FailWrites error
@@ -84,7 +89,7 @@ func NewMemoryBackend() *MemoryBackend {
 func (b *MemoryBackend) Get(_ context.Context, ref LockRef) (Record, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.records[ref], nil
+	return b.records[ref.id()], nil
 }
 
 // GetLatest implements Backend: the memory is the store, so it is Get.
@@ -104,12 +109,12 @@ func (b *MemoryBackend) Write(_ context.Context, ref LockRef, rec Record) (strin
 	if b.FailWrites != nil {
 		return "", b.FailWrites
 	}
-	if b.records[ref].Version != rec.Version {
+	if b.records[ref.id()].Version != rec.Version {
 		return "", ErrConflict
 	}
 	b.revision++
 	rec.Version = strconv.FormatUint(b.revision, 10)
-	b.records[ref] = rec
+	b.records[ref.id()] = rec
 	return rec.Version, nil
 }
 
@@ -120,13 +125,13 @@ func (b *MemoryBackend) Delete(_ context.Context, ref LockRef, version string) e
 	if b.FailWrites != nil {
 		return b.FailWrites
 	}
-	cur, ok := b.records[ref]
+	cur, ok := b.records[ref.id()]
 	if !ok {
 		return nil
 	}
 	if cur.Version != version {
 		return ErrConflict
 	}
-	delete(b.records, ref)
+	delete(b.records, ref.id())
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
 )
 
 // Config is the orchestrator's policy.
@@ -96,6 +98,9 @@ type lockState struct {
 	viewMu sync.Mutex
 	holder *Holder
 	queue  []WaitEdge
+	// key is the lock key, as the last Sync that knew it was given it (guarded by
+	// mu): a later Sync may know the lock by name only.
+	key lockkey.Key
 }
 
 // New returns a LockOrchestrator over backend. clk is the only source of time.
@@ -152,6 +157,7 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	st := o.lockState(in.Ref)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	in.Ref = o.withKey(in.Ref, st)
 
 	o.stats.sync()
 	rec, err := o.backend.Get(ctx, in.Ref)
@@ -230,12 +236,34 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	return d, nil
 }
 
+// withKey returns ref with its lock key: a reconcile that finds neither requests
+// nor a ProjectLock (a released key whose Lease is kept) knows the lock by name
+// only, and the notices of its decision still name the key. The caller holds
+// st.mu.
+func (o *LockOrchestrator) withKey(ref LockRef, st *lockState) LockRef {
+	if ref.Key != (lockkey.Key{}) {
+		st.key = ref.Key
+		return ref
+	}
+	if st.key != (lockkey.Key{}) {
+		ref.Key = st.key
+		return ref
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if k, ok := o.kept[ref.id()]; ok {
+		ref.Key = k.key
+	}
+	return ref
+}
+
 // keptRecord is the lock record of a key whose holder let go with nobody waiting,
 // kept for IdleRecordGrace instead of deleted: its version, and when the release
 // was decided.
 type keptRecord struct {
 	version string
 	since   time.Time
+	key     lockkey.Key
 }
 
 // keptRecordOf returns the kept record of ref if rec is still that record; a record
@@ -243,9 +271,9 @@ type keptRecord struct {
 func (o *LockOrchestrator) keptRecordOf(ref LockRef, rec Record) (keptRecord, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	k, ok := o.kept[ref]
+	k, ok := o.kept[ref.id()]
 	if ok && k.version != rec.Version {
-		delete(o.kept, ref)
+		delete(o.kept, ref.id())
 		return keptRecord{}, false
 	}
 	return k, ok
@@ -276,7 +304,7 @@ func (o *LockOrchestrator) keepIdleRecord(in SyncInput, now time.Time, rec Recor
 		d.Write = nil
 		d.KeepsRecord = true
 		d.NextDeadline = earliestTime(d.NextDeadline, now.Add(grace))
-		return &keptRecord{version: rec.Version, since: now}
+		return &keptRecord{version: rec.Version, since: now, key: in.Ref.Key}
 	}
 	return nil
 }
@@ -286,13 +314,13 @@ func (o *LockOrchestrator) setKept(ref LockRef, k *keptRecord) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if k == nil {
-		delete(o.kept, ref)
+		delete(o.kept, ref.id())
 		return
 	}
 	if o.kept == nil {
 		o.kept = map[LockRef]keptRecord{}
 	}
-	o.kept[ref] = *k
+	o.kept[ref.id()] = *k
 }
 
 // earliestTime returns the earlier of two times, a zero one counting as none.
@@ -397,10 +425,10 @@ func (o *LockOrchestrator) failed(ref LockRef, what string, err error) error {
 func (o *LockOrchestrator) lockState(ref LockRef) *lockState {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	st, ok := o.locks[ref]
+	st, ok := o.locks[ref.id()]
 	if !ok {
 		st = &lockState{}
-		o.locks[ref] = st
+		o.locks[ref.id()] = st
 	}
 	return st
 }
@@ -408,7 +436,7 @@ func (o *LockOrchestrator) lockState(ref LockRef) *lockState {
 func (o *LockOrchestrator) victimsOf(ref LockRef) map[string]bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.victims[ref]
+	return o.victims[ref.id()]
 }
 
 // remember caches the decision for deadlock detection, status and metrics.
@@ -428,11 +456,11 @@ func (o *LockOrchestrator) remember(ref LockRef, st *lockState, d Decision) {
 	st.viewMu.Lock()
 	st.holder, st.queue = d.Holder, queue
 	st.viewMu.Unlock()
-	o.timeouts.Set(ref, d.NextDeadline)
+	o.timeouts.Set(ref.id(), d.NextDeadline)
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if v := o.victims[ref]; v != nil {
+	if v := o.victims[ref.id()]; v != nil {
 		// A victim stays marked only while it still waits: one that ended, or was
 		// withdrawn before its lock's next decision, must not doom a later request
 		// of the same name.
@@ -448,11 +476,11 @@ func (o *LockOrchestrator) remember(ref LockRef, st *lockState, d Decision) {
 			}
 		}
 		if len(v) == 0 {
-			delete(o.victims, ref)
+			delete(o.victims, ref.id())
 		}
 	}
 	if d.Idle {
-		delete(o.locks, ref)
+		delete(o.locks, ref.id())
 	}
 }
 
@@ -469,9 +497,9 @@ func graphOwner(ref LockRef, owner string) string {
 func (o *LockOrchestrator) Forget(ref LockRef) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	delete(o.locks, ref)
-	delete(o.victims, ref)
-	o.timeouts.Set(ref, time.Time{})
+	delete(o.locks, ref.id())
+	delete(o.victims, ref.id())
+	o.timeouts.Set(ref.id(), time.Time{})
 }
 
 // DetectDeadlocks scans the wait-for graph of all cached locks, marks one victim per
@@ -489,10 +517,10 @@ func (o *LockOrchestrator) DetectDeadlocks() []Deadlock {
 	var fresh []Deadlock
 	o.mu.Lock()
 	for _, dl := range found {
-		v := o.victims[dl.Victim.Lock]
+		v := o.victims[dl.Victim.Lock.id()]
 		if v == nil {
 			v = map[string]bool{}
-			o.victims[dl.Victim.Lock] = v
+			o.victims[dl.Victim.Lock.id()] = v
 		}
 		if !v[dl.Victim.Request] {
 			v[dl.Victim.Request] = true

@@ -273,3 +273,33 @@ func TestSyncKeepsAnIdleRecordForItsGrace(t *testing.T) {
 		t.Errorf("the record after its grace: %+v, want none", rec)
 	}
 }
+
+// TestSyncKnowsALockByNameOnly: once a holder's request is gone and the key has no
+// ProjectLock, the controller knows the lock by namespace and name only. That
+// Sync must find the state of the Syncs that knew the key: the release counts once,
+// names the key, and leaves nothing held.
+func TestSyncKnowsALockByNameOnly(t *testing.T) {
+	h := newSyncHarness(t, NewMemoryBackend())
+	h.add(req("a", "pr1").obj())
+	h.sync()
+	if got := h.o.Load().LocksHeld; got != 1 {
+		t.Fatalf("locks held after the grant: %d, want 1", got)
+	}
+	h.requests, h.notices = nil, nil
+	keyed := h.ref
+	h.ref = LockRef{Namespace: keyed.Namespace, Name: keyed.Name}
+	h.sync()
+	h.sync()
+	if got := h.o.Load().LocksHeld; got != 0 {
+		t.Errorf("locks held after the release by name: %d, want 0", got)
+	}
+	var released []string
+	for _, n := range h.notices {
+		if n.Kind == NoticeReleased {
+			released = append(released, n.Lock.Key.String())
+		}
+	}
+	if diff := cmp.Diff([]string{keyed.Key.String()}, released); diff != "" {
+		t.Errorf("release notices by key (-want +got):\n%s", diff)
+	}
+}
