@@ -196,6 +196,10 @@ func TestAtlantisRoleOfTheChart(t *testing.T) {
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: lockNS, Name: held.Status.LockName}, lease); err != nil {
 		t.Fatal(err)
 	}
+	// The operator creates the ProjectLock once the hold has lasted project_lock_delay.
+	if _, err := env.WaitForProjectLock(ctx, lockNS, held.Status.LockName, func(pl *lockingv1alpha1.ProjectLock) bool { return pl != nil }); err != nil {
+		t.Fatal(err)
+	}
 	pl := &lockingv1alpha1.ProjectLock{}
 	if err := atlantis.Get(ctx, types.NamespacedName{Namespace: lockNS, Name: held.Status.LockName}, pl); err != nil {
 		t.Fatalf("reading the ProjectLock with the chart's Role: %v", err)

@@ -30,6 +30,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/test/httpcheck"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/atlantis"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/localcluster"
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/managerproc"
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
@@ -147,6 +149,11 @@ spec:
 		if body := e.do(ctx, t, http.MethodPost, atlantisURL+"/apply/lock", http.StatusOK); !strings.Contains(body, "Apply Lock is acquired") {
 			t.Errorf("POST /apply/lock: %s", body)
 		}
+		// The operator creates the ProjectLock once the hold has lasted
+		// project_lock_delay (1s).
+		applyLock := "projectlock/" + lockkey.New(atlantis.DefaultApplyLockProject.Repository, atlantis.DefaultApplyLockProject.Path,
+			"default", atlantis.DefaultApplyLockProject.Name).ObjectName()
+		e.run(t, nil, "kubectl", "-n", atlantisNS, "wait", "--for=create", applyLock, "--timeout=60s")
 		table := e.run(t, nil, "kubectl", "-n", atlantisNS, "get", "projectlocks")
 		if !strings.Contains(table, "runatlantis.io/global-apply-lock") || !strings.Contains(table, "atlantis-global-apply-lock") {
 			t.Errorf("kubectl get projectlocks does not show Atlantis's global apply lock:\n%s", table)
@@ -158,6 +165,8 @@ spec:
 		if body := e.do(ctx, t, http.MethodDelete, atlantisURL+"/apply/unlock", http.StatusOK); !strings.Contains(body, "Deleted apply lock") {
 			t.Errorf("DELETE /apply/unlock: %s", body)
 		}
+		// The ProjectLock of the idle key goes once it has been idle project_lock_delay.
+		e.run(t, nil, "kubectl", "-n", atlantisNS, "wait", "--for=delete", applyLock, "--timeout=60s")
 		if table := e.run(t, nil, "kubectl", "-n", atlantisNS, "get", "projectlocks"); strings.Contains(table, "global-apply-lock") {
 			t.Errorf("the global apply lock is still there after Atlantis released it:\n%s", table)
 		}
