@@ -215,37 +215,3 @@ func (d *deletedRequests) has(uid types.UID) bool {
 	_, ok := d.uids[uid]
 	return ok
 }
-
-// idleSince remembers, per lock key, since when its ProjectLock (by UID) has shown
-// the key idle, so that it is deleted only once the key has stayed idle for
-// ProjectLockDelay. An operator that restarts starts counting again.
-type idleSince struct {
-	mu sync.Mutex
-	at map[types.NamespacedName]idleAt
-}
-
-type idleAt struct {
-	uid types.UID
-	at  time.Time
-}
-
-// since returns when key nn's ProjectLock uid was first seen idle, now if not before.
-func (s *idleSince) since(nn types.NamespacedName, uid types.UID, now time.Time) time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.at == nil {
-		s.at = map[types.NamespacedName]idleAt{}
-	}
-	if a, ok := s.at[nn]; ok && a.uid == uid {
-		return a.at
-	}
-	s.at[nn] = idleAt{uid: uid, at: now}
-	return now
-}
-
-// forget drops key nn: it is busy again, or its ProjectLock is gone.
-func (s *idleSince) forget(nn types.NamespacedName) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.at, nn)
-}

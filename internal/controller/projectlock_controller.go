@@ -64,8 +64,6 @@ type LockReconciler struct {
 	written writtenRequests
 	// deleted holds the UIDs of LockRequests the informer saw deleted.
 	deleted deletedRequests
-	// idle holds when each idle key's ProjectLock was first seen idle.
-	idle idleSince
 }
 
 // Gate says whether a decision may run now: release must be called when it is done;
@@ -170,11 +168,9 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 			}
 		}
 	}
-	lingerUntil, err := r.reconcileProjectLock(ctx, pl, ref, d, now)
-	if err != nil {
+	if err := r.reconcileProjectLock(ctx, pl, ref, d, now); err != nil {
 		return ctrl.Result{}, err
 	}
-	next = earliest(next, lingerUntil)
 	if d.Idle {
 		r.Orchestrator.Forget(ref)
 	}
@@ -364,43 +360,33 @@ func (r *LockReconciler) finishWithdrawn(ctx context.Context, nn types.Namespace
 }
 
 // reconcileProjectLock shows the decision on the ProjectLock, ends a force unlock
-// that has been served, and deletes the ProjectLock of a key that has been idle for
-// ProjectLockDelay. Until then an idle key's ProjectLock shows it free, and it
-// returns when to look again: a busy key's idle moments (tens of milliseconds
-// between lock cycles) cost one status write instead of the ProjectLock's
-// deletion, re-creation and first status.
-func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1alpha1.ProjectLock, ref orchestrator.LockRef, d orchestrator.Decision, now time.Time) (time.Time, error) {
-	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
-	if !d.Idle || pl == nil || pl.DeletionTimestamp != nil {
-		r.idle.forget(nn)
-	}
+// that has been served, and deletes the ProjectLock of an idle key. (Keeping an idle
+// key's ProjectLock for a while, showing it free, was measured and cost more than
+// it saved: a status write for every short hold and release of the key instead of
+// a deletion and re-creation now and then; docs/benchmarks.md.)
+func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1alpha1.ProjectLock, ref orchestrator.LockRef, d orchestrator.Decision, now time.Time) error {
 	if pl == nil {
-		return time.Time{}, nil
+		return nil
 	}
-	var lingerUntil time.Time
+	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
 	switch {
 	case pl.DeletionTimestamp != nil:
 		// The force unlock is served (the Lease records it): let the object go.
 		// If requests remain, the next reconcile creates a fresh ProjectLock.
 		r.shown.forget(nn)
-		return time.Time{}, r.letGo(ctx, nn, pl)
+		return r.letGo(ctx, nn, pl)
 	case d.Idle:
-		if until := r.idle.since(nn, pl.UID, now).Add(r.ProjectLockDelay); now.Before(until) {
-			lingerUntil = until
-			break // show the key free until then
-		}
-		r.idle.forget(nn)
 		if err := removeFinalizer(ctx, r.Client, pl); err != nil {
-			return time.Time{}, err
+			return err
 		}
 		if err := r.Client.Delete(ctx, pl, client.Preconditions{UID: &pl.UID}); err != nil && !apierrors.IsNotFound(err) {
-			return time.Time{}, fmt.Errorf("deleting idle ProjectLock %s: %w", ref, err)
+			return fmt.Errorf("deleting idle ProjectLock %s: %w", ref, err)
 		}
 		r.shown.forget(nn)
 		if len(pl.Finalizers) == 0 {
 			r.gone.add(nn, pl.UID) // nothing held it: deleted at once
 		}
-		return time.Time{}, nil
+		return nil
 	}
 	current := pl
 	if last, ok := r.shown.last(nn, pl.UID); ok {
@@ -410,18 +396,18 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 	}
 	status := projectLockStatus(current, ref, d, now)
 	if equalProjectLockStatus(current.Status, status) {
-		return lingerUntil, nil
+		return nil
 	}
 	pl.Status = status
 	if err := r.Client.Status().Update(ctx, pl, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil {
 		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 			// A newer reconcile of the key writes a newer status.
-			return lingerUntil, nil
+			return nil
 		}
-		return time.Time{}, fmt.Errorf("writing the status of ProjectLock %s: %w", ref, err)
+		return fmt.Errorf("writing the status of ProjectLock %s: %w", ref, err)
 	}
 	r.shown.set(nn, pl.UID, status)
-	return lingerUntil, nil
+	return nil
 }
 
 // SetupWithManager registers the reconciler: it reconciles ProjectLock names, and is
