@@ -161,7 +161,9 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		show, at := r.showAt(d)
 		switch {
 		case show && at.After(now):
-			next = earliest(next, at)
+			if next.IsZero() || at.Before(next) {
+				next = at // wake the key when its hold is old enough to be shown
+			}
 		case show && hasLiveRequest(list.Items):
 			if pl, err = r.createProjectLock(ctx, ref); err != nil {
 				return ctrl.Result{}, err
@@ -194,14 +196,6 @@ func (r *LockReconciler) showAt(d orchestrator.Decision) (bool, time.Time) {
 		return false, time.Time{}
 	}
 	return true, d.HeldSince.Add(r.ProjectLockDelay)
-}
-
-// earliest returns the earlier of two times, a zero one counting as none.
-func earliest(a, b time.Time) time.Time {
-	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
-		return b
-	}
-	return a
 }
 
 // withoutGone leaves out of the cached ProjectLock and requests of key nn those this
