@@ -3,6 +3,8 @@ package v1alpha1
 import (
 	"strconv"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
 )
 
@@ -23,4 +25,18 @@ func (s *LockRequestSpec) Owner() string {
 // Key returns the lock key the ProjectLock stands for.
 func (s *ProjectLockSpec) Key() lockkey.Key {
 	return lockkey.New(s.Project.Repository, s.Project.Path, s.Workspace, s.Project.Name)
+}
+
+// NewProjectLock returns the ProjectLock of key in namespace, as the operator creates
+// it: named key.ObjectName(), with the release finalizer that turns its deletion
+// into a force unlock. The client library's force unlock creates the same object
+// for a key held too briefly to have one yet.
+func NewProjectLock(namespace string, key lockkey.Key) *ProjectLock {
+	return &ProjectLock{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: key.ObjectName(), Finalizers: []string{ReleaseFinalizer}},
+		Spec: ProjectLockSpec{
+			Project:   ProjectRef{Repository: key.Repository, Path: key.Path, Name: key.ProjectName},
+			Workspace: key.Workspace,
+		},
+	}
 }

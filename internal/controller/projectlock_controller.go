@@ -13,7 +13,6 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -270,18 +269,7 @@ func isTerminal(lr *lockingv1alpha1.LockRequest) bool {
 // deletion into a force unlock. Its status is written by reconcileProjectLock in
 // the same reconcile.
 func (r *LockReconciler) createProjectLock(ctx context.Context, ref orchestrator.LockRef) (*lockingv1alpha1.ProjectLock, error) {
-	pl := &lockingv1alpha1.ProjectLock{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace:  ref.Namespace,
-			Name:       ref.Name,
-			Finalizers: []string{lockingv1alpha1.ReleaseFinalizer},
-		},
-		Spec: lockingv1alpha1.ProjectLockSpec{
-			Project: lockingv1alpha1.ProjectRef{Repository: ref.Key.Repository, Path: ref.Key.Path,
-				Name: ref.Key.ProjectName},
-			Workspace: ref.Key.Workspace,
-		},
-	}
+	pl := lockingv1alpha1.NewProjectLock(ref.Namespace, ref.Key)
 	err := r.Client.Create(ctx, pl, client.FieldOwner(lockingv1alpha1.FieldManager))
 	if apierrors.IsAlreadyExists(err) {
 		// Created by another reconcile or operator since the cache was read; the

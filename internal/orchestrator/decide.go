@@ -49,7 +49,7 @@ type Decision struct {
 	// Idle is true when nobody holds or waits: the record and the lock object can go.
 	Idle bool
 	// KeepsRecord is true when an idle key's record is kept for IdleRecordGrace
-	// (Sync sets it): the key's state must be kept until NextDeadline.
+	// (Sync sets it); NextDeadline is when it is to go.
 	KeepsRecord bool
 	// Holder describes the holder after the decision, or nil.
 	Holder *Holder

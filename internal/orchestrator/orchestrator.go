@@ -295,7 +295,7 @@ func (o *LockOrchestrator) keepIdleRecord(in SyncInput, now time.Time, rec Recor
 			d.NextDeadline = earliestTime(d.NextDeadline, until)
 			return &kept
 		}
-		d.Write = &Record{Transitions: rec.Transitions, RevokedFor: rec.RevokedFor, Version: rec.Version}
+		d.Write = &rec // the released record, deleted: Idle with a write deletes
 		return nil
 	case isKept:
 		return nil // a force unlock of the free key: the record goes, as an idle key's does

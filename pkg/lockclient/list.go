@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -223,16 +222,8 @@ func (c *Client) ForceUnlock(ctx context.Context, key lockkey.Key) (*LockInfo, e
 // own do, so that deleting it is seen as a force unlock. It returns the lock read
 // again, or an error matching ErrHolderChanged if the key changed hands meanwhile.
 func (c *Client) showLock(ctx context.Context, info *LockInfo) (*LockInfo, error) {
-	name := info.Key.ObjectName()
-	pl := &lockingv1alpha1.ProjectLock{
-		ObjectMeta: metav1.ObjectMeta{Namespace: c.namespace, Name: name,
-			Finalizers: []string{lockingv1alpha1.ReleaseFinalizer}},
-		Spec: lockingv1alpha1.ProjectLockSpec{
-			Project: lockingv1alpha1.ProjectRef{Repository: info.Key.Repository, Path: info.Key.Path,
-				Name: info.Key.ProjectName},
-			Workspace: info.Key.Workspace,
-		},
-	}
+	pl := lockingv1alpha1.NewProjectLock(c.namespace, info.Key)
+	name := pl.Name
 	if err := c.c.Create(ctx, pl, client.FieldOwner(c.fieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, wrap(err, "creating ProjectLock %s/%s of %s to force-unlock it", c.namespace, name, info.Key)
 	}
