@@ -35,10 +35,8 @@ func TestStrippedCacheLosesNothingOnTheServer(t *testing.T) {
 	waitHeld(t, ns, holder.Name)
 	waitQueued(t, ns, waiter.Name, 1)
 
-	pl, err := getPL(ns, lockNameOf(holder))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The ProjectLock is created once a request waits, after the waiter's status.
+	pl := waitPL(t, ns, lockNameOf(holder), plHeldBy(holder.Name, waiter.Name))
 	patch := client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"labels":{"owner":"sre"},"annotations":{"note":"do not touch"}}}`))
 	if err := k8s.Patch(ctx, pl, patch); err != nil {
 		t.Fatal(err)

@@ -414,6 +414,12 @@ func TestGetLockAndListShowHoldersAndQueues(t *testing.T) {
 	}
 	// carol's High priority put her ahead of bob, who came first.
 	waitState(ctx, t, c, normal, lockclient.StateQueued, 2)
+	// The key's ProjectLock comes once requests wait, after their statuses.
+	if _, err := lockclient.WaitForLock(ctx, c, holder.Key().ObjectName(), func(pl *lockingv1alpha1.ProjectLock) (bool, error) {
+		return pl != nil && pl.Status.QueueLength == 2, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	wantVPC := []string{lockclient.RequestName(high), lockclient.RequestName(normal)}
 	check := func(what string, info *lockclient.LockInfo, key lockkey.Key, holder lockclient.Request, queue []string) {
