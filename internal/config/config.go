@@ -150,6 +150,13 @@ type Config struct {
 	// it with the first grant (project_lock_delay, default 1s). Locks held for less
 	// than this cost no ProjectLock writes.
 	ProjectLockDelay time.Duration
+	// StatusUpdateInterval is the least time between two writes of what only
+	// people read: a waiter's position and blocker (counted from when it joined
+	// the queue) and a ProjectLock's status; the latest state is written when
+	// the interval is over, or never when a newer one supersedes it first. Grants,
+	// ends and a waiter's first Queued status are written at once. 0 writes every
+	// change at once (status_update_interval, default 1s).
+	StatusUpdateInterval time.Duration
 
 	// AuditLog is where the audit trail (one JSON line per event) is written: a
 	// file path, "-" for standard output, or "" (the default) for no audit trail
@@ -234,7 +241,7 @@ var (
 		"request_buffer_size", "health_check_interval", "component_timeout",
 		"default_queue_timeout", "default_ttl", "max_queue_length",
 		"deadlock_check_interval", "breaker_failure_threshold", "breaker_open_timeout",
-		"breaker_max_open_timeout", "leader_release_after", "project_lock_delay", "idle_lease_retention", "audit_log", "audit_log_max_size_mb",
+		"breaker_max_open_timeout", "leader_release_after", "project_lock_delay", "idle_lease_retention", "status_update_interval", "audit_log", "audit_log_max_size_mb",
 		"audit_log_max_files", "webhooks",
 	}
 	webhookKeys = []string{"url", "events", "secret_file", "secret_env", "timeout", "max_retries", "queue_size"}
@@ -265,6 +272,7 @@ func Default() Config {
 		LeaderReleaseAfter:      time.Minute,
 		ProjectLockDelay:        DefaultProjectLockDelay,
 		IdleLeaseRetention:      o.IdleRecordGrace,
+		StatusUpdateInterval:    o.WaiterUpdateDelay,
 		AuditLogMaxSizeMB:       100,
 		AuditLogMaxFiles:        5,
 	}
@@ -297,6 +305,7 @@ func (c Config) Orchestrator() orchestrator.Config {
 		MaxQueueLength:        c.MaxQueueLength,
 		DeadlockCheckInterval: c.DeadlockCheckInterval,
 		IdleRecordGrace:       c.IdleLeaseRetention,
+		WaiterUpdateDelay:     c.StatusUpdateInterval,
 	}
 }
 
@@ -432,6 +441,8 @@ func decodeEnhanced(m map[string]any, c *Config, errs *errList) {
 			decodeDuration(key, v, &c.ProjectLockDelay, true, errs)
 		case "idle_lease_retention":
 			decodeDuration(key, v, &c.IdleLeaseRetention, true, errs)
+		case "status_update_interval":
+			decodeDuration(key, v, &c.StatusUpdateInterval, true, errs)
 		case "audit_log":
 			decodeString(key, v, &c.AuditLog, errs)
 		case "audit_log_max_size_mb":
@@ -683,6 +694,9 @@ func (c Config) Validate() error {
 	}
 	if c.IdleLeaseRetention < 0 {
 		errs.add(p+"idle_lease_retention", "must not be negative (0 means deleted with the release), got %s", c.IdleLeaseRetention)
+	}
+	if c.StatusUpdateInterval < 0 {
+		errs.add(p+"status_update_interval", "must not be negative (0 means every change at once), got %s", c.StatusUpdateInterval)
 	}
 	if c.CollectionInterval > 0 && c.RetentionPeriod > 0 && c.RetentionPeriod < c.CollectionInterval {
 		errs.add(p+"retention_period", "must be at least collection_interval (%s), got %s", c.CollectionInterval, c.RetentionPeriod)

@@ -67,6 +67,7 @@ enhanced_locking:
   leader_release_after: 0s
   project_lock_delay: 250ms
   idle_lease_retention: 0s
+  status_update_interval: 300ms
   audit_log: "-"
   audit_log_max_size_mb: 0
   audit_log_max_files: 2
@@ -102,6 +103,7 @@ func fullConfig() Config {
 		LeaderReleaseAfter:      0,
 		ProjectLockDelay:        250 * time.Millisecond,
 		IdleLeaseRetention:      0,
+		StatusUpdateInterval:    300 * time.Millisecond,
 		AuditLog:                "-",
 		AuditLogMaxSizeMB:       0,
 		AuditLogMaxFiles:        2,
@@ -139,6 +141,7 @@ func TestDefault(t *testing.T) {
 		LeaderReleaseAfter:      time.Minute,
 		ProjectLockDelay:        time.Second,
 		IdleLeaseRetention:      time.Second,
+		StatusUpdateInterval:    time.Second,
 		AuditLogMaxSizeMB:       100,
 		AuditLogMaxFiles:        5,
 	}
@@ -160,6 +163,7 @@ func TestOrchestrator(t *testing.T) {
 		DefaultTTL:            2 * time.Hour,
 		MaxQueueLength:        0,
 		DeadlockCheckInterval: 500 * time.Millisecond,
+		WaiterUpdateDelay:     300 * time.Millisecond,
 	}
 	if diff := cmp.Diff(want, fullConfig().Orchestrator()); diff != "" {
 		t.Errorf("Orchestrator() mismatch (-want +got):\n%s", diff)
@@ -287,6 +291,7 @@ func TestParseInvalid(t *testing.T) {
 		{"negative leader release", el("  leader_release_after: -1s\n"), "enhanced_locking.leader_release_after", "must not be negative, got -1s"},
 		{"negative project lock delay", el("  project_lock_delay: -1s\n"), "enhanced_locking.project_lock_delay", "must not be negative, got -1s"},
 		{"negative idle lease retention", el("  idle_lease_retention: -1s\n"), "enhanced_locking.idle_lease_retention", "must not be negative, got -1s"},
+		{"negative status update interval", el("  status_update_interval: -1s\n"), "enhanced_locking.status_update_interval", "must not be negative, got -1s"},
 		{"empty interval", el("  health_check_interval: \"\"\n"), "enhanced_locking.health_check_interval", `"" is not a duration`},
 		{"zero webhook timeout", hook("    timeout: 0s\n"), "enhanced_locking.webhooks[0].timeout", "must be greater than 0"},
 		{"retention shorter than collection", el("  collection_interval: 1m\n  retention_period: 30s\n"), "enhanced_locking.retention_period", "must be at least collection_interval (1m0s), got 30s"},

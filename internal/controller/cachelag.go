@@ -75,29 +75,31 @@ type shownStatus struct {
 type shown struct {
 	uid    types.UID
 	status lockingv1alpha1.ProjectLockStatus
+	at     time.Time
 }
 
-// last returns the status last written to the ProjectLock uid of key nn, if any.
-// It is what the ProjectLock shows now, whatever the cache's copy says: a status
-// computed from it keeps its conditions' transition times.
-func (s *shownStatus) last(nn types.NamespacedName, uid types.UID) (lockingv1alpha1.ProjectLockStatus, bool) {
+// last returns the status last written to the ProjectLock uid of key nn, if any,
+// and when it was written. It is what the ProjectLock shows now, whatever the
+// cache's copy says: a status computed from it keeps its conditions' transition
+// times.
+func (s *shownStatus) last(nn types.NamespacedName, uid types.UID) (lockingv1alpha1.ProjectLockStatus, time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	last, ok := s.status[nn]
 	if !ok || last.uid != uid {
-		return lockingv1alpha1.ProjectLockStatus{}, false
+		return lockingv1alpha1.ProjectLockStatus{}, time.Time{}, false
 	}
-	return *last.status.DeepCopy(), true
+	return *last.status.DeepCopy(), last.at, true
 }
 
-// set records status as written to the ProjectLock uid of key nn.
-func (s *shownStatus) set(nn types.NamespacedName, uid types.UID, status lockingv1alpha1.ProjectLockStatus) {
+// set records status as written at time at to the ProjectLock uid of key nn.
+func (s *shownStatus) set(nn types.NamespacedName, uid types.UID, status lockingv1alpha1.ProjectLockStatus, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.status == nil {
 		s.status = map[types.NamespacedName]shown{}
 	}
-	s.status[nn] = shown{uid: uid, status: *status.DeepCopy()}
+	s.status[nn] = shown{uid: uid, status: *status.DeepCopy(), at: at}
 }
 
 // forget drops what was written for key nn, whose ProjectLock is gone.

@@ -32,10 +32,10 @@ func fakeClockOperator(t *testing.T, ns string) (*runningOperator, *testingclock
 		MaxQueueLength:        10,
 		DeadlockCheckInterval: time.Hour,
 	}, func(c *config.Config) {
-		// The ProjectLock with the first grant and the Lease gone with the release:
-		// on a fake clock, a hold's age and a retention only grow when the test
-		// steps it.
-		c.ProjectLockDelay, c.IdleLeaseRetention = 0, 0
+		// The ProjectLock with the first grant, the Lease gone with the release and
+		// every status change written at once: on a fake clock, a hold's age, a
+		// retention and an interval only grow when the test steps it.
+		c.ProjectLockDelay, c.IdleLeaseRetention, c.StatusUpdateInterval = 0, 0, 0
 	})
 	return op, fc
 }

@@ -54,6 +54,10 @@ type LockReconciler struct {
 	// ProjectLock is created (project_lock_delay); a key with waiters gets it at
 	// once, and 0 creates it with the first grant.
 	ProjectLockDelay time.Duration
+	// ProjectLockUpdateInterval is the least time between two status writes of a
+	// ProjectLock (status_update_interval): a change within it is written when it
+	// is over, as the key's latest state. 0 writes every change at once.
+	ProjectLockUpdateInterval time.Duration
 
 	// gone holds the objects let go of that the cache still shows.
 	gone goneObjects
@@ -144,6 +148,11 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	if pl != nil && pl.DeletionTimestamp != nil {
 		in.ForceUnlock, in.ForceUnlockID = true, string(pl.UID)
+		if h := pl.Status.Holder; h != nil {
+			// The deleted object's status is what its deleter saw: the force
+			// unlock is for that hold, not for one granted since.
+			in.ForceUnlockToken = h.FencingToken
+		}
 	}
 	// The orchestrator reports the failures of its calls itself, with the lock.
 	d, err := r.Orchestrator.Sync(apicalls.FailuresReported(ctx), in)
@@ -169,8 +178,12 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 			}
 		}
 	}
-	if err := r.reconcileProjectLock(ctx, pl, ref, d, now); err != nil {
+	shownAt, err := r.reconcileProjectLock(ctx, pl, ref, d, now)
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if !shownAt.IsZero() && (next.IsZero() || shownAt.Before(next)) {
+		next = shownAt // write the ProjectLock's status when its interval is over
 	}
 	if d.Idle {
 		r.Orchestrator.Forget(ref)
@@ -342,13 +355,15 @@ func (r *LockReconciler) finishWithdrawn(ctx context.Context, nn types.Namespace
 }
 
 // reconcileProjectLock shows the decision on the ProjectLock, ends a force unlock
-// that has been served, and deletes the ProjectLock of an idle key. (Keeping an idle
-// key's ProjectLock for a while, showing it free, was measured and cost more than
-// it saved: a status write for every short hold and release of the key instead of
-// a deletion and re-creation now and then; docs/benchmarks.md.)
-func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1alpha1.ProjectLock, ref orchestrator.LockRef, d orchestrator.Decision, now time.Time) error {
+// that has been served, and deletes the ProjectLock of an idle key. A status
+// change within ProjectLockUpdateInterval of the last write is left for later: it
+// returns when to write it. (Keeping an idle key's ProjectLock for a while,
+// showing it free, was measured and cost more than it saved: a status write for
+// every short hold and release of the key instead of a deletion and re-creation
+// now and then; docs/benchmarks.md.)
+func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1alpha1.ProjectLock, ref orchestrator.LockRef, d orchestrator.Decision, now time.Time) (time.Time, error) {
 	if pl == nil {
-		return nil
+		return time.Time{}, nil
 	}
 	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
 	switch {
@@ -356,40 +371,48 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 		// The force unlock is served (the Lease records it): let the object go.
 		// If requests remain, the next reconcile creates a fresh ProjectLock.
 		r.shown.forget(nn)
-		return r.letGo(ctx, nn, pl)
+		return time.Time{}, r.letGo(ctx, nn, pl)
 	case d.Idle:
 		if err := removeFinalizer(ctx, r.Client, pl); err != nil {
-			return err
+			return time.Time{}, err
 		}
 		if err := r.Client.Delete(ctx, pl, client.Preconditions{UID: &pl.UID}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deleting idle ProjectLock %s: %w", ref, err)
+			return time.Time{}, fmt.Errorf("deleting idle ProjectLock %s: %w", ref, err)
 		}
 		r.shown.forget(nn)
 		if len(pl.Finalizers) == 0 {
 			r.gone.add(nn, pl.UID) // nothing held it: deleted at once
 		}
-		return nil
+		return time.Time{}, nil
 	}
 	current := pl
-	if last, ok := r.shown.last(nn, pl.UID); ok {
+	last, lastAt, written := r.shown.last(nn, pl.UID)
+	if written {
 		// The cache may not show the last write yet: decide from what it wrote.
 		current = pl.DeepCopy()
 		current.Status = last
 	}
 	status := projectLockStatus(current, ref, d, now)
 	if equalProjectLockStatus(current.Status, status) {
-		return nil
+		return time.Time{}, nil
+	}
+	if due := lastAt.Add(r.ProjectLockUpdateInterval); written && now.Before(due) {
+		// A busy key changes hands several times a second: show its latest state
+		// once the interval is over rather than every state. A force unlock stays
+		// pinned to the hold the status shows (see orchestrator.KeyInput), and
+		// the client library waits for the status to show the holder it read.
+		return due, nil
 	}
 	pl.Status = status
 	if err := r.Client.Status().Update(ctx, pl, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil {
 		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 			// A newer reconcile of the key writes a newer status.
-			return nil
+			return time.Time{}, nil
 		}
-		return fmt.Errorf("writing the status of ProjectLock %s: %w", ref, err)
+		return time.Time{}, fmt.Errorf("writing the status of ProjectLock %s: %w", ref, err)
 	}
-	r.shown.set(nn, pl.UID, status)
-	return nil
+	r.shown.set(nn, pl.UID, status, now)
+	return time.Time{}, nil
 }
 
 // SetupWithManager registers the reconciler: it reconciles ProjectLock names, and is

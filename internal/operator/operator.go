@@ -136,7 +136,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 		Wake:         wake,
 		Breaker:      brk,
 
-		ProjectLockDelay: cfg.ProjectLockDelay,
+		ProjectLockDelay:          cfg.ProjectLockDelay,
+		ProjectLockUpdateInterval: cfg.StatusUpdateInterval,
 	}
 	if err := reconciler.SetupWithManager(mgr, cfg.WorkerCount); err != nil {
 		return nil, fmt.Errorf("setting up the lock controller: %w", err)

@@ -19,6 +19,11 @@ type KeyInput struct {
 	ForceUnlock bool
 	// ForceUnlockID identifies the force unlock (the lock object's UID).
 	ForceUnlockID string
+	// ForceUnlockToken pins the force unlock to the hold it was asked for: the
+	// fencing token the lock object showed when it was deleted. A key that changed
+	// hands since (the object's view lags a hand-off by up to
+	// status_update_interval) revokes nobody; "" revokes whoever holds.
+	ForceUnlockToken string
 	// Victims are request IDs the deadlock detector chose to fail.
 	Victims map[string]bool
 	// MaxQueueLength refuses new waiters beyond it; 0 means unbounded.
@@ -139,6 +144,12 @@ func Decide(in KeyInput) Decision {
 	}
 
 	// Holds that end now: expired without renewal, or revoked by a force unlock.
+	if in.ForceUnlock && owner != "" && !holdsToken(holding, in.ForceUnlockToken) {
+		// The force unlock is for a hold that has ended: the key changed hands
+		// after its lock object showed it. It is served by revoking nobody, and
+		// writes nothing.
+		in.ForceUnlock = false
+	}
 	revoke := in.ForceUnlock && owner != "" && in.Record.RevokedFor != in.ForceUnlockID
 	var kept []*Request
 	for _, r := range holding {
@@ -315,6 +326,20 @@ func ownerStillHolds(rec Record, live []*Request) bool {
 			continue
 		}
 		if rec.HolderID == HolderIdentity(r) || r.State.Phase == PhaseAcquired {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsToken reports whether the holding requests hold the grant of fencing token
+// token; any hold matches "".
+func holdsToken(holding []*Request, token string) bool {
+	if token == "" {
+		return true
+	}
+	for _, r := range holding {
+		if r.State.Phase == PhaseAcquired && r.State.FencingToken == token {
 			return true
 		}
 	}

@@ -181,14 +181,21 @@ func TestDecide(t *testing.T) {
 		wantHolder:   "r1/u-r1",
 		wantDeadline: t0.Add(110 * time.Minute),
 	}, {
-		name: "force unlock revokes the holder and serves the next waiter",
-		in: KeyInput{Record: heldBy(r1held), ForceUnlock: true, ForceUnlockID: "pl-1",
+		name: "force unlock revokes the holder it shows and serves the next waiter",
+		in: KeyInput{Record: heldBy(r1held), ForceUnlock: true, ForceUnlockID: "pl-1", ForceUnlockToken: "10",
 			Requests: []*Request{r1held, req("r2", "o2").queued(t0).obj()}},
 		want:        []summary{{"r2", "Acquired", "Acquired", 0}},
 		wantLosers:  []summary{{"r1", "Terminal", "Revoked", 0}},
 		wantHolder:  "r2/u-r2",
 		wantGrants:  1,
 		wantHandOff: true,
+	}, {
+		name: "a force unlock pinned to an earlier hold revokes nobody and writes nothing",
+		in: KeyInput{ForceUnlock: true, ForceUnlockID: "pl-1", ForceUnlockToken: "10",
+			Record:   Record{HolderID: "r2/u-r2", Owner: "o2", Version: "11"},
+			Requests: []*Request{req("r2", "o2").acquired(t0, "11").obj(), req("r3", "o3").queued(t0).obj()}},
+		want:       []summary{{"r2", "Acquired", "Acquired", 0}, {"r3", "Queued", "Queued", 1}},
+		wantHolder: "-",
 	}, {
 		name: "a force unlock already served never revokes the next holder",
 		in: KeyInput{ForceUnlock: true, ForceUnlockID: "pl-1",

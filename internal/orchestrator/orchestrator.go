@@ -39,19 +39,34 @@ type Config struct {
 	// the kept record instead of a delete and a create: a busy key's short idle
 	// moments cost no record writes.
 	IdleRecordGrace time.Duration
+	// WaiterUpdateDelay is how long after joining the queue a waiter's status
+	// keeps the position and blocker it was queued with: a change to them within
+	// that time is persisted when it is over, and not at all when the waiter is
+	// granted (or ends) first. On a busy key every hand-off moves every waiter up,
+	// and most waiters are granted within a second; the order of the queue does not
+	// depend on positions (see sortQueue), so only what a person reads waits. 0
+	// persists every change at once.
+	WaiterUpdateDelay time.Duration
 }
 
 // DefaultConfig returns the defaults: wait without limit, holds without expiry, a
-// queue of at most 1000 waiters per key, a deadlock check every 10 seconds, and an
-// idle key's record kept for a second.
+// queue of at most 1000 waiters per key, a deadlock check every 10 seconds, an
+// idle key's record kept for a second, and a waiter's first second in the queue
+// without position updates.
 func DefaultConfig() Config {
 	return Config{
 		DefaultQueueTimeout:   NoQueueTimeout,
 		MaxQueueLength:        1000,
 		DeadlockCheckInterval: 10 * time.Second,
 		IdleRecordGrace:       DefaultIdleRecordGrace,
+		WaiterUpdateDelay:     DefaultWaiterUpdateDelay,
 	}
 }
+
+// DefaultWaiterUpdateDelay is WaiterUpdateDelay's default: a busy key hands its lock
+// on several times a second, and a person reading a waiter sees its position at
+// most a second old.
+const DefaultWaiterUpdateDelay = time.Second
 
 // DefaultIdleRecordGrace is IdleRecordGrace's default: longer than the moments a
 // busy key spends idle between lock cycles, short enough that an idle key's Lease
@@ -139,6 +154,9 @@ type SyncInput struct {
 	// ForceUnlockID (the ProjectLock's UID).
 	ForceUnlock   bool
 	ForceUnlockID string
+	// ForceUnlockToken is the fencing token of the hold the force unlock is for
+	// (KeyInput.ForceUnlockToken).
+	ForceUnlockToken string
 	// RequestGone answers whether the request with the given ID and UID no longer
 	// exists. It is asked only when the lock record names a holder that Requests
 	// lack, which happens when they come from a cache that is behind.
@@ -177,14 +195,15 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	now := o.clock.Now()
 	decide := func(rec Record) Decision {
 		return Decide(KeyInput{
-			Record:         rec,
-			Requests:       in.Requests,
-			ForceUnlock:    in.ForceUnlock,
-			ForceUnlockID:  in.ForceUnlockID,
-			Victims:        o.victimsOf(in.Ref),
-			MaxQueueLength: o.cfg.MaxQueueLength,
-			Now:            now,
-			RecordName:     o.backend.Describe(in.Ref),
+			Record:           rec,
+			Requests:         in.Requests,
+			ForceUnlock:      in.ForceUnlock,
+			ForceUnlockID:    in.ForceUnlockID,
+			ForceUnlockToken: in.ForceUnlockToken,
+			Victims:          o.victimsOf(in.Ref),
+			MaxQueueLength:   o.cfg.MaxQueueLength,
+			Now:              now,
+			RecordName:       o.backend.Describe(in.Ref),
 		})
 	}
 	d := decide(rec)
@@ -221,9 +240,14 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	o.recordDecision(in.Ref, now, rec, d)
 	var changed []Outcome
 	for _, out := range d.Outcomes {
-		if out.Changed() {
-			changed = append(changed, out)
+		if !out.Changed() {
+			continue
 		}
+		if until, ok := o.waiterUpdateDeferred(out, now); ok {
+			d.NextDeadline = earliestTime(d.NextDeadline, until)
+			continue
+		}
+		changed = append(changed, out)
 	}
 	if len(changed) > 0 {
 		stored, err := in.Persist(ctx, changed)
@@ -234,6 +258,24 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	}
 	o.remember(in.Ref, st, d)
 	return d, nil
+}
+
+// waiterUpdateDeferred says whether out, a change to a waiter, waits until the
+// returned time (WaiterUpdateDelay after the waiter joined the queue) to be
+// persisted: it must change nothing but the waiter's position, its blocker and
+// the message that names them, and the request's spec must have been observed.
+func (o *LockOrchestrator) waiterUpdateDeferred(out Outcome, now time.Time) (time.Time, bool) {
+	was, is := out.Request.State, out.State
+	if o.cfg.WaiterUpdateDelay <= 0 || was.Phase != PhaseQueued || is.Phase != PhaseQueued ||
+		out.Request.Generation != out.Request.ObservedGeneration || was.EnqueuedAt.IsZero() {
+		return time.Time{}, false
+	}
+	until := was.EnqueuedAt.Add(o.cfg.WaiterUpdateDelay)
+	if !now.Before(until) {
+		return time.Time{}, false
+	}
+	is.Position, is.BlockedBy, is.Message = was.Position, was.BlockedBy, was.Message
+	return until, statesEqual(was, is)
 }
 
 // withKey returns ref with its lock key: a reconcile that finds neither requests

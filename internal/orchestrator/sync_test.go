@@ -303,3 +303,58 @@ func TestSyncKnowsALockByNameOnly(t *testing.T) {
 		t.Errorf("release notices by key (-want +got):\n%s", diff)
 	}
 }
+
+// TestSyncDefersAWaitersPositionInItsFirstDelay: a hand-off moves every waiter up;
+// a waiter within WaiterUpdateDelay of joining the queue keeps its persisted
+// position and blocker until the delay is over (the key is woken then), and one
+// granted first never has them rewritten at all. A waiter past its delay, or one
+// whose spec changed, is written at once.
+func TestSyncDefersAWaitersPositionInItsFirstDelay(t *testing.T) {
+	mem := NewMemoryBackend()
+	h := newSyncHarness(t, mem)
+	clk := clocktesting.NewFakeClock(t0)
+	h.o = New(loggingBackend{mem, h}, clk, DefaultConfig())
+	delay := DefaultConfig().WaiterUpdateDelay
+
+	h.add(req("a", "pr1").obj())
+	h.sync()
+	b, c := h.add(req("b", "pr2").obj()), h.add(req("c", "pr3").obj())
+	h.sync()
+	if b.State.Position != 1 || c.State.Position != 2 {
+		t.Fatalf("queued at positions %d and %d, want 1 and 2", b.State.Position, c.State.Position)
+	}
+
+	clk.Step(delay / 4)
+	h.requests = h.requests[1:] // a released: b is granted, c moves up
+	h.log = nil
+	d := h.sync()
+	if diff := cmp.Diff([]string{"record b/u-b", "b Acquired Acquired"}, h.log); diff != "" {
+		t.Errorf("the hand-off within c's delay wrote (-want +got):\n%s", diff)
+	}
+	if c.State.Position != 2 || c.State.BlockedBy == nil || c.State.BlockedBy.Owner != "pr1" {
+		t.Errorf("c after the hand-off: position %d, blocked by %+v; want its queued position 2 behind pr1 kept", c.State.Position, c.State.BlockedBy)
+	}
+	if want := t0.Add(delay); !d.NextDeadline.Equal(want) {
+		t.Errorf("next deadline %v, want %v: the end of c's delay", d.NextDeadline, want)
+	}
+
+	clk.Step(delay)
+	h.log = nil
+	h.sync()
+	if diff := cmp.Diff([]string{"c Queued Queued"}, h.log); diff != "" {
+		t.Errorf("after c's delay (-want +got):\n%s", diff)
+	}
+	if c.State.Position != 1 || c.State.BlockedBy == nil || c.State.BlockedBy.Owner != "pr2" {
+		t.Errorf("c after its delay: position %d, blocked by %+v; want 1 behind pr2", c.State.Position, c.State.BlockedBy)
+	}
+
+	// A spec change (a new generation) is observed at once, delay or not.
+	e := h.add(req("e", "pr5").obj())
+	h.sync()
+	e.Generation = 2
+	h.log = nil
+	h.sync()
+	if diff := cmp.Diff([]string{"e Queued Queued"}, h.log); diff != "" {
+		t.Errorf("a waiter's spec change within its delay (-want +got):\n%s", diff)
+	}
+}

@@ -189,16 +189,27 @@ func compareWaiters(a, b *lockingv1alpha1.LockRequest, queueIndex map[string]int
 // deleted is gone), or (nil, nil) when nobody held or waited for the key. A revoked
 // holder's request stays, ended, until its owner deletes it (Unlock).
 //
-// The force unlock is pinned to the holder it read: if the key changes hands before
-// the ProjectLock is deleted, nothing is revoked and the error matches
-// ErrHolderChanged.
+// The force unlock is pinned to the holder it read: it deletes the ProjectLock only
+// once its status shows that hold (the operator writes the status at most once per
+// status_update_interval, so this can wait up to that long), and the operator
+// revokes only the hold whose fencing token the deleted status shows. If the key
+// changes hands before the ProjectLock shows the holder read, or in between with
+// the status written, nothing is revoked and the error matches ErrHolderChanged.
+// If the holder lets go on its own in the moment between the last check and the
+// delete, nothing is revoked either, and the lock read is returned: its holder no
+// longer holds it.
 func (c *Client) ForceUnlock(ctx context.Context, key lockkey.Key) (*LockInfo, error) {
 	info, err := c.GetLock(ctx, key)
 	if err != nil || info == nil {
 		return nil, err
 	}
 	if info.Lock == nil && info.Holder != nil {
-		if info, err = c.showLock(ctx, info); err != nil {
+		if err := c.createLock(ctx, info); err != nil {
+			return nil, err
+		}
+	}
+	if info.Holder != nil {
+		if info, err = c.awaitShown(ctx, info); err != nil {
 			return nil, err
 		}
 	}
@@ -215,38 +226,67 @@ func (c *Client) ForceUnlock(ctx context.Context, key lockkey.Key) (*LockInfo, e
 	return info, nil
 }
 
-// showLock creates the ProjectLock of a held key that has none yet (the operator
-// creates it only once a hold has lasted project_lock_delay or requests wait) and
-// waits until the operator shows the holder in its status, so that the force
-// unlock can be pinned to it. It carries the release finalizer, as the operator's
-// own do, so that deleting it is seen as a force unlock. It returns the lock read
-// again, or an error matching ErrHolderChanged if the key changed hands meanwhile.
-func (c *Client) showLock(ctx context.Context, info *LockInfo) (*LockInfo, error) {
+// createLock creates the ProjectLock of a held key that has none yet (the operator
+// creates it only once a hold has lasted project_lock_delay or requests wait). It
+// carries the release finalizer, as the operator's own do, so that deleting it is
+// seen as a force unlock.
+func (c *Client) createLock(ctx context.Context, info *LockInfo) error {
 	pl := lockingv1alpha1.NewProjectLock(c.namespace, info.Key)
-	name := pl.Name
 	if err := c.c.Create(ctx, pl, client.FieldOwner(c.fieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, wrap(err, "creating ProjectLock %s/%s of %s to force-unlock it", c.namespace, name, info.Key)
+		return wrap(err, "creating ProjectLock %s/%s of %s to force-unlock it", c.namespace, pl.Name, info.Key)
 	}
-	_, err := c.waitForLock(ctx, name, func(cur *lockingv1alpha1.ProjectLock) (bool, error) {
-		return cur == nil || cur.Status.Holder != nil, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("waiting for the operator to show the holder of %s on ProjectLock %s/%s: %w", info.Key, c.namespace, name, err)
+	return nil
+}
+
+// awaitShown returns the lock read again once its ProjectLock's status shows the
+// hold of info.Holder (its fencing token), so that the force unlock can be pinned
+// to it; or an error matching ErrHolderChanged if the key changed hands meanwhile.
+func (c *Client) awaitShown(ctx context.Context, info *LockInfo) (*LockInfo, error) {
+	name := info.Key.ObjectName()
+	for range maxEnsureAttempts {
+		if showsHolder(info) {
+			return info, nil
+		}
+		// The operator writes the key's latest state when its status interval is
+		// over: wait for the status to change from what was read.
+		seen := shownToken(info.Lock)
+		_, err := c.waitForLock(ctx, name, func(cur *lockingv1alpha1.ProjectLock) (bool, error) {
+			return cur == nil || shownToken(cur) != seen, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("waiting for the operator to show the holder of %s on ProjectLock %s/%s: %w", info.Key, c.namespace, name, err)
+		}
+		now, err := c.GetLock(ctx, info.Key)
+		if err != nil {
+			return nil, err
+		}
+		if was, is := holderName(info), holderName(now); now == nil || now.Lock == nil || was != is {
+			return nil, fmt.Errorf("force unlock of %s: held by %s when read, by %s now: %w", info.Key, was, is, ErrHolderChanged)
+		}
+		info = now
 	}
-	now, err := c.GetLock(ctx, info.Key)
-	if err != nil {
-		return nil, err
+	return nil, fmt.Errorf("force unlock of %s: its ProjectLock did not show the holder after %d changes; try again", info.Key, maxEnsureAttempts)
+}
+
+// showsHolder reports whether the ProjectLock of info shows the hold of info.Holder.
+func showsHolder(info *LockInfo) bool {
+	return info.Holder != nil && info.Holder.Status.FencingToken != "" &&
+		shownToken(info.Lock) == info.Holder.Status.FencingToken
+}
+
+// shownToken is the fencing token of the hold pl's status shows, or "".
+func shownToken(pl *lockingv1alpha1.ProjectLock) string {
+	if pl == nil || pl.Status.Holder == nil {
+		return ""
 	}
-	if was, is := holderName(info), holderName(now); now == nil || now.Lock == nil || was != is {
-		return nil, fmt.Errorf("force unlock of %s: held by %s when read, by %s now: %w", info.Key, was, is, ErrHolderChanged)
-	}
-	return now, nil
+	return pl.Status.Holder.FencingToken
 }
 
 // deletePinned deletes the ProjectLock of info only while info.Holder still holds
 // it: with a resourceVersion precondition, so that a hand-off between the read and
-// the delete (which rewrites the ProjectLock's status) makes the delete fail rather
-// than revoke the next holder. A ProjectLock that changed for another reason (a
+// the delete that rewrote the ProjectLock's status makes the delete fail rather
+// than revoke the next holder (one it has not shown yet is not revoked either: the
+// operator revokes only the hold the deleted status shows). A ProjectLock that changed for another reason (a
 // waiter came or went) is read again and the delete retried while the holder is
 // the same. It returns the ProjectLock deleted.
 func (c *Client) deletePinned(ctx context.Context, info *LockInfo) (*lockingv1alpha1.ProjectLock, error) {
@@ -268,6 +308,11 @@ func (c *Client) deletePinned(ctx context.Context, info *LockInfo) (*lockingv1al
 		}
 		if was, is := holderName(info), holderName(now); now == nil || was != is {
 			return nil, fmt.Errorf("force unlock of %s: held by %s when read, by %s now: %w", info.Key, was, is, ErrHolderChanged)
+		}
+		if now.Holder != nil {
+			if now, err = c.awaitShown(ctx, now); err != nil {
+				return nil, err
+			}
 		}
 		pl = now.Lock
 	}

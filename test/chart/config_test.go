@@ -96,6 +96,7 @@ config:
   leader_release_after: 5m
   project_lock_delay: 250ms
   idle_lease_retention: 2s
+  status_update_interval: 500ms
   audit_log: /var/log/atlantis-lock-operator/audit.jsonl
   audit_log_max_size_mb: 10
   audit_log_max_files: 20
@@ -145,6 +146,7 @@ func TestConfigAllKeys(t *testing.T) {
 		LeaderReleaseAfter:      5 * time.Minute,
 		ProjectLockDelay:        250 * time.Millisecond,
 		IdleLeaseRetention:      2 * time.Second,
+		StatusUpdateInterval:    500 * time.Millisecond,
 		AuditLog:                "/var/log/atlantis-lock-operator/audit.jsonl",
 		AuditLogMaxSizeMB:       10,
 		AuditLogMaxFiles:        20,

@@ -92,9 +92,9 @@ func TestBreakerPausesDecisionsWhileTheAPIServerFailsThem(t *testing.T) {
 	cfg := config.Default()
 	cfg.BreakerFailureThreshold, cfg.BreakerOpenTimeout, cfg.BreakerMaxOpenTimeout = 3, time.Second, 8*time.Second
 	cfg.HealthCheckInterval, cfg.ComponentTimeout = time.Hour, time.Second
-	// The Lease and the ProjectLock go with the release: on a clock that stands,
-	// a retention would never end.
-	cfg.IdleLeaseRetention, cfg.ProjectLockDelay = 0, 0
+	// The Lease and the ProjectLock go with the release, and statuses are written
+	// at once: on a clock that stands, a retention or an interval would never end.
+	cfg.IdleLeaseRetention, cfg.ProjectLockDelay, cfg.StatusUpdateInterval = 0, 0, 0
 	op, err := operator.Setup(ctx, mgr, cfg, clk, operator.WithAPICalls(calls))
 	if err != nil {
 		t.Fatal(err)
