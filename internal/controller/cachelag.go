@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
@@ -216,4 +217,50 @@ func (d *deletedRequests) has(uid types.UID) bool {
 	defer d.mu.Unlock()
 	_, ok := d.uids[uid]
 	return ok
+}
+
+// ownWrites remembers the resourceVersion of each object this operator last wrote,
+// so that the watch event of that very write (its echo) wakes nobody: the decision
+// that made the write already accounted for it, and deciding again would change
+// nothing. Skipped echoes were a third of the lock reconciles of a busy key, each a
+// cache list and a decision on the lock path. Any event of the object, echo or
+// not, clears its entry, so nothing outlives the object's next event.
+type ownWrites struct {
+	mu       sync.Mutex
+	versions map[ownWrite]string
+}
+
+// ownWrite names a written object: its kind ("Lease", "LockRequest",
+// "ProjectLock") and namespaced name.
+type ownWrite struct {
+	kind string
+	nn   types.NamespacedName
+}
+
+// wrote records that this operator's write of obj (of kind) produced obj's
+// resourceVersion.
+func (w *ownWrites) wrote(kind string, nn types.NamespacedName, version string) {
+	if version == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.versions == nil {
+		w.versions = map[ownWrite]string{}
+	}
+	w.versions[ownWrite{kind, nn}] = version
+}
+
+// isEcho reports whether obj, of kind, as a watch event brings it, is exactly what
+// this operator last wrote, and forgets that write either way.
+func (w *ownWrites) isEcho(kind string, obj client.Object) bool {
+	k := ownWrite{kind, client.ObjectKeyFromObject(obj)}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v, ok := w.versions[k]
+	if !ok {
+		return false
+	}
+	delete(w.versions, k)
+	return v == obj.GetResourceVersion()
 }

@@ -67,6 +67,9 @@ type LockReconciler struct {
 	written writtenRequests
 	// deleted holds the UIDs of LockRequests the informer saw deleted.
 	deleted deletedRequests
+	// own holds the versions of the objects this operator last wrote, whose watch
+	// events wake nobody.
+	own ownWrites
 }
 
 // Gate says whether a decision may run now: release must be called when it is done;
@@ -159,6 +162,7 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	r.own.wrote(kindLease, req.NamespacedName, d.WrittenVersion)
 
 	if err := r.finishWithdrawn(ctx, req.NamespacedName, list.Items); err != nil {
 		return ctrl.Result{}, err
@@ -333,6 +337,7 @@ func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lock
 				return stored, fmt.Errorf("writing the status of LockRequest %s/%s: %w", lr.Namespace, lr.Name, leasebackend.Classify(err))
 			}
 			r.written.set(types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, lr)
+			r.own.wrote(kindLockRequest, client.ObjectKeyFromObject(lr), lr.ResourceVersion)
 			stored = append(stored, out)
 		}
 		return stored, nil
@@ -412,24 +417,48 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 		return time.Time{}, fmt.Errorf("writing the status of ProjectLock %s: %w", ref, err)
 	}
 	r.shown.set(nn, pl.UID, status, now)
+	r.own.wrote(kindProjectLock, nn, pl.ResourceVersion)
 	return time.Time{}, nil
 }
 
 // SetupWithManager registers the reconciler: it reconciles ProjectLock names, and is
-// woken by the key's LockRequests, its Lease and the deadlock detector.
+// woken by the key's LockRequests, its Lease and the deadlock detector; never by
+// the echo of its own write (see ownWrites).
 func (r *LockReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	if r.Wake == nil {
 		r.Wake = make(chan event.GenericEvent, 1024)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("lock").
-		For(&lockingv1alpha1.ProjectLock{}).
-		Watches(&lockingv1alpha1.LockRequest{}, r.requestHandler()).
+		For(&lockingv1alpha1.ProjectLock{}, builder.WithPredicates(r.notEcho(kindProjectLock))).
+		Watches(&lockingv1alpha1.LockRequest{}, r.requestHandler(),
+			builder.WithPredicates(r.notEcho(kindLockRequest))).
 		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(leaseToLock),
-			builder.WithPredicates(predicate.NewPredicateFuncs(isOurLease))).
+			builder.WithPredicates(predicate.NewPredicateFuncs(isOurLease), r.notEcho(kindLease))).
 		WatchesRawSource(source.Channel(r.Wake, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
+}
+
+// The kinds of objects whose own writes are told apart (ownWrites).
+const (
+	kindLease       = "Lease"
+	kindLockRequest = "LockRequest"
+	kindProjectLock = "ProjectLock"
+)
+
+// notEcho drops the create and update events of objects of kind that bring exactly
+// what this operator last wrote. Deletes always pass, and clear what was written.
+func (r *LockReconciler) notEcho(kind string) predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return !r.own.isEcho(kind, e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool { return !r.own.isEcho(kind, e.ObjectNew) },
+		DeleteFunc: func(e event.DeleteEvent) bool {
+			r.own.isEcho(kind, e.Object)
+			return true
+		},
+		GenericFunc: func(event.GenericEvent) bool { return true },
+	}
 }
 
 // requestHandler wakes the key of a LockRequest on every change, and remembers the

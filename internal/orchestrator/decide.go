@@ -51,6 +51,9 @@ type Decision struct {
 	// Grants lists the outcomes (by index into Outcomes) that the Write grants; their
 	// fencing token is the version the write returns.
 	Grants []int
+	// WrittenVersion is the version the Write stored (Sync sets it), or "" when
+	// nothing was written or the record was deleted.
+	WrittenVersion string
 	// Idle is true when nobody holds or waits: the record and the lock object can go.
 	Idle bool
 	// KeepsRecord is true when an idle key's record is kept for IdleRecordGrace

@@ -433,6 +433,7 @@ func (o *LockOrchestrator) writeRecord(ctx context.Context, ref LockRef, d *Deci
 		if err != nil {
 			return o.failed(ref, "writing lock record", err)
 		}
+		d.WrittenVersion = version
 		for _, i := range d.Grants {
 			d.Outcomes[i].State.FencingToken = version
 		}
