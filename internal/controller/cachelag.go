@@ -63,44 +63,62 @@ func (g *goneObjects) keepOnly(nn types.NamespacedName, cached func(types.UID) b
 }
 
 // shownStatus remembers, per lock key, the ProjectLock status this operator last
-// wrote. Right after a write the cache still holds the object before it, and a
-// reconcile in that window would write the same status again over a stale
-// resourceVersion, for a 409: a wasted write on most lock cycles. The latest status
-// wins; another writer's change to the status is corrected at the key's next
-// change.
+// wrote and when. Right after a write the cache still holds the object before it,
+// and a reconcile in that window would write the same status again over a stale
+// resourceVersion, for a 409: a wasted write on most lock cycles. The status itself
+// is dropped once the cache shows the write (seen); when it was written is kept
+// with the ProjectLock, for status_update_interval. The latest status wins; another
+// writer's change to the status is corrected at the key's next change.
 type shownStatus struct {
 	mu     sync.Mutex
 	status map[types.NamespacedName]shown
 }
 
 type shown struct {
-	uid    types.UID
-	status lockingv1alpha1.ProjectLockStatus
+	uid     types.UID
+	version string
+	// status is nil once the cache shows the write.
+	status *lockingv1alpha1.ProjectLockStatus
 	at     time.Time
 }
 
-// last returns the status last written to the ProjectLock uid of key nn, if any,
-// and when it was written. It is what the ProjectLock shows now, whatever the
-// cache's copy says: a status computed from it keeps its conditions' transition
-// times.
-func (s *shownStatus) last(nn types.NamespacedName, uid types.UID) (lockingv1alpha1.ProjectLockStatus, time.Time, bool) {
+// last returns the status last written to the ProjectLock uid of key nn while the
+// cache does not show it yet (nil when it does, or when nothing was written) with
+// the resourceVersion that write made, and when this operator last wrote that
+// ProjectLock's status (zero: never). A status computed from the one returned
+// keeps its conditions' transition times.
+func (s *shownStatus) last(nn types.NamespacedName, uid types.UID) (*lockingv1alpha1.ProjectLockStatus, string, time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	last, ok := s.status[nn]
 	if !ok || last.uid != uid {
-		return lockingv1alpha1.ProjectLockStatus{}, time.Time{}, false
+		return nil, "", time.Time{}
 	}
-	return *last.status.DeepCopy(), last.at, true
+	return last.status.DeepCopy(), last.version, last.at
 }
 
-// set records status as written at time at to the ProjectLock uid of key nn.
-func (s *shownStatus) set(nn types.NamespacedName, uid types.UID, status lockingv1alpha1.ProjectLockStatus, at time.Time) {
+// set records status as written at time at to the ProjectLock uid of key nn, whose
+// resourceVersion became version.
+func (s *shownStatus) set(nn types.NamespacedName, uid types.UID, version string, status lockingv1alpha1.ProjectLockStatus, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.status == nil {
 		s.status = map[types.NamespacedName]shown{}
 	}
-	s.status[nn] = shown{uid: uid, status: *status.DeepCopy(), at: at}
+	s.status[nn] = shown{uid: uid, version: version, status: status.DeepCopy(), at: at}
+}
+
+// seen drops the status written to pl once the cache shows pl at that write or
+// later.
+func (s *shownStatus) seen(pl client.Object) {
+	nn := client.ObjectKeyFromObject(pl)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, ok := s.status[nn]
+	if ok && last.status != nil && last.uid == pl.GetUID() && !leasebackend.Newer(last.version, pl.GetResourceVersion()) {
+		last.status = nil
+		s.status[nn] = last
+	}
 }
 
 // forget drops what was written for key nn, whose ProjectLock is gone.
@@ -163,6 +181,23 @@ func (w *writtenRequests) fresher(nn types.NamespacedName, reqs []lockingv1alpha
 			delete(written, uid)
 		}
 	}
+	if len(written) == 0 {
+		delete(w.objs, nn)
+	}
+}
+
+// seen drops the copy of lr, of lock key nn, once the cache shows lr at that
+// write or later: a key decided about no more (a quiet holder, a waiter) would
+// otherwise keep its last written copies for as long as it lasts.
+func (w *writtenRequests) seen(nn types.NamespacedName, lr client.Object) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	written := w.objs[nn]
+	last, ok := written[lr.GetUID()]
+	if !ok || leasebackend.Newer(last.ResourceVersion, lr.GetResourceVersion()) {
+		return
+	}
+	delete(written, lr.GetUID())
 	if len(written) == 0 {
 		delete(w.objs, nn)
 	}

@@ -58,6 +58,10 @@ type LockReconciler struct {
 	// ProjectLock (status_update_interval): a change within it is written when it
 	// is over, as the key's latest state. 0 writes every change at once.
 	ProjectLockUpdateInterval time.Duration
+	// LeaseSeen, if set, is told of every Lease the cache delivers, so that the
+	// lock record backend can drop its copy of a write the cache now shows
+	// (leasebackend.Backend.Seen).
+	LeaseSeen func(client.Object)
 
 	// gone holds the objects let go of that the cache still shows.
 	gone goneObjects
@@ -391,17 +395,19 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 		return time.Time{}, nil
 	}
 	current := pl
-	last, lastAt, written := r.shown.last(nn, pl.UID)
-	if written {
-		// The cache may not show the last write yet: decide from what it wrote.
+	last, lastVersion, lastAt := r.shown.last(nn, pl.UID)
+	if last != nil {
+		// The cache does not show the last write yet: decide from what it wrote,
+		// and write over it.
 		current = pl.DeepCopy()
-		current.Status = last
+		current.Status = *last
+		pl.ResourceVersion = lastVersion
 	}
 	status := projectLockStatus(current, ref, d, now)
 	if equalProjectLockStatus(current.Status, status) {
 		return time.Time{}, nil
 	}
-	if due := lastAt.Add(r.ProjectLockUpdateInterval); written && now.Before(due) {
+	if due := lastAt.Add(r.ProjectLockUpdateInterval); !lastAt.IsZero() && now.Before(due) {
 		// A busy key changes hands several times a second: show its latest state
 		// once the interval is over rather than every state. A force unlock stays
 		// pinned to the hold the status shows (see orchestrator.KeyInput), and
@@ -410,13 +416,15 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 	}
 	pl.Status = status
 	if err := r.Client.Status().Update(ctx, pl, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil {
-		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-			// A newer reconcile of the key writes a newer status.
-			return time.Time{}, nil
+		if apierrors.IsNotFound(err) {
+			return time.Time{}, nil // gone: the next reconcile finds out
 		}
+		// A conflict too is returned: the key is decided again from the newer
+		// ProjectLock (the echo of this operator's own writes wakes nobody, so
+		// nothing else may).
 		return time.Time{}, fmt.Errorf("writing the status of ProjectLock %s: %w", ref, err)
 	}
-	r.shown.set(nn, pl.UID, status, now)
+	r.shown.set(nn, pl.UID, pl.ResourceVersion, status, now)
 	r.own.wrote(kindProjectLock, nn, pl.ResourceVersion)
 	return time.Time{}, nil
 }
@@ -449,16 +457,34 @@ const (
 
 // notEcho drops the create and update events of objects of kind that bring exactly
 // what this operator last wrote. Deletes always pass, and clear what was written.
+// Every event also tells the memories of written objects that the cache now shows
+// that version, so that they keep nothing the cache has.
 func (r *LockReconciler) notEcho(kind string) predicate.Predicate {
 	return predicate.Funcs{
-		CreateFunc: func(e event.CreateEvent) bool { return !r.own.isEcho(kind, e.Object) },
-		UpdateFunc: func(e event.UpdateEvent) bool { return !r.own.isEcho(kind, e.ObjectNew) },
+		CreateFunc: func(e event.CreateEvent) bool { return !r.cached(kind, e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool { return !r.cached(kind, e.ObjectNew) },
 		DeleteFunc: func(e event.DeleteEvent) bool {
-			r.own.isEcho(kind, e.Object)
+			r.cached(kind, e.Object)
 			return true
 		},
 		GenericFunc: func(event.GenericEvent) bool { return true },
 	}
+}
+
+// cached records that the cache now shows obj, of kind, and reports whether obj
+// is the echo of this operator's own last write.
+func (r *LockReconciler) cached(kind string, obj client.Object) bool {
+	switch o := obj.(type) {
+	case *coordinationv1.Lease:
+		if r.LeaseSeen != nil {
+			r.LeaseSeen(o)
+		}
+	case *lockingv1alpha1.LockRequest:
+		r.written.seen(types.NamespacedName{Namespace: o.Namespace, Name: indexes.LockName(o)}, o)
+	case *lockingv1alpha1.ProjectLock:
+		r.shown.seen(o)
+	}
+	return r.own.isEcho(kind, obj)
 }
 
 // requestHandler wakes the key of a LockRequest on every change, and remembers the

@@ -223,6 +223,19 @@ func (b *Backend) Delete(ctx context.Context, ref orchestrator.LockRef, version 
 	return Classify(err)
 }
 
+// Seen drops this backend's copy of its last write of lease once the cache shows
+// that write or a later one: the copy only bridges the moment in which the cache
+// is behind, and a key decided about no more would otherwise keep it. Give it
+// every Lease the cache delivers.
+func (b *Backend) Seen(lease client.Object) {
+	nn := client.ObjectKeyFromObject(lease)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if mine := b.written[nn]; mine != nil && !Newer(mine.ResourceVersion, lease.GetResourceVersion()) {
+		delete(b.written, nn)
+	}
+}
+
 func (b *Backend) remember(lease *coordinationv1.Lease) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -103,9 +103,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 	if err := indexes.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("setting up indexes: %w", err)
 	}
-	var backend orchestrator.Backend = leasebackend.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetClient())
+	leases := leasebackend.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetClient())
+	var backend orchestrator.Backend = leases
+	leaseSeen := leases.Seen
 	if cfg.Backend == config.BackendMemory {
-		backend = orchestrator.NewMemoryBackend()
+		backend, leaseSeen = orchestrator.NewMemoryBackend(), nil
 	}
 	orch := orchestrator.New(backend, clk, cfg.Orchestrator())
 	brk := breaker.New(cfg.Breaker(), clk)
@@ -138,6 +140,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 
 		ProjectLockDelay:          cfg.ProjectLockDelay,
 		ProjectLockUpdateInterval: cfg.StatusUpdateInterval,
+		LeaseSeen:                 leaseSeen,
 	}
 	if err := reconciler.SetupWithManager(mgr, cfg.WorkerCount); err != nil {
 		return nil, fmt.Errorf("setting up the lock controller: %w", err)

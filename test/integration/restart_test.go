@@ -60,14 +60,17 @@ func TestRestartKeepsHoldersQueuesAndDeadlines(t *testing.T) {
 	for _, name := range []string{"a-holder", "b-holder", "c-holder"} {
 		before[name] = waitReason(name, lockingv1alpha1.ReasonAcquired)
 	}
-	for _, name := range []string{"a-low", "a-normal", "a-high", "b-waiter", "c-timeout"} {
-		before[name] = waitReason(name, lockingv1alpha1.ReasonQueued)
-	}
+	// A waiter shows the position it was queued at for its first
+	// status_update_interval, then the one it has: wait for that.
 	wantPositions := map[string]int32{"a-high": 1, "a-normal": 2, "a-low": 3, "b-waiter": 1, "c-timeout": 1}
 	for name, want := range wantPositions {
-		if got := before[name].Status.Position; got != want {
-			t.Fatalf("before the restart %s is at position %d, want %d", name, got, want)
+		lr, err := w.waitFor(ctx, name, func(lr *lockingv1alpha1.LockRequest) bool {
+			return reason(lr) == lockingv1alpha1.ReasonQueued && lr.Status.Position == want
+		})
+		if err != nil {
+			t.Fatalf("before the restart, %s at position %d: %v", name, want, err)
 		}
+		before[name] = lr
 	}
 
 	// Requests keep arriving while the operator stops.
