@@ -98,14 +98,20 @@ func (s *shownStatus) last(nn types.NamespacedName, uid types.UID) (*lockingv1al
 }
 
 // set records status as written at time at to the ProjectLock uid of key nn, whose
-// resourceVersion became version.
-func (s *shownStatus) set(nn types.NamespacedName, uid types.UID, version string, status lockingv1alpha1.ProjectLockStatus, at time.Time) {
+// resourceVersion became version; the status itself only if the cache does not
+// show that write yet (cacheShows, asked under the same lock as seen: the watch
+// event of a write often comes before the write's response).
+func (s *shownStatus) set(nn types.NamespacedName, uid types.UID, version string, status lockingv1alpha1.ProjectLockStatus, at time.Time, cacheShows func() bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.status == nil {
 		s.status = map[types.NamespacedName]shown{}
 	}
-	s.status[nn] = shown{uid: uid, version: version, status: status.DeepCopy(), at: at}
+	entry := shown{uid: uid, version: version, at: at}
+	if !cacheShows() {
+		entry.status = status.DeepCopy()
+	}
+	s.status[nn] = entry
 }
 
 // seen drops the status written to pl once the cache shows pl at that write or
@@ -140,9 +146,14 @@ type writtenRequests struct {
 }
 
 // set records lr, of lock key nn, as the API server returned it from a status write.
-func (w *writtenRequests) set(nn types.NamespacedName, lr *lockingv1alpha1.LockRequest) {
+// Nothing is kept when the cache shows the write already (cacheShows, asked
+// under the same lock as seen).
+func (w *writtenRequests) set(nn types.NamespacedName, lr *lockingv1alpha1.LockRequest, cacheShows func() bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if cacheShows() {
+		return
+	}
 	if w.objs == nil {
 		w.objs = map[types.NamespacedName]map[types.UID]*lockingv1alpha1.LockRequest{}
 	}
@@ -274,12 +285,17 @@ type ownWrite struct {
 
 // wrote records that this operator's write of obj (of kind) produced obj's
 // resourceVersion.
-func (w *ownWrites) wrote(kind string, nn types.NamespacedName, version string) {
+// Nothing is kept when the cache shows the write already (cacheShows, asked
+// under the same lock as isEcho): its event has been delivered.
+func (w *ownWrites) wrote(kind string, nn types.NamespacedName, version string, cacheShows func() bool) {
 	if version == "" {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if cacheShows() {
+		return
+	}
 	if w.versions == nil {
 		w.versions = map[ownWrite]string{}
 	}

@@ -166,7 +166,8 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.own.wrote(kindLease, req.NamespacedName, d.WrittenVersion)
+	r.own.wrote(kindLease, req.NamespacedName, d.WrittenVersion,
+		r.cacheShows(&coordinationv1.Lease{}, req.NamespacedName, "", d.WrittenVersion))
 
 	if err := r.finishWithdrawn(ctx, req.NamespacedName, list.Items); err != nil {
 		return ctrl.Result{}, err
@@ -340,8 +341,9 @@ func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lock
 				}
 				return stored, fmt.Errorf("writing the status of LockRequest %s/%s: %w", lr.Namespace, lr.Name, leasebackend.Classify(err))
 			}
-			r.written.set(types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, lr)
-			r.own.wrote(kindLockRequest, client.ObjectKeyFromObject(lr), lr.ResourceVersion)
+			shows := r.cacheShows(&lockingv1alpha1.LockRequest{}, client.ObjectKeyFromObject(lr), lr.UID, lr.ResourceVersion)
+			r.written.set(types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, lr, shows)
+			r.own.wrote(kindLockRequest, client.ObjectKeyFromObject(lr), lr.ResourceVersion, shows)
 			stored = append(stored, out)
 		}
 		return stored, nil
@@ -424,8 +426,9 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 		// nothing else may).
 		return time.Time{}, fmt.Errorf("writing the status of ProjectLock %s: %w", ref, err)
 	}
-	r.shown.set(nn, pl.UID, pl.ResourceVersion, status, now)
-	r.own.wrote(kindProjectLock, nn, pl.ResourceVersion)
+	shows := r.cacheShows(&lockingv1alpha1.ProjectLock{}, nn, pl.UID, pl.ResourceVersion)
+	r.shown.set(nn, pl.UID, pl.ResourceVersion, status, now, shows)
+	r.own.wrote(kindProjectLock, nn, pl.ResourceVersion, shows)
 	return time.Time{}, nil
 }
 
@@ -468,6 +471,18 @@ func (r *LockReconciler) notEcho(kind string) predicate.Predicate {
 			return true
 		},
 		GenericFunc: func(event.GenericEvent) bool { return true },
+	}
+}
+
+// cacheShows returns whether the cache shows object nn (of obj's type, with uid
+// unless "") at resourceVersion version or later: the memories of written objects
+// keep nothing the cache already has.
+func (r *LockReconciler) cacheShows(obj client.Object, nn types.NamespacedName, uid types.UID, version string) func() bool {
+	return func() bool {
+		if err := r.Client.Get(context.Background(), nn, obj); err != nil {
+			return false
+		}
+		return (uid == "" || obj.GetUID() == uid) && !leasebackend.Newer(version, obj.GetResourceVersion())
 	}
 }
 

@@ -236,10 +236,18 @@ func (b *Backend) Seen(lease client.Object) {
 	}
 }
 
+// remember keeps a copy of lease as written, unless the cache shows that write
+// already (its watch event often comes before the write's response); asked under
+// the lock Seen takes, so that a copy is never kept past the event that shows it.
 func (b *Backend) remember(lease *coordinationv1.Lease) {
+	nn := client.ObjectKeyFromObject(lease)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.written[client.ObjectKeyFromObject(lease)] = lease.DeepCopy()
+	cached := &coordinationv1.Lease{}
+	if err := b.reader.Get(context.Background(), nn, cached); err == nil && !Newer(lease.ResourceVersion, cached.ResourceVersion) {
+		return
+	}
+	b.written[nn] = lease.DeepCopy()
 }
 
 func (b *Backend) forget(ref orchestrator.LockRef) {

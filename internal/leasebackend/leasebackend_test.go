@@ -97,3 +97,50 @@ func newBackendOver(api client.Client) (*leasebackend.Backend, client.Client) {
 	cache := fake.NewClientBuilder().WithScheme(scheme.New()).Build()
 	return leasebackend.New(cache, api, api), api
 }
+
+// TestSeenDropsTheCopyOnceTheCacheShowsTheWrite: while the cache lags, Get answers
+// from the backend's copy of its last write; a cache event of an older version
+// keeps that copy, one of the written version drops it (Get answers from the cache
+// again), so a key decided about no more keeps no copy.
+func TestSeenDropsTheCopyOnceTheCacheShowsTheWrite(t *testing.T) {
+	ctx := context.Background()
+	api := fake.NewClientBuilder().WithScheme(scheme.New()).Build()
+	cache := fake.NewClientBuilder().WithScheme(scheme.New()).Build()
+	b := leasebackend.New(cache, api, api)
+	first, err := b.Write(ctx, ref, held())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cache shows the create (the same object, at the same version).
+	lease := &coordinationv1.Lease{}
+	if err := api.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, lease); err != nil {
+		t.Fatal(err)
+	}
+	cached := lease.DeepCopy()
+	cached.ResourceVersion = ""
+	if err := cache.Create(ctx, cached); err != nil {
+		t.Fatal(err)
+	}
+	if cached.ResourceVersion != first {
+		t.Fatalf("the cache's copy is at version %s, the API's at %s: the test needs them equal", cached.ResourceVersion, first)
+	}
+	renewed := held()
+	renewed.Version = first
+	second, err := b.Write(ctx, ref, renewed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Get(ctx, ref); got.Version != second {
+		t.Fatalf("Get while the cache shows %s: version %s, want the copy of the write, %s", first, got.Version, second)
+	}
+	b.Seen(cached)
+	if got, _ := b.Get(ctx, ref); got.Version != second {
+		t.Errorf("Get after the cache delivered the older %s: version %s, want the copy, %s, kept", first, got.Version, second)
+	}
+	written := cached.DeepCopy()
+	written.ResourceVersion = second
+	b.Seen(written)
+	if got, _ := b.Get(ctx, ref); got.Version != first {
+		t.Errorf("Get after the cache delivered the write: version %s, want the cache's %s (the copy dropped)", got.Version, first)
+	}
+}

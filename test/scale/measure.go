@@ -362,6 +362,9 @@ func (r *scaleRun) readMemory(ctx context.Context, m *managerproc.Manager, name 
 		HeapInuse: metrics.Sum("go_memstats_heap_inuse_bytes"), GoSys: metrics.Sum("go_memstats_sys_bytes")}
 	profile := io.Discard
 	if r.opts.profileDir != "" {
+		if err := os.MkdirAll(r.opts.profileDir, 0o755); err != nil {
+			return mem, err
+		}
 		path := filepath.Join(r.opts.profileDir, "heap-"+name+".pb.gz")
 		f, err := os.Create(path)
 		if err != nil {
