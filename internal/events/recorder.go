@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,15 +26,24 @@ import (
 // records at most a few Events per request and never the same one twice, so there
 // is nothing to aggregate. Eventf only queues the Event (it may be called from a
 // clock's timer, as KubeEvents's delayed Queued Events are); Start writes the
-// queue. An Event that finds the queue full, or whose create fails, is counted
-// (Failed) and dropped, as the broadcaster drops what it cannot write.
+// queue. The queue takes memory only while Events wait: a burst (10,000 waiters
+// queued at once) is written as fast as the API server takes it, up to limit
+// waiting. An Event beyond the limit, or whose create fails, is counted (Failed)
+// and dropped, as the broadcaster drops what it cannot write.
 type DirectRecorder struct {
 	writer     client.Writer
 	controller string
 	instance   string
 	clock      clock.Clock
 	timeout    time.Duration
-	queue      chan pendingEvent
+	limit      int
+
+	mu sync.Mutex
+	// queue holds the Events not written yet, oldest first; it grows as needed
+	// up to limit, and is empty (nothing allocated) when all are written.
+	queue []pendingEvent
+	// ready is signalled when queue gains an Event.
+	ready chan struct{}
 
 	seq    atomic.Uint64
 	failed atomic.Int64
@@ -49,20 +59,27 @@ var _ events.EventRecorder = (*DirectRecorder)(nil)
 
 // NewDirectRecorder returns a recorder that creates Events through writer,
 // reported by controller (ReportingController) from instance (ReportingInstance:
-// the pod's name), stamped by clk when written; at most size wait to be written,
+// the pod's name), stamped by clk when written; at most limit wait to be written,
 // and each create may take up to timeout.
-func NewDirectRecorder(writer client.Writer, controller, instance string, clk clock.Clock, size int, timeout time.Duration) *DirectRecorder {
+func NewDirectRecorder(writer client.Writer, controller, instance string, clk clock.Clock, limit int, timeout time.Duration) *DirectRecorder {
 	return &DirectRecorder{writer: writer, controller: controller, instance: instance, clock: clk,
-		timeout: timeout, queue: make(chan pendingEvent, size)}
+		timeout: timeout, limit: limit, ready: make(chan struct{}, 1)}
 }
 
 // Eventf queues an Event about regarding (which must carry its TypeMeta), related
 // to related (optional), with note formatted from note and args.
 func (r *DirectRecorder) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
-	select {
-	case r.queue <- pendingEvent{regarding, related, eventtype, reason, action, fmt.Sprintf(note, args...)}:
-	default:
+	r.mu.Lock()
+	if len(r.queue) >= r.limit {
+		r.mu.Unlock()
 		r.failed.Add(1)
+		return
+	}
+	r.queue = append(r.queue, pendingEvent{regarding, related, eventtype, reason, action, fmt.Sprintf(note, args...)})
+	r.mu.Unlock()
+	select {
+	case r.ready <- struct{}{}:
+	default: // already signalled
 	}
 }
 
@@ -72,22 +89,27 @@ func (r *DirectRecorder) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case p := <-r.queue:
-			r.write(ctx, p)
+		case <-r.ready:
+			r.Flush(ctx)
 		}
 	}
 }
 
-// Flush writes the Events queued now, in the caller's goroutine, and returns when
-// the queue is empty.
+// Flush writes the Events queued, in the caller's goroutine, until the queue is
+// empty or ctx ends.
 func (r *DirectRecorder) Flush(ctx context.Context) {
-	for {
-		select {
-		case p := <-r.queue:
-			r.write(ctx, p)
-		default:
+	for ctx.Err() == nil {
+		r.mu.Lock()
+		if len(r.queue) == 0 {
+			r.queue = nil // let a burst's backing array go
+			r.mu.Unlock()
 			return
 		}
+		p := r.queue[0]
+		r.queue[0] = pendingEvent{}
+		r.queue = r.queue[1:]
+		r.mu.Unlock()
+		r.write(ctx, p)
 	}
 }
 

@@ -191,10 +191,11 @@ func newWebhooks(cfg config.Config, clk clock.WithTicker, m *metrics.Metrics, lo
 }
 
 // kubeEventTimeout bounds the create of one Kubernetes Event, and kubeEventQueue
-// the Events waiting to be written (as client-go's broadcaster queues 1000).
+// the Events waiting to be written: more than a burst of Queued Events at
+// DESIGN's scale (10,000 waiters), about 100 bytes each while they wait.
 const (
 	kubeEventTimeout = 10 * time.Second
-	kubeEventQueue   = 1000
+	kubeEventQueue   = 100_000
 )
 
 // subscribeHandlers subscribes the asynchronous handlers: Kubernetes Events, the
