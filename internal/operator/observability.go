@@ -3,7 +3,6 @@ package operator
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -190,25 +189,10 @@ func newWebhooks(cfg config.Config, clk clock.WithTicker, m *metrics.Metrics, lo
 	return hooks, nil
 }
 
-// kubeEventTimeout bounds the create of one Kubernetes Event, and kubeEventQueue
-// the Events waiting to be written: more than a burst of Queued Events at
-// DESIGN's scale (10,000 waiters), about 100 bytes each while they wait.
-const (
-	kubeEventTimeout = 10 * time.Second
-	kubeEventQueue   = 100_000
-)
-
 // subscribeHandlers subscribes the asynchronous handlers: Kubernetes Events, the
 // structured log, the audit trail and the webhooks.
 func subscribeHandlers(mgr ctrl.Manager, bus *events.Bus, cfg config.Config, clk clock.WithTicker, hooks []*events.Webhook, log logr.Logger) error {
-	// The instance is the pod's name, as client-go's recorder reports it.
-	instance, _ := os.Hostname()
-	recorder := events.NewDirectRecorder(mgr.GetClient(), lockingv1alpha1.FieldManager, instance, clk,
-		kubeEventQueue, kubeEventTimeout)
-	if err := mgr.Add(recorder); err != nil {
-		return err
-	}
-	kube := events.NewKubeEvents(recorder, mgr.GetClient(), clk)
+	kube := events.NewKubeEvents(mgr.GetEventRecorder(lockingv1alpha1.FieldManager), mgr.GetClient(), clk)
 	if _, err := bus.Subscribe(subscriberKubeEvents, kube, events.KubeEventsFilter()); err != nil {
 		return err
 	}
