@@ -60,11 +60,11 @@ func run() error {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
-	logOpts := []zap.Opts{zap.UseFlagOptions(&zapOpts)}
 	if opts.dev {
-		logOpts = append(logOpts, zap.UseDevMode(true))
+		ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts), zap.UseDevMode(true)))
+	} else {
+		ctrl.SetLogger(newJSONLogger(zapOpts))
 	}
-	ctrl.SetLogger(zap.New(logOpts...))
 	setupLog := ctrl.Log.WithName("setup")
 
 	cfg := config.Default()
