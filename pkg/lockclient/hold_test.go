@@ -121,11 +121,18 @@ func TestForceUnlockIsPinnedToTheHolderItRead(t *testing.T) {
 	ctx := deadline(t)
 	c := newClient(t)
 	first, second := pullRequest("modules/vpc", 1, "alice"), pullRequest("modules/vpc", 2, "bob")
-	mustLock(ctx, t, c, first)
+	held := mustLock(ctx, t, c, first)
 	if _, err := c.TryLock(ctx, second); err != nil {
 		t.Fatal(err)
 	}
 	waitState(ctx, t, c, second, lockclient.StateQueued, 1)
+	// The queue brings the ProjectLock, created after the waiter's status: wait
+	// for it to show the holder before reading the lock.
+	if _, err := lockclient.WaitForLock(ctx, c, first.Key().ObjectName(), func(pl *lockingv1alpha1.ProjectLock) (bool, error) {
+		return pl != nil && pl.Status.Holder != nil && pl.Status.Holder.Request == held.Name(), nil
+	}); err != nil {
+		t.Fatalf("waiting for the ProjectLock to name %s: %v", held.Name(), err)
+	}
 	info, err := c.GetLock(ctx, first.Key())
 	if err != nil || info == nil || info.Holder == nil {
 		t.Fatalf("GetLock: %v %v", info, err)
