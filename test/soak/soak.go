@@ -158,8 +158,10 @@ func finalQueue(ctx context.Context, t *traffic) (QueueResult, error) {
 		names[i] = st.Name()
 	}
 	want := []string{names[4], names[1], names[3], names[2], names[0]}
-	// The positions, then the ProjectLock, settle as the operator decides; wait
-	// until they show the five waiters (or the deadline), then check them.
+	// The positions, then the ProjectLock, settle as the operator decides (a
+	// waiter's position can lag its first status_update_interval in the queue);
+	// wait until they show the five waiters at positions 1..5 (or the deadline),
+	// then check the order.
 	var got []string
 	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		info, err := t.lc.GetLock(ctx, key)
@@ -170,8 +172,15 @@ func finalQueue(ctx context.Context, t *traffic) (QueueResult, error) {
 		for _, lr := range info.Queue {
 			got = append(got, fmt.Sprintf("%s@%d", lr.Name, lr.Status.Position))
 		}
-		return len(info.Queue) == len(want) && info.Queue[len(want)-1].Status.Position == int32(len(want)) &&
-			info.Lock != nil && int(info.Lock.Status.QueueLength) == len(want), nil
+		if len(info.Queue) != len(want) || info.Lock == nil || int(info.Lock.Status.QueueLength) != len(want) {
+			return false, nil
+		}
+		for i, lr := range info.Queue {
+			if lr.Status.Position != int32(i+1) {
+				return false, nil
+			}
+		}
+		return true, nil
 	})
 	if err != nil {
 		return res, fmt.Errorf("the final queue never showed %d positions (last %v): %w", len(want), got, err)
