@@ -366,12 +366,13 @@ func (r *LockReconciler) finishWithdrawn(ctx context.Context, nn types.Namespace
 }
 
 // reconcileProjectLock shows the decision on the ProjectLock, ends a force unlock
-// that has been served, and deletes the ProjectLock of an idle key. A status
-// change within ProjectLockUpdateInterval of the last write is left for later: it
-// returns when to write it. (Keeping an idle key's ProjectLock for a while,
-// showing it free, was measured and cost more than it saved: a status write for
-// every short hold and release of the key instead of a deletion and re-creation
-// now and then; docs/benchmarks.md.)
+// that has been served, and deletes the ProjectLock of an idle key once its Lease
+// goes too (orchestrator.Decision.KeepsRecord: idle_lease_retention after the
+// release); until then it shows the key free. A busy key's moments between lock
+// cycles so cost neither a deletion nor a re-creation, and with status writes at
+// most once per ProjectLockUpdateInterval its free moments cost few writes
+// (docs/benchmarks.md, step 12). A status change within ProjectLockUpdateInterval
+// of the last write is left for later: it returns when to write it.
 func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1alpha1.ProjectLock, ref orchestrator.LockRef, d orchestrator.Decision, now time.Time) (time.Time, error) {
 	if pl == nil {
 		return time.Time{}, nil
@@ -383,7 +384,7 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 		// If requests remain, the next reconcile creates a fresh ProjectLock.
 		r.shown.forget(nn)
 		return time.Time{}, r.letGo(ctx, nn, pl)
-	case d.Idle:
+	case d.Idle && !d.KeepsRecord:
 		if err := removeFinalizer(ctx, r.Client, pl); err != nil {
 			return time.Time{}, err
 		}
