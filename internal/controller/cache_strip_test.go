@@ -6,9 +6,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
 )
 
 // TestStrippedCacheLosesNothingOnTheServer: the operator's cache drops labels,
@@ -67,4 +69,37 @@ func TestStrippedCacheLosesNothingOnTheServer(t *testing.T) {
 	if pl.Labels["owner"] != "sre" || pl.Annotations["note"] != "do not touch" {
 		t.Errorf("the ProjectLock lost what a person added: labels %v, annotations %v", pl.Labels, pl.Annotations)
 	}
+
+	// The cached Lease has no labels while they are only the operator's own: the
+	// hand-off's compare-and-swap, written from that copy, kept them on the
+	// server. A label a person adds keeps the cached labels, and survives the
+	// next hand-off.
+	ownLabels := map[string]string{lockingv1alpha1.LockNameLabel: lockNameOf(holder),
+		leasebackend.ManagedByLabel: leasebackend.ManagedByValue}
+	if diff := cmp.Diff(ownLabels, mustGetLease(t, ns, lockNameOf(holder)).Labels); diff != "" {
+		t.Errorf("the Lease's labels after the hand-off (-want +got):\n%s", diff)
+	}
+	third := full("third", 3)
+	waitQueued(t, ns, third.Name, 1)
+	lease := mustGetLease(t, ns, lockNameOf(holder))
+	if err := k8s.Patch(ctx, lease, client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"labels":{"team":"sre"}}}`))); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Delete(ctx, waiter); err != nil {
+		t.Fatal(err)
+	}
+	waitHeld(t, ns, third.Name)
+	ownLabels["team"] = "sre"
+	if diff := cmp.Diff(ownLabels, mustGetLease(t, ns, lockNameOf(holder)).Labels); diff != "" {
+		t.Errorf("the Lease's labels after a person added one and a hand-off (-want +got):\n%s", diff)
+	}
+}
+
+func mustGetLease(t *testing.T, ns, name string) *coordinationv1.Lease {
+	t.Helper()
+	lease, err := getLease(ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lease
 }

@@ -531,7 +531,11 @@ func leaseToLock(_ context.Context, obj client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(obj)}}
 }
 
+// isOurLease tells a lock's Lease: one with the lock label, or one without labels,
+// which the operator's cache (operator.CacheOptions: it selects Leases by that
+// label) makes of a Lease whose labels are only the operator's own.
 func isOurLease(obj client.Object) bool {
-	_, ok := obj.GetLabels()[lockingv1alpha1.LockNameLabel]
-	return ok
+	labels := obj.GetLabels()
+	_, ok := labels[lockingv1alpha1.LockNameLabel]
+	return ok || labels == nil
 }

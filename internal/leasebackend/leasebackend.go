@@ -256,7 +256,17 @@ func (b *Backend) forget(ref orchestrator.LockRef) {
 	delete(b.written, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name})
 }
 
-// fill writes rec into lease, keeping what others (labels, annotations) set.
+// OnlyOwnLabels reports whether lease's labels are exactly the two that every
+// write of this backend sets (the lock's name and ManagedByLabel): a cached copy
+// may then go without them, since no write loses them (fill sets them again).
+func OnlyOwnLabels(lease *coordinationv1.Lease) bool {
+	l := lease.Labels
+	return len(l) == 2 && l[lockingv1alpha1.LockNameLabel] == lease.Name && l[ManagedByLabel] == ManagedByValue
+}
+
+// fill writes rec into lease, keeping what others (labels, annotations) set. It
+// sets the operator's own labels on every write, so a copy without them (see
+// OnlyOwnLabels) is written whole.
 func fill(lease *coordinationv1.Lease, ref orchestrator.LockRef, rec orchestrator.Record) {
 	if lease.Labels == nil {
 		lease.Labels = map[string]string{}

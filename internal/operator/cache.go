@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
 )
 
 // CacheOptions keeps the informer caches small, since they hold every LockRequest,
@@ -26,8 +27,10 @@ import (
 //     of the finalizers, so a cached copy without these fields never overwrites
 //     them.
 //
-// Leases keep everything: the operator updates them whole, and reads their labels
-// and annotations.
+// Leases keep their annotations (the holder's owner, a force unlock's mark) and
+// spec: the operator updates them whole. Their labels map is dropped when it holds
+// exactly the two labels every write of the operator sets again
+// (leasebackend.OnlyOwnLabels); a label someone else added keeps the map.
 func CacheOptions() cache.Options {
 	ours, err := labels.NewRequirement(lockingv1alpha1.LockNameLabel, selection.Exists, nil)
 	if err != nil {
@@ -36,7 +39,7 @@ func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&coordinationv1.Lease{}:        {Label: labels.NewSelector().Add(*ours)},
+			&coordinationv1.Lease{}:        {Label: labels.NewSelector().Add(*ours), Transform: stripLease},
 			&lockingv1alpha1.LockRequest{}: {Transform: stripLockRequest},
 			&lockingv1alpha1.ProjectLock{}: {Transform: stripProjectLock},
 		},
@@ -46,6 +49,7 @@ func CacheOptions() cache.Options {
 var (
 	_ toolscache.TransformFunc = stripLockRequest
 	_ toolscache.TransformFunc = stripProjectLock
+	_ toolscache.TransformFunc = stripLease
 )
 
 // stripLockRequest drops what the operator never reads from a cached LockRequest.
@@ -68,6 +72,20 @@ func stripProjectLock(in any) (any, error) {
 		stripMeta(pl)
 	}
 	return in, nil
+}
+
+// stripLease drops what a cached lock Lease repeats of every write the operator
+// makes: its managed fields, and its labels when they are only the operator's own.
+func stripLease(in any) (any, error) {
+	lease, ok := in.(*coordinationv1.Lease)
+	if !ok {
+		return in, nil // a tombstone, stripped before
+	}
+	lease.ManagedFields = nil
+	if leasebackend.OnlyOwnLabels(lease) {
+		lease.Labels = nil
+	}
+	return lease, nil
 }
 
 // stripMeta drops managed fields, labels and annotations.

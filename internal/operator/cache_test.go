@@ -1,14 +1,17 @@
 package operator
 
 import (
+	"maps"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
 )
 
 // TestStripLockRequest: the cached LockRequest keeps everything the operator
@@ -79,5 +82,55 @@ func TestStripProjectLock(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("stripProjectLock (-want +got):\n%s", diff)
+	}
+}
+
+// TestStripLease: a cached lock Lease loses its labels only when they are exactly
+// the operator's own (every write sets them again); a label someone else added
+// keeps them all. Annotations and spec stay.
+func TestStripLease(t *testing.T) {
+	holder := "pr42/u1"
+	own := func() *coordinationv1.Lease {
+		return &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: "atlantis", Name: "acme-infra-vpc-default-x", ResourceVersion: "9",
+				Labels: map[string]string{lockingv1alpha1.LockNameLabel: "acme-infra-vpc-default-x",
+					leasebackend.ManagedByLabel: leasebackend.ManagedByValue},
+				Annotations:   map[string]string{lockingv1alpha1.OwnerAnnotation: "acme/infra#42"},
+				ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "atlantis-lock-operator"}},
+			},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder},
+		}
+	}
+	want := own()
+	want.Labels, want.ManagedFields = nil, nil
+	got, err := stripLease(own())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stripLease of the operator's own labels (-want +got):\n%s", diff)
+	}
+
+	for name, change := range map[string]func(*coordinationv1.Lease){
+		"a label added":            func(l *coordinationv1.Lease) { l.Labels["team"] = "sre" },
+		"the lock label elsewhere": func(l *coordinationv1.Lease) { l.Labels[lockingv1alpha1.LockNameLabel] = "other" },
+		"another manager":          func(l *coordinationv1.Lease) { l.Labels[leasebackend.ManagedByLabel] = "helm" },
+	} {
+		in := own()
+		change(in)
+		wantLabels := maps.Clone(in.Labels)
+		got, err := stripLease(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(wantLabels, got.(*coordinationv1.Lease).Labels); diff != "" {
+			t.Errorf("%s: labels (-want +got):\n%s", name, diff)
+		}
+	}
+
+	tomb := toolscache.DeletedFinalStateUnknown{Key: "atlantis/x"}
+	if got, err := stripLease(tomb); err != nil || got != tomb {
+		t.Errorf("a tombstone: got %v, %v", got, err)
 	}
 }
