@@ -142,7 +142,8 @@ type Config struct {
 	LeaderReleaseAfter time.Duration
 	// IdleLeaseRetention is how long the Lease of a key whose holder let go, with
 	// nobody waiting, is kept before it is deleted; a request in that time is
-	// granted with one Lease write instead of a delete and a create. 0 deletes it
+	// granted with one Lease write instead of a delete and a create. The key's
+	// ProjectLock, if any, is kept as long, showing the key free. 0 deletes both
 	// with the release (idle_lease_retention, default 1s).
 	IdleLeaseRetention time.Duration
 	// ProjectLockDelay is how long a key may be held with nobody waiting before
