@@ -337,6 +337,19 @@ func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lock
 			applyState(lr, ref, out.State, now)
 			if err := r.Client.Status().Update(ctx, lr, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil {
 				if apierrors.IsNotFound(err) {
+					// Deleted since the cache showed it: decide without it
+					// until the cache drops it too, rather than write to it
+					// again, and take the answer as the proof of its
+					// deletion that a holder's release needs.
+					r.gone.add(types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, lr.UID)
+					r.deleted.add(lr.UID, now)
+					if out.State.Phase == orchestrator.PhaseAcquired {
+						// The grant stands: the Lease write made it, and the
+						// client (which learns of it from the Lease, see
+						// lockclient) let go before its status said so. It
+						// is counted and told as every grant is, once.
+						stored = append(stored, out)
+					}
 					continue
 				}
 				return stored, fmt.Errorf("writing the status of LockRequest %s/%s: %w", lr.Namespace, lr.Name, leasebackend.Classify(err))

@@ -3,6 +3,8 @@ package lockclient
 import (
 	"context"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 )
 
@@ -22,4 +24,12 @@ func DeletePinned(ctx context.Context, c *Client, info *LockInfo) (*lockingv1alp
 // the request alone can miss it.
 func WaitForLock(ctx context.Context, c *Client, name string, cond func(*lockingv1alpha1.ProjectLock) (bool, error)) (*lockingv1alpha1.ProjectLock, error) {
 	return c.waitForLock(ctx, name, cond)
+}
+
+// LostHold lets the tests ask whether a status shows the hold held lost.
+func LostHold(held *Status, cur *lockingv1alpha1.LockRequest) *Status { return lostHold(held, cur) }
+
+// GrantsAnew lets the tests check the rule by which a Lease write is a grant.
+func GrantsAnew(before string, lease *coordinationv1.Lease, id string) (bool, string) {
+	return grantsAnew(before, lease, id)
 }

@@ -97,7 +97,13 @@ func lostHold(held *Status, cur *lockingv1alpha1.LockRequest) *Status {
 		return st
 	}
 	st := StatusOf(cur)
-	if st.State != StateAcquired || st.FencingToken != held.FencingToken {
+	switch {
+	case st.State == StatePending || st.State == StateQueued:
+		// Written before the grant, which the key's Lease showed first (Lock
+		// returns on either): a hold ends only with an ended status or the
+		// request's deletion, never by going back to the queue.
+		return nil
+	case st.State != StateAcquired || st.FencingToken != held.FencingToken:
 		return st
 	}
 	return nil

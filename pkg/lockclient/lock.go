@@ -118,15 +118,35 @@ func (c *Client) TryLock(ctx context.Context, r Request) (*Status, error) {
 // await waits until the operator has decided about lr and stop accepts the status.
 // It deletes the request when it ended (returning the Ended status, and an error only
 // if the deletion failed) or when ctx ends first (returning the ctx error).
+//
+// It follows the key's Lease too (leaseGrant): a grant the Lease shows before the
+// request's status does ends the wait at once, with the grant's token; the status
+// says the same one write later.
 func (c *Client) await(ctx context.Context, lr *lockingv1alpha1.LockRequest, stop func(*Status) bool) (*Status, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var fromLease *Status
+	leaseDone := make(chan struct{})
+	go func() {
+		defer close(leaseDone)
+		if fromLease = c.leaseGrant(wctx, lr); fromLease != nil {
+			cancel() // ends the wait on the request below
+		}
+	}()
 	var st *Status
-	last, err := c.waitFor(ctx, lr.Name, func(cur *lockingv1alpha1.LockRequest) (bool, error) {
+	last, err := c.waitFor(wctx, lr.Name, func(cur *lockingv1alpha1.LockRequest) (bool, error) {
 		if cur == nil || cur.UID != lr.UID {
 			return true, nil
 		}
 		st = StatusOf(cur)
 		return st.decided() && stop(st), nil
 	})
+	cancel()
+	<-leaseDone
+	if err != nil && fromLease != nil && ctx.Err() == nil {
+		stop(fromLease) // Acquired: accepted by every caller; it reports progress
+		return fromLease, nil
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, c.cleanup(ctx, lr, fmt.Errorf("waiting for LockRequest %s/%s: %w", c.namespace, lr.Name, err))
@@ -167,11 +187,7 @@ func (c *Client) Get(ctx context.Context, r Request) (*Status, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	lr, err := c.get(ctx, RequestName(r))
-	if err != nil {
-		return nil, err
-	}
-	return StatusOf(lr), nil
+	return c.GetName(ctx, RequestName(r))
 }
 
 // GetName returns the status of the named request, made by anyone (kubectl, another
@@ -181,7 +197,38 @@ func (c *Client) GetName(ctx context.Context, name string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	if lr, err = c.caughtUp(ctx, lr); err != nil {
+		return nil, err
+	}
 	return StatusOf(lr), nil
+}
+
+// caughtUp returns lr once its status shows what the key's Lease does. Lock and
+// TryLock return as soon as the Lease shows a grant, a moment before the operator
+// writes it to the request's status; a request read in that moment still says
+// Pending or Queued. If the Lease names lr, caughtUp waits on a watch until the
+// status says Acquired (or Ended), so that what Get and Renew report never goes
+// back from what Lock returned.
+func (c *Client) caughtUp(ctx context.Context, lr *lockingv1alpha1.LockRequest) (*lockingv1alpha1.LockRequest, error) {
+	if st := StatusOf(lr); (st.State != StatePending && st.State != StateQueued) || !c.leaseNames(ctx, lr) {
+		return lr, nil
+	}
+	uid := lr.UID
+	cur, err := c.waitFor(ctx, lr.Name, func(cur *lockingv1alpha1.LockRequest) (bool, error) {
+		if cur == nil || cur.UID != uid {
+			return true, nil
+		}
+		s := StatusOf(cur)
+		return s.State == StateAcquired || s.State == StateEnded, nil
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("waiting for the status of LockRequest %s/%s to show the grant its Lease shows: %w", c.namespace, lr.Name, err)
+	case cur == nil || cur.UID != uid:
+		return nil, wrap(apierrors.NewNotFound(lockingv1alpha1.GroupVersion.WithResource("lockrequests").GroupResource(), lr.Name),
+			"reading LockRequest %s/%s", c.namespace, lr.Name)
+	}
+	return cur, nil
 }
 
 // Renew moves the request's spec.renewTime to now (the client's clock), so that a
@@ -202,6 +249,9 @@ func (c *Client) Renew(ctx context.Context, r Request) (*Status, error) {
 func (c *Client) RenewName(ctx context.Context, name string) (*Status, error) {
 	lr, err := c.get(ctx, name)
 	if err != nil {
+		return nil, err
+	}
+	if lr, err = c.caughtUp(ctx, lr); err != nil {
 		return nil, err
 	}
 	switch st := StatusOf(lr); st.State {

@@ -153,8 +153,8 @@ func checkLeaderElection(t *testing.T, m manifest, sa string) {
 }
 
 // The Atlantis Role grants exactly what pkg/lockclient does: LockRequests to ask,
-// renew and release, ProjectLocks to read; force unlock only when allowed; no status,
-// no Leases.
+// renew and release, ProjectLocks and Leases to read (a grant is seen on the
+// Lease); force unlock only when allowed; no status, no Lease writes.
 func TestAtlantisRole(t *testing.T) {
 	t.Parallel()
 	lockrequests := []string{"create", "delete", "get", "list", "patch", "update", "watch"}
@@ -185,6 +185,9 @@ func TestAtlantisRole(t *testing.T) {
 			}
 			for _, v := range tc.projectlockVerbs {
 				want[grant{"locking.runatlantis.io", "projectlocks", v}] = true
+			}
+			for _, v := range []string{"get", "list", "watch"} {
+				want[grant{"coordination.k8s.io", "leases", v}] = true
 			}
 			var namespaces []string
 			for _, r := range m.ofKind("Role") {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -15,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
 )
 
 // ErrWatchEnded is the cause of a wait that cannot end because the watch did.
@@ -54,7 +57,8 @@ type Tracked struct {
 	// Queued fires when Queued=True is first observed.
 	Queued *Mark
 	// Settled fires when Acquired=True, or a terminal Acquired reason, is first
-	// observed; then Token or Failure is set.
+	// observed, or the grant on the key's Lease if that comes first (as
+	// pkg/lockclient does); then Token or Failure is set.
 	Settled *Mark
 	// Gone fires when the object's deletion is observed.
 	Gone *Mark
@@ -70,13 +74,17 @@ func (t *Tracked) Token() string { return t.token }
 // it after Settled fired.
 func (t *Tracked) Failure() string { return t.failure }
 
-// Observer timestamps, from one watch on a namespace's LockRequests, the moments
-// that a client of the operator waits for. Only tracked requests are recorded.
+// Observer timestamps, from a watch on a namespace's LockRequests and one on its
+// Leases, the moments that a client of the operator waits for. Only tracked
+// requests are recorded.
 type Observer struct {
 	mu       sync.Mutex
 	requests map[string]*Tracked
 	ended    chan struct{} // closed when the watch ends
 	err      error         // why it ended, set before ended is closed
+	// leaseOwners is the owner each lock Lease was held by at its last event ("":
+	// free); only runLeases uses it once started.
+	leaseOwners map[string]string
 }
 
 // StartObserver starts watching the LockRequests of namespace until ctx is done. The
@@ -95,9 +103,69 @@ func StartObserver(ctx context.Context, c client.WithWatch, namespace string) (*
 	if err != nil {
 		return nil, fmt.Errorf("watching LockRequests: %w", err)
 	}
-	o := &Observer{requests: map[string]*Tracked{}, ended: make(chan struct{})}
+	o := &Observer{requests: map[string]*Tracked{}, ended: make(chan struct{}), leaseOwners: map[string]string{}}
+	leases, err := o.watchLeases(ctx, c, namespace)
+	if err != nil {
+		w.Stop()
+		return nil, err
+	}
 	go o.run(ctx, w)
+	go o.runLeases(leases)
 	return o, nil
+}
+
+// watchLeases lists the lock Leases of namespace, remembering who holds each, and
+// watches them from there: a client of the operator (pkg/lockclient) learns of its
+// grant from whichever of the Lease and its request's status shows it first.
+func (o *Observer) watchLeases(ctx context.Context, c client.WithWatch, namespace string) (*watchtools.RetryWatcher, error) {
+	var list coordinationv1.LeaseList
+	if err := c.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("listing Leases: %w", err)
+	}
+	for i := range list.Items {
+		_, o.leaseOwners[list.Items[i].Name] = lockclient.LeaseHolder(&list.Items[i])
+	}
+	lw := &toolscache.ListWatch{
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return c.Watch(ctx, &coordinationv1.LeaseList{}, &client.ListOptions{Namespace: namespace, Raw: &opts})
+		},
+	}
+	w, err := watchtools.NewRetryWatcherWithContext(ctx, list.ResourceVersion, lw)
+	if err != nil {
+		return nil, fmt.Errorf("watching Leases: %w", err)
+	}
+	return w, nil
+}
+
+// runLeases handles Lease events until the watch ends: a write that names a tracked
+// request for a new owner is its grant (lockclient.LeaseHolder), with the write's
+// resourceVersion as the token.
+func (o *Observer) runLeases(w *watchtools.RetryWatcher) {
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		now := time.Now()
+		lease, ok := ev.Object.(*coordinationv1.Lease)
+		if !ok {
+			continue
+		}
+		if ev.Type == watch.Deleted {
+			delete(o.leaseOwners, lease.Name)
+			continue
+		}
+		holder, owner := lockclient.LeaseHolder(lease)
+		before := o.leaseOwners[lease.Name]
+		o.leaseOwners[lease.Name] = owner
+		if owner == "" || owner == before {
+			continue
+		}
+		name, _, _ := strings.Cut(holder, "/")
+		o.mu.Lock()
+		t := o.requests[name]
+		o.mu.Unlock()
+		if t != nil {
+			t.Settled.fire(now, func() { t.token = lease.ResourceVersion })
+		}
+	}
 }
 
 // run handles watch events until the watch ends.
