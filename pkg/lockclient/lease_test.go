@@ -27,15 +27,7 @@ func TestLockReturnsOnTheLeaseGrant(t *testing.T) {
 	r := pullRequest("lease/grant", 1, "alice")
 	r.TTL = ptr.To(time.Hour)
 
-	type result struct {
-		st  *lockclient.Status
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		st, err := c.Lock(ctx, r)
-		done <- result{st, err}
-	}()
+	done := lockAsync(ctx, c, r)
 	lr := waitCreated(ctx, t, c, r)
 	acquired := metav1.NewMicroTime(time.Date(2031, 1, 2, 3, 4, 5, 600000000, time.UTC))
 	lease := &coordinationv1.Lease{
@@ -136,15 +128,7 @@ func TestLeaseGrantPassedWithinAnOwnerIsLeftToTheStatus(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), lease) })
 
-	type result struct {
-		st  *lockclient.Status
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		st, err := c.Lock(ctx, r)
-		done <- result{st, err}
-	}()
+	done := lockAsync(ctx, c, r)
 	lr := waitCreated(ctx, t, c, r)
 	lease.Spec.HolderIdentity = ptr.To(lr.Name + "/" + string(lr.UID))
 	if err := env.Client.Update(ctx, lease); err != nil {
@@ -201,4 +185,20 @@ func TestGrantsAnew(t *testing.T) {
 			t.Errorf("%s: GrantsAnew = %t, want %t", tc.name, grant, tc.grant)
 		}
 	}
+}
+
+// lockResult is what a Lock call returned.
+type lockResult struct {
+	st  *lockclient.Status
+	err error
+}
+
+// lockAsync calls Lock in a goroutine; the channel receives what it returned.
+func lockAsync(ctx context.Context, c *lockclient.Client, r lockclient.Request) <-chan lockResult {
+	done := make(chan lockResult, 1)
+	go func() {
+		st, err := c.Lock(ctx, r)
+		done <- lockResult{st, err}
+	}()
+	return done
 }
