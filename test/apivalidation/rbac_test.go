@@ -112,10 +112,11 @@ func impersonate(t *testing.T, ns, sa string) client.WithWatch {
 }
 
 // TestAtlantisRoleOfTheChart: the ServiceAccount bound to the chart's Atlantis Role
-// can do everything pkg/lockclient does (lock, queue, renew, list, inspect, unlock)
-// in its lock namespace, and cannot write a status, touch a Lease, force-unlock,
-// create a ProjectLock, or see or ask for locks in another namespace. Each refusal is
-// the API server's Forbidden naming the ServiceAccount and the resource.
+// can do everything pkg/lockclient does (lock, queue, renew, list, inspect, unlock,
+// read the Leases its grants show on) in its lock namespace, and cannot write a
+// status, write a Lease, force-unlock, create a ProjectLock, or see or ask for locks
+// in another namespace. Each refusal is the API server's Forbidden naming the
+// ServiceAccount and the resource.
 func TestAtlantisRoleOfTheChart(t *testing.T) {
 	ctx := context.Background()
 	saNS, lockNS, otherNS := newNamespace(t), newNamespace(t), newNamespace(t)
@@ -222,11 +223,8 @@ func TestAtlantisRoleOfTheChart(t *testing.T) {
 		{"patch a LockRequest's status", func() error {
 			return atlantis.Status().Patch(ctx, held.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"status":{"position":1}}`)))
 		}, `"lockrequests/status"`},
-		{"get the Lease of a lock", func() error {
-			return atlantis.Get(ctx, client.ObjectKeyFromObject(lease), &coordinationv1.Lease{})
-		}, `"leases"`},
-		{"list Leases", func() error {
-			return atlantis.List(ctx, &coordinationv1.LeaseList{}, client.InNamespace(lockNS))
+		{"list Leases of another namespace", func() error {
+			return atlantis.List(ctx, &coordinationv1.LeaseList{}, client.InNamespace(otherNS))
 		}, `"leases"`},
 		{"take over the Lease of a lock", func() error {
 			l := lease.DeepCopy()
@@ -270,6 +268,21 @@ func TestAtlantisRoleOfTheChart(t *testing.T) {
 			return atlantis.List(ctx, &corev1.SecretList{}, client.InNamespace(lockNS))
 		}, `"secrets"`},
 	}
+	// Leases are read (the client sees its grant on the key's Lease), never written.
+	t.Run("reads the Leases of its lock namespace", func(t *testing.T) {
+		if err := atlantis.Get(ctx, client.ObjectKeyFromObject(lease), &coordinationv1.Lease{}); err != nil {
+			t.Errorf("get the Lease of a lock: %v", err)
+		}
+		if err := atlantis.List(ctx, &coordinationv1.LeaseList{}, client.InNamespace(lockNS)); err != nil {
+			t.Errorf("list Leases: %v", err)
+		}
+		w, err := atlantis.Watch(ctx, &coordinationv1.LeaseList{}, client.InNamespace(lockNS))
+		if err != nil {
+			t.Errorf("watch Leases: %v", err)
+		} else {
+			w.Stop()
+		}
+	})
 	for _, tc := range refused {
 		t.Run("cannot "+tc.name, func(t *testing.T) {
 			err := tc.do()
