@@ -85,6 +85,27 @@ const (
 	ReasonFree = "Free"
 )
 
+// The fixed condition messages the operator writes. Every other message names
+// an owner or a position; these recur on every held, free or settled object, so
+// the operator's cache keeps one copy of each (internal/operator.CacheOptions).
+const (
+	// MessageHeld is the Acquired condition's message while the request holds.
+	MessageHeld = "the lock is held"
+	// MessageHolds is the Queued condition's message while the request holds.
+	MessageHolds = "holds the lock"
+	// MessageNotWaiting is the Queued condition's message of a request that
+	// neither holds nor waits.
+	MessageNotWaiting = "not waiting"
+	// MessageNotDecided is the Acquired condition's message before the first
+	// decision.
+	MessageNotDecided = "not decided yet"
+	// MessageFree is the Locked condition's message of a ProjectLock nobody holds.
+	MessageFree = "nobody holds the lock"
+)
+
+// FixedMessages lists the constant messages above.
+var FixedMessages = []string{MessageHeld, MessageHolds, MessageNotWaiting, MessageNotDecided, MessageFree}
+
 // IsTerminalReason reports whether an Acquired reason ends the request for good.
 func IsTerminalReason(reason string) bool {
 	switch reason {

@@ -104,18 +104,18 @@ func applyState(lr *lockingv1alpha1.LockRequest, ref orchestrator.LockRef, s orc
 		Reason: s.Reason, Message: truncate(s.Message), ObservedGeneration: lr.Generation,
 		LastTransitionTime: metav1.NewTime(now)}
 	queued := metav1.Condition{Type: lockingv1alpha1.ConditionQueued, Status: metav1.ConditionFalse,
-		Reason: lockingv1alpha1.ReasonNotQueued, Message: "not waiting", ObservedGeneration: lr.Generation,
+		Reason: lockingv1alpha1.ReasonNotQueued, Message: lockingv1alpha1.MessageNotWaiting, ObservedGeneration: lr.Generation,
 		LastTransitionTime: metav1.NewTime(now)}
 	switch s.Phase {
 	case orchestrator.PhaseAcquired:
 		acquired.Status = metav1.ConditionTrue
-		queued.Message = "holds the lock"
+		queued.Message = lockingv1alpha1.MessageHolds
 	case orchestrator.PhaseQueued:
 		queued.Status, queued.Reason, queued.Message = metav1.ConditionTrue, lockingv1alpha1.ReasonQueued, truncate(s.Message)
 	case orchestrator.PhaseTerminal:
 		queued.Reason, queued.Message = s.Reason, "ended: "+truncate(s.Message)
 	case orchestrator.PhaseNew:
-		acquired.Reason, acquired.Message = lockingv1alpha1.ReasonPending, "not decided yet"
+		acquired.Reason, acquired.Message = lockingv1alpha1.ReasonPending, lockingv1alpha1.MessageNotDecided
 	}
 	meta.SetStatusCondition(&st.Conditions, acquired)
 	meta.SetStatusCondition(&st.Conditions, queued)

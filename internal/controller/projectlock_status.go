@@ -22,7 +22,7 @@ func projectLockStatus(pl *lockingv1alpha1.ProjectLock, ref orchestrator.LockRef
 		Conditions:         append([]metav1.Condition(nil), pl.Status.Conditions...),
 	}
 	locked := metav1.Condition{Type: lockingv1alpha1.ConditionLocked, Status: metav1.ConditionFalse,
-		Reason: lockingv1alpha1.ReasonFree, Message: "nobody holds the lock",
+		Reason: lockingv1alpha1.ReasonFree, Message: lockingv1alpha1.MessageFree,
 		ObservedGeneration: pl.Generation, LastTransitionTime: metav1.NewTime(now)}
 	if h := d.Holder; h != nil {
 		st.Holder = &lockingv1alpha1.LockHolder{

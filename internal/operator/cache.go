@@ -2,6 +2,7 @@ package operator
 
 import (
 	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -52,26 +53,88 @@ var (
 	_ toolscache.TransformFunc = stripLease
 )
 
-// stripLockRequest drops what the operator never reads from a cached LockRequest.
+// cached keeps one copy of the strings that recur across the cached objects.
+var cached interner
+
+// fixedMessages are the condition messages kept once (lockingv1alpha1.FixedMessages).
+var fixedMessages = func() map[string]bool {
+	m := make(map[string]bool, len(lockingv1alpha1.FixedMessages))
+	for _, msg := range lockingv1alpha1.FixedMessages {
+		m[msg] = true
+	}
+	return m
+}()
+
+// stripLockRequest drops what the operator never reads from a cached LockRequest,
+// and shares the strings that recur. status.lockKey, lockName and owner go too:
+// every status write sets them again from the spec (controller.applyState), and
+// nothing decides from them.
 func stripLockRequest(in any) (any, error) {
 	lr, ok := in.(*lockingv1alpha1.LockRequest)
 	if !ok {
 		return in, nil // a DeletedFinalStateUnknown tombstone: its object was stripped before
 	}
 	stripMeta(lr)
-	lr.Spec.User.Teams = nil
-	if lr.Spec.Pull != nil {
-		lr.Spec.Pull.Author, lr.Spec.Pull.HeadCommit = "", ""
+	lr.TypeMeta = metav1.TypeMeta{} // the cache's readers set it again on every copy
+	lr.Namespace = cached.of(lr.Namespace)
+	spec := &lr.Spec
+	spec.Project.Repository = cached.of(spec.Project.Repository)
+	spec.Workspace = cached.of(spec.Workspace)
+	spec.Priority = lockingv1alpha1.Priority(cached.of(string(spec.Priority)))
+	spec.User.Teams = nil
+	if spec.Pull != nil {
+		spec.Pull.Author, spec.Pull.HeadCommit = "", ""
 	}
+	st := &lr.Status
+	st.LockKey, st.LockName, st.Owner = "", "", ""
+	shareConditions(st.Conditions)
 	return lr, nil
 }
 
-// stripProjectLock drops what the operator never reads from a cached ProjectLock.
+// stripProjectLock drops what the operator never reads from a cached ProjectLock,
+// and shares the strings that recur. status.lockKey and leaseName follow from the
+// object's spec and name; the controller sets them again on every read
+// (controller.LockReconciler reads the ProjectLock through restoreProjectLock).
 func stripProjectLock(in any) (any, error) {
-	if pl, ok := in.(*lockingv1alpha1.ProjectLock); ok {
-		stripMeta(pl)
+	pl, ok := in.(*lockingv1alpha1.ProjectLock)
+	if !ok {
+		return in, nil
 	}
-	return in, nil
+	stripMeta(pl)
+	pl.TypeMeta = metav1.TypeMeta{}
+	pl.Namespace = cached.of(pl.Namespace)
+	pl.Spec.Project.Repository = cached.of(pl.Spec.Project.Repository)
+	pl.Spec.Workspace = cached.of(pl.Spec.Workspace)
+	st := &pl.Status
+	st.LockKey, st.LeaseName = "", ""
+	for i := range st.Queue {
+		st.Queue[i].Priority = lockingv1alpha1.Priority(cached.of(string(st.Queue[i].Priority)))
+	}
+	shareConditions(st.Conditions)
+	return pl, nil
+}
+
+// shareConditions replaces the strings of conditions that recur (types, statuses,
+// reasons, the operator's fixed messages) by shared copies, and lets a message
+// repeated by a later condition of the same object (a waiter's Acquired and
+// Queued conditions say the same) share the earlier one's.
+func shareConditions(conds []metav1.Condition) {
+	for i := range conds {
+		c := &conds[i]
+		c.Type = cached.of(c.Type)
+		c.Status = metav1.ConditionStatus(cached.of(string(c.Status)))
+		c.Reason = cached.of(c.Reason)
+		if fixedMessages[c.Message] {
+			c.Message = cached.of(c.Message)
+			continue
+		}
+		for j := range i {
+			if conds[j].Message == c.Message {
+				c.Message = conds[j].Message
+				break
+			}
+		}
+	}
 }
 
 // stripLease drops what a cached lock Lease repeats of every write the operator
@@ -82,6 +145,8 @@ func stripLease(in any) (any, error) {
 		return in, nil // a tombstone, stripped before
 	}
 	lease.ManagedFields = nil
+	lease.TypeMeta = metav1.TypeMeta{}
+	lease.Namespace = cached.of(lease.Namespace)
 	if leasebackend.OnlyOwnLabels(lease) {
 		lease.Labels = nil
 	}

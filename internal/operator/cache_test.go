@@ -4,6 +4,7 @@ import (
 	"maps"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -16,12 +17,14 @@ import (
 
 // TestStripLockRequest: the cached LockRequest keeps everything the operator
 // reads (the key, owner, policy, renewal, pull URL, status, finalizers, deletion)
-// and loses only labels, annotations, managed fields, teams, author and head
-// commit.
+// and loses only labels, annotations, managed fields, type meta, teams, author,
+// head commit, and the status fields every status write derives from the spec
+// again (lockKey, lockName, owner).
 func TestStripLockRequest(t *testing.T) {
 	now := metav1.NewTime(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
 	renew := metav1.NewMicroTime(now.Time)
 	full := &lockingv1alpha1.LockRequest{
+		TypeMeta: metav1.TypeMeta{APIVersion: lockingv1alpha1.GroupVersion.String(), Kind: "LockRequest"},
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: "atlantis", Name: "pr42", UID: "u1", ResourceVersion: "7", Generation: 2,
 			CreationTimestamp: now, DeletionTimestamp: &now, Finalizers: []string{lockingv1alpha1.ReleaseFinalizer},
@@ -41,11 +44,14 @@ func TestStripLockRequest(t *testing.T) {
 		},
 		Status: lockingv1alpha1.LockRequestStatus{
 			Conditions: []metav1.Condition{{Type: lockingv1alpha1.ConditionAcquired, Status: metav1.ConditionTrue, Reason: "Acquired"}},
-			LockName:   "x", FencingToken: "48213", AcquiredTime: &now, ObservedGeneration: 2,
+			LockName:   "x", LockKey: "acme/infra/modules/vpc/default/vpc", Owner: "acme/infra#42",
+			FencingToken: "48213", AcquiredTime: &now, ObservedGeneration: 2,
 		},
 	}
 	want := full.DeepCopy()
+	want.TypeMeta = metav1.TypeMeta{}
 	want.Labels, want.Annotations, want.ManagedFields = nil, nil, nil
+	want.Status.LockName, want.Status.LockKey, want.Status.Owner = "", "", ""
 	want.Spec.User.Teams = nil
 	want.Spec.Pull.Author, want.Spec.Pull.HeadCommit = "", ""
 
@@ -67,15 +73,21 @@ func TestStripLockRequest(t *testing.T) {
 	}
 }
 
+// TestStripProjectLock: the cached ProjectLock loses labels, annotations, managed
+// fields, type meta, and the status's key and Lease name, which follow from its
+// spec and name.
 func TestStripProjectLock(t *testing.T) {
 	full := &lockingv1alpha1.ProjectLock{
+		TypeMeta: metav1.TypeMeta{APIVersion: lockingv1alpha1.GroupVersion.String(), Kind: "ProjectLock"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: "atlantis", Name: "x", UID: "u", Finalizers: []string{lockingv1alpha1.ReleaseFinalizer},
 			Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"c": "d"}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
 		Spec:   lockingv1alpha1.ProjectLockSpec{Project: lockingv1alpha1.ProjectRef{Repository: "acme/infra", Path: "."}, Workspace: "default"},
-		Status: lockingv1alpha1.ProjectLockStatus{QueueLength: 3, LeaseName: "x"},
+		Status: lockingv1alpha1.ProjectLockStatus{QueueLength: 3, LeaseName: "x", LockKey: "acme/infra/./default/"},
 	}
 	want := full.DeepCopy()
+	want.TypeMeta = metav1.TypeMeta{}
 	want.Labels, want.Annotations, want.ManagedFields = nil, nil, nil
+	want.Status.LeaseName, want.Status.LockKey = "", ""
 	got, err := stripProjectLock(full.DeepCopy())
 	if err != nil {
 		t.Fatal(err)
@@ -132,5 +144,53 @@ func TestStripLease(t *testing.T) {
 	tomb := toolscache.DeletedFinalStateUnknown{Key: "atlantis/x"}
 	if got, err := stripLease(tomb); err != nil || got != tomb {
 		t.Errorf("a tombstone: got %v, %v", got, err)
+	}
+}
+
+// TestStripSharesRecurringStrings: objects decoded apart share one copy of the
+// strings that recur (namespace, repository, workspace, priority, condition
+// types, statuses, reasons and fixed messages), and a waiter's two conditions
+// share their message; a message that names someone is not kept in the table.
+func TestStripSharesRecurringStrings(t *testing.T) {
+	decoded := func(s string) string { return string([]byte(s)) } // a fresh copy, as the decoder makes
+	request := func(message string) *lockingv1alpha1.LockRequest {
+		return &lockingv1alpha1.LockRequest{
+			ObjectMeta: metav1.ObjectMeta{Namespace: decoded("atlantis"), Name: "r"},
+			Spec: lockingv1alpha1.LockRequestSpec{Project: lockingv1alpha1.ProjectRef{Repository: decoded("acme/infra")},
+				Workspace: decoded("default"), Priority: lockingv1alpha1.Priority(decoded("Normal"))},
+			Status: lockingv1alpha1.LockRequestStatus{Conditions: []metav1.Condition{
+				{Type: decoded("Acquired"), Status: metav1.ConditionStatus(decoded("False")), Reason: decoded("Queued"), Message: decoded(message)},
+				{Type: decoded("Queued"), Status: metav1.ConditionStatus(decoded("True")), Reason: decoded("Queued"), Message: decoded(message)},
+			}},
+		}
+	}
+	strip := func(lr *lockingv1alpha1.LockRequest) *lockingv1alpha1.LockRequest {
+		got, err := stripLockRequest(lr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.(*lockingv1alpha1.LockRequest)
+	}
+	a, b := strip(request("waiting for acme/infra#1; position 1")), strip(request(lockingv1alpha1.MessageNotWaiting))
+	same := func(what, x, y string) {
+		t.Helper()
+		if x != y || unsafe.StringData(x) != unsafe.StringData(y) {
+			t.Errorf("%s: %q and %q are not one copy", what, x, y)
+		}
+	}
+	same("namespace", a.Namespace, b.Namespace)
+	same("repository", a.Spec.Project.Repository, b.Spec.Project.Repository)
+	same("workspace", a.Spec.Workspace, b.Spec.Workspace)
+	same("priority", string(a.Spec.Priority), string(b.Spec.Priority))
+	for i := range 2 {
+		same("condition type", a.Status.Conditions[i].Type, b.Status.Conditions[i].Type)
+		same("condition status", string(a.Status.Conditions[i].Status), string(b.Status.Conditions[i].Status))
+		same("condition reason", a.Status.Conditions[i].Reason, b.Status.Conditions[i].Reason)
+	}
+	same("a waiter's two messages", a.Status.Conditions[0].Message, a.Status.Conditions[1].Message)
+	same("a fixed message", b.Status.Conditions[0].Message, strip(request(lockingv1alpha1.MessageNotWaiting)).Status.Conditions[0].Message)
+	c := strip(request("waiting for acme/infra#1; position 1"))
+	if unsafe.StringData(a.Status.Conditions[0].Message) == unsafe.StringData(c.Status.Conditions[0].Message) {
+		t.Errorf("a message naming an owner was kept in the intern table")
 	}
 }

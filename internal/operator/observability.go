@@ -7,6 +7,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
+	clientevents "k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -31,7 +33,7 @@ const (
 // setupObservability builds the event bus and its handlers, the metrics, the
 // metrics collector and the health monitor, adds the runnables to mgr and fills
 // op's fields.
-func setupObservability(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicker, reg registry, calls *apicalls.Recorder, op *Operator) error {
+func setupObservability(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.WithTicker, reg registry, calls *apicalls.Recorder, op *Operator) error {
 	orch := op.Orchestrator
 	m := metrics.New(func() (int, int) {
 		load := orch.Load()
@@ -58,7 +60,7 @@ func setupObservability(mgr ctrl.Manager, cfg config.Config, clk clock.WithTicke
 		return err
 	}
 	if cfg.EnableEvents {
-		if err := subscribeHandlers(mgr, bus, cfg, clk, hooks, log); err != nil {
+		if err := subscribeHandlers(ctx, mgr, bus, cfg, clk, hooks, log); err != nil {
 			return err
 		}
 	}
@@ -191,8 +193,16 @@ func newWebhooks(cfg config.Config, clk clock.WithTicker, m *metrics.Metrics, lo
 
 // subscribeHandlers subscribes the asynchronous handlers: Kubernetes Events, the
 // structured log, the audit trail and the webhooks.
-func subscribeHandlers(mgr ctrl.Manager, bus *events.Bus, cfg config.Config, clk clock.WithTicker, hooks []*events.Webhook, log logr.Logger) error {
-	kube := events.NewKubeEvents(mgr.GetEventRecorder(lockingv1alpha1.FieldManager), mgr.GetClient(), clk)
+func subscribeHandlers(ctx context.Context, mgr ctrl.Manager, bus *events.Bus, cfg config.Config, clk clock.WithTicker, hooks []*events.Webhook, log logr.Logger) error {
+	clientset, err := kubernetes.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return fmt.Errorf("creating the Events client: %w", err)
+	}
+	// Not the manager's recorder: its broadcaster keeps every Event it recorded
+	// for six minutes or more (see events.BoundedRecorder).
+	recorder := events.NewBoundedRecorder(ctx, &clientevents.EventSinkImpl{Interface: clientset.EventsV1()},
+		mgr.GetScheme(), lockingv1alpha1.FieldManager, events.DefaultEventsPerBroadcaster)
+	kube := events.NewKubeEvents(recorder, mgr.GetClient(), clk)
 	if _, err := bus.Subscribe(subscriberKubeEvents, kube, events.KubeEventsFilter()); err != nil {
 		return err
 	}

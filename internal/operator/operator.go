@@ -100,7 +100,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 	if o.registry == nil {
 		o.registry = prometheus.NewRegistry()
 	}
-	if err := indexes.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := indexes.Setup(ctx, mgr.GetCache()); err != nil {
 		return nil, fmt.Errorf("setting up indexes: %w", err)
 	}
 	leases := leasebackend.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetClient())
@@ -119,7 +119,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg config.Config, clk clock.W
 		}))
 	}
 	op := &Operator{Orchestrator: orch, Registry: o.registry, Leader: elected(mgr), Breaker: brk}
-	if err := setupObservability(mgr, cfg, clk, o.registry, o.calls, op); err != nil {
+	if err := setupObservability(ctx, mgr, cfg, clk, o.registry, o.calls, op); err != nil {
 		return nil, err
 	}
 	if o.giveUp != nil && cfg.LeaderReleaseAfter > 0 {

@@ -429,7 +429,7 @@ func renew(r *Request, st RequestState, now time.Time) RequestState {
 func acquired(r *Request, st RequestState, now time.Time, token string) RequestState {
 	st.Phase = PhaseAcquired
 	st.Reason = lockingv1alpha1.ReasonAcquired
-	st.Message = "the lock is held"
+	st.Message = lockingv1alpha1.MessageHeld
 	st.Position, st.BlockedBy = 0, nil
 	st.AcquiredAt = now
 	st.FencingToken = token

@@ -146,9 +146,13 @@ func TestDeploymentDefaults(t *testing.T) {
 		t.Errorf("container ports (-want +got):\n%s", diff)
 	}
 
-	// Requests and limits.
+	// Requests and limits, the Go runtime's soft memory limit at the container's
+	// limit, and the collector's target (goGC).
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources %+v, want cpu and memory requests and a memory limit", c.Resources)
+	}
+	if diff := cmp.Diff(map[string]string{"GOMEMLIMIT": "limits.memory", "GOGC": "50"}, goEnv(c)); diff != "" {
+		t.Errorf("Go runtime environment (-want +got):\n%s", diff)
 	}
 
 	// Spread over nodes and zones.
@@ -380,4 +384,36 @@ func readDir(t *testing.T, elem ...string) map[string][]byte {
 		out[e.Name()] = data
 	}
 	return out
+}
+
+// goEnv returns the Go runtime's variables in c's environment: a value, or the
+// resource a value comes from.
+func goEnv(c corev1.Container) map[string]string {
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if !strings.HasPrefix(e.Name, "GO") {
+			continue
+		}
+		switch {
+		case e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil:
+			env[e.Name] = e.ValueFrom.ResourceFieldRef.Resource
+		default:
+			env[e.Name] = e.Value
+		}
+	}
+	return env
+}
+
+// TestGoGC: goGC sets GOGC; 0 leaves Go's default.
+func TestGoGC(t *testing.T) {
+	t.Parallel()
+	for values, want := range map[string]map[string]string{
+		"goGC: 25": {"GOMEMLIMIT": "limits.memory", "GOGC": "25"},
+		"goGC: 0":  {"GOMEMLIMIT": "limits.memory"},
+	} {
+		c := managerContainer(t, deploymentOf(t, mustRender(t, values)))
+		if diff := cmp.Diff(want, goEnv(c)); diff != "" {
+			t.Errorf("%s: Go runtime environment (-want +got):\n%s", values, diff)
+		}
+	}
 }
