@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -34,6 +35,9 @@ type options struct {
 	leaderElectionNS string
 	watchNamespaces  string
 	dev              bool
+	// memoryLimitPercent sets the Go runtime's soft memory limit to that share of
+	// the container's memory limit (0: leave it to GOMEMLIMIT or Go's default).
+	memoryLimitPercent int
 }
 
 func main() {
@@ -53,6 +57,7 @@ func run() error {
 	flag.StringVar(&opts.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the pod's namespace.")
 	flag.StringVar(&opts.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose LockRequests the operator serves; empty serves every namespace.")
 	flag.BoolVar(&opts.dev, "dev", false, "Log for people (console, debug level) instead of JSON.")
+	flag.IntVar(&opts.memoryLimitPercent, "memory-limit-percent", 0, "Set the Go runtime's soft memory limit to this percentage of the container's memory limit, given in bytes in "+containerMemoryLimitEnv+" (the chart does both); 0 leaves it to GOMEMLIMIT, which wins when set.")
 	overrides := config.BindFlags(flag.CommandLine)
 	// --zap-log-level=debug (or 2) shows the V(1) lines, such as the periodic
 	// system_health_check and metrics_updated events, in JSON logs too.
@@ -67,9 +72,17 @@ func run() error {
 	}
 	setupLog := ctrl.Log.WithName("setup")
 
+	softLimit, err := softMemoryLimit(opts.memoryLimitPercent, os.Getenv)
+	if err != nil {
+		return err
+	}
+	if softLimit > 0 {
+		debug.SetMemoryLimit(softLimit)
+		setupLog.Info("Go soft memory limit set", "bytes", softLimit, "percentOfContainerLimit", opts.memoryLimitPercent)
+	}
+
 	cfg := config.Default()
 	if opts.configFile != "" {
-		var err error
 		if cfg, err = config.Load(opts.configFile); err != nil {
 			return err
 		}

@@ -151,8 +151,11 @@ func TestDeploymentDefaults(t *testing.T) {
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources %+v, want cpu and memory requests and a memory limit", c.Resources)
 	}
-	if diff := cmp.Diff(map[string]string{"GOMEMLIMIT": "limits.memory", "GOGC": "50"}, goEnv(c)); diff != "" {
+	if diff := cmp.Diff(map[string]string{"CONTAINER_MEMORY_LIMIT": "limits.memory", "GOGC": "50"}, goEnv(c)); diff != "" {
 		t.Errorf("Go runtime environment (-want +got):\n%s", diff)
+	}
+	if got, _ := argValue(c.Args, "memory-limit-percent"); got != "60" {
+		t.Errorf("--memory-limit-percent=%q, want 60", got)
 	}
 
 	// Spread over nodes and zones.
@@ -386,12 +389,12 @@ func readDir(t *testing.T, elem ...string) map[string][]byte {
 	return out
 }
 
-// goEnv returns the Go runtime's variables in c's environment: a value, or the
-// resource a value comes from.
+// goEnv returns the Go runtime's variables and the container's memory limit in
+// c's environment: a value, or the resource a value comes from.
 func goEnv(c corev1.Container) map[string]string {
 	env := map[string]string{}
 	for _, e := range c.Env {
-		if !strings.HasPrefix(e.Name, "GO") {
+		if !strings.HasPrefix(e.Name, "GO") && e.Name != "CONTAINER_MEMORY_LIMIT" {
 			continue
 		}
 		switch {
@@ -404,16 +407,23 @@ func goEnv(c corev1.Container) map[string]string {
 	return env
 }
 
-// TestGoGC: goGC sets GOGC; 0 leaves Go's default.
-func TestGoGC(t *testing.T) {
+// TestGoRuntimeMemory: goGC sets GOGC and goMemLimitPercent the manager's
+// --memory-limit-percent; 0 leaves either out.
+func TestGoRuntimeMemory(t *testing.T) {
 	t.Parallel()
-	for values, want := range map[string]map[string]string{
-		"goGC: 25": {"GOMEMLIMIT": "limits.memory", "GOGC": "25"},
-		"goGC: 0":  {"GOMEMLIMIT": "limits.memory"},
+	for values, want := range map[string]struct {
+		env     map[string]string
+		percent string
+	}{
+		"goGC: 25\ngoMemLimitPercent: 80": {map[string]string{"CONTAINER_MEMORY_LIMIT": "limits.memory", "GOGC": "25"}, "80"},
+		"goGC: 0\ngoMemLimitPercent: 0":   {map[string]string{"CONTAINER_MEMORY_LIMIT": "limits.memory"}, ""},
 	} {
 		c := managerContainer(t, deploymentOf(t, mustRender(t, values)))
-		if diff := cmp.Diff(want, goEnv(c)); diff != "" {
-			t.Errorf("%s: Go runtime environment (-want +got):\n%s", values, diff)
+		if diff := cmp.Diff(want.env, goEnv(c)); diff != "" {
+			t.Errorf("%q: Go runtime environment (-want +got):\n%s", values, diff)
+		}
+		if got, _ := argValue(c.Args, "memory-limit-percent"); got != want.percent {
+			t.Errorf("%q: --memory-limit-percent=%q, want %q", values, got, want.percent)
 		}
 	}
 }
