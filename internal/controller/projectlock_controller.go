@@ -255,19 +255,8 @@ func (r *LockReconciler) projectLock(ctx context.Context, nn types.NamespacedNam
 		}
 		return nil, fmt.Errorf("reading ProjectLock %s: %w", nn, err)
 	}
-	restoreProjectLock(pl)
+	restoreDerivedStatus(pl)
 	return pl, nil
-}
-
-// restoreProjectLock sets again what the operator's cache leaves out of a
-// ProjectLock's status because it follows from the object itself
-// (operator.CacheOptions): the key and the Lease's name, once a status has been
-// written. The status written next is compared with the whole of it.
-func restoreProjectLock(pl *lockingv1alpha1.ProjectLock) {
-	if pl.Status.LockKey == "" && len(pl.Status.Conditions) > 0 {
-		pl.Status.LockKey = pl.Spec.Key().String()
-		pl.Status.LeaseName = pl.Name
-	}
 }
 
 // lockRef names the lock from its ProjectLock, or else from any of its requests.

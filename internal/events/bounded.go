@@ -8,6 +8,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 )
 
 // DefaultEventsPerBroadcaster is how many Events a BoundedRecorder records through
@@ -31,6 +32,7 @@ const sinkTimeout = 30 * time.Second
 // hundred it is given can never be dropped.
 type BoundedRecorder struct {
 	ctx        context.Context
+	clock      clock.Clock
 	newSink    func() events.EventSink
 	scheme     *runtime.Scheme
 	controller string
@@ -65,12 +67,13 @@ var _ events.EventRecorder = (*BoundedRecorder)(nil)
 
 // NewBoundedRecorder returns a recorder that writes through sink as controller
 // (ReportingController), every broadcaster for at most every Events (0 means
-// DefaultEventsPerBroadcaster), until ctx ends.
-func NewBoundedRecorder(ctx context.Context, sink events.EventSink, scheme *runtime.Scheme, controller string, every int) *BoundedRecorder {
+// DefaultEventsPerBroadcaster), until ctx ends. clk times the longest wait for a
+// retired broadcaster (retireAfter).
+func NewBoundedRecorder(ctx context.Context, clk clock.Clock, sink events.EventSink, scheme *runtime.Scheme, controller string, every int) *BoundedRecorder {
 	if every <= 0 {
 		every = DefaultEventsPerBroadcaster
 	}
-	return &BoundedRecorder{ctx: ctx, newSink: func() events.EventSink { return detachedSink{sink} },
+	return &BoundedRecorder{ctx: ctx, clock: clk, newSink: func() events.EventSink { return detachedSink{sink} },
 		scheme: scheme, controller: controller, every: every}
 }
 
@@ -139,7 +142,7 @@ func (r *BoundedRecorder) rotate(old *generation) {
 	r.generations++
 	r.mu.Unlock()
 	if old != nil {
-		go old.retire()
+		go old.retire(r.clock.After(retireAfter))
 	}
 }
 
@@ -160,20 +163,22 @@ func (g *generation) closeIfDrained() {
 }
 
 // retireAfter bounds the wait for a retired broadcaster's Events to be passed on,
-// which takes microseconds; a broadcaster stuck past it is shut down anyway.
+// which takes microseconds; a broadcaster stuck past it (an Event client-go's
+// recorder refused to pass on would do that) is shut down anyway, rather than
+// kept with its copies for good.
 const retireAfter = time.Minute
 
 // retire shuts g's broadcaster down once every Event handed to it has been passed
 // on to its writer: the writes themselves run on (detachedSink), and cancelling
 // ends the broadcaster's series housekeeping, which held its copies.
-func (g *generation) retire() {
+func (g *generation) retire(giveUp <-chan time.Time) {
 	g.mu.Lock()
 	g.retired = true
 	g.closeIfDrained()
 	g.mu.Unlock()
 	select {
 	case <-g.drained:
-	case <-time.After(retireAfter):
+	case <-giveUp:
 	}
 	g.broadcaster.Shutdown()
 	g.cancel()

@@ -10,6 +10,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/scheme"
@@ -61,7 +62,7 @@ func TestBoundedRecorderWritesEveryEventAcrossBroadcasters(t *testing.T) {
 	sink := &countingSink{notes: map[string]int{}, want: total, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := NewBoundedRecorder(ctx, sink, scheme.New(), "test", every)
+	r := NewBoundedRecorder(ctx, clock.RealClock{}, sink, scheme.New(), "test", every)
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/internal/controller"
 	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
 )
 
@@ -66,9 +67,8 @@ var fixedMessages = func() map[string]bool {
 }()
 
 // stripLockRequest drops what the operator never reads from a cached LockRequest,
-// and shares the strings that recur. status.lockKey, lockName and owner go too:
-// every status write sets them again from the spec (controller.applyState), and
-// nothing decides from them.
+// and shares the strings that recur. The status fields derived from the spec go
+// too (controller.DropDerivedRequestStatus).
 func stripLockRequest(in any) (any, error) {
 	lr, ok := in.(*lockingv1alpha1.LockRequest)
 	if !ok {
@@ -85,16 +85,15 @@ func stripLockRequest(in any) (any, error) {
 	if spec.Pull != nil {
 		spec.Pull.Author, spec.Pull.HeadCommit = "", ""
 	}
-	st := &lr.Status
-	st.LockKey, st.LockName, st.Owner = "", "", ""
-	shareConditions(st.Conditions)
+	controller.DropDerivedRequestStatus(lr)
+	shareConditions(lr.Status.Conditions)
 	return lr, nil
 }
 
 // stripProjectLock drops what the operator never reads from a cached ProjectLock,
-// and shares the strings that recur. status.lockKey and leaseName follow from the
-// object's spec and name; the controller sets them again on every read
-// (controller.LockReconciler reads the ProjectLock through restoreProjectLock).
+// and shares the strings that recur. The status fields derived from its spec and
+// name go too; the reconciler sets them again on every read
+// (controller.DropDerivedProjectLockStatus).
 func stripProjectLock(in any) (any, error) {
 	pl, ok := in.(*lockingv1alpha1.ProjectLock)
 	if !ok {
@@ -105,8 +104,8 @@ func stripProjectLock(in any) (any, error) {
 	pl.Namespace = cached.of(pl.Namespace)
 	pl.Spec.Project.Repository = cached.of(pl.Spec.Project.Repository)
 	pl.Spec.Workspace = cached.of(pl.Spec.Workspace)
+	controller.DropDerivedProjectLockStatus(pl)
 	st := &pl.Status
-	st.LockKey, st.LeaseName = "", ""
 	for i := range st.Queue {
 		st.Queue[i].Priority = lockingv1alpha1.Priority(cached.of(string(st.Queue[i].Priority)))
 	}

@@ -200,7 +200,7 @@ func subscribeHandlers(ctx context.Context, mgr ctrl.Manager, bus *events.Bus, c
 	}
 	// Not the manager's recorder: its broadcaster keeps every Event it recorded
 	// for six minutes or more (see events.BoundedRecorder).
-	recorder := events.NewBoundedRecorder(ctx, &clientevents.EventSinkImpl{Interface: clientset.EventsV1()},
+	recorder := events.NewBoundedRecorder(ctx, clk, &clientevents.EventSinkImpl{Interface: clientset.EventsV1()},
 		mgr.GetScheme(), lockingv1alpha1.FieldManager, events.DefaultEventsPerBroadcaster)
 	kube := events.NewKubeEvents(recorder, mgr.GetClient(), clk)
 	if _, err := bus.Subscribe(subscriberKubeEvents, kube, events.KubeEventsFilter()); err != nil {
