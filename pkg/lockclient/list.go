@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -53,13 +54,14 @@ func (c *Client) GetLock(ctx context.Context, key lockkey.Key) (*LockInfo, error
 	if err != nil {
 		return nil, err
 	}
+	leases := c.lockLeases(ctx, name)
 	var mine []lockingv1alpha1.LockRequest
 	for i := range reqs {
 		if reqs[i].Spec.Key() == key {
 			mine = append(mine, reqs[i])
 		}
 	}
-	info := assemble(key, pl, mine)
+	info := assemble(key, pl, c.withLeaseGrant(mine, leases[name]))
 	if info.Holder == nil && len(info.Queue) == 0 {
 		return nil, nil
 	}
@@ -77,6 +79,7 @@ func (c *Client) List(ctx context.Context) ([]LockInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	leases := c.lockLeases(ctx, "")
 	locks := map[lockkey.Key]*lockingv1alpha1.ProjectLock{}
 	for i := range pls.Items {
 		locks[pls.Items[i].Spec.Key()] = &pls.Items[i]
@@ -93,12 +96,54 @@ func (c *Client) List(ctx context.Context) ([]LockInfo, error) {
 	slices.SortFunc(keys, func(a, b lockkey.Key) int { return strings.Compare(a.String(), b.String()) })
 	out := make([]LockInfo, 0, len(keys))
 	for _, k := range keys {
-		info := assemble(k, locks[k], byKey[k])
+		info := assemble(k, locks[k], c.withLeaseGrant(byKey[k], leases[k.ObjectName()]))
 		if info.Holder != nil || len(info.Queue) > 0 {
 			out = append(out, info)
 		}
 	}
 	return out, nil
+}
+
+// lockLeases returns the lock Leases of the namespace by name (only the one named
+// name, unless ""), read after the requests: a grant the Lease shows and a
+// request's status does not yet is seen as the request's, as Lock and TryLock see
+// it (see leaseGrant). A client that may not read Leases gets none, and goes by
+// the statuses alone.
+func (c *Client) lockLeases(ctx context.Context, name string) map[string]*coordinationv1.Lease {
+	opts := []client.ListOption{client.InNamespace(c.namespace), client.HasLabels{lockingv1alpha1.LockNameLabel}}
+	if name != "" {
+		opts = append(opts, client.MatchingFields{"metadata.name": name})
+	}
+	var list coordinationv1.LeaseList
+	if err := c.c.List(ctx, &list, opts...); err != nil {
+		return nil
+	}
+	leases := make(map[string]*coordinationv1.Lease, len(list.Items))
+	for i := range list.Items {
+		leases[list.Items[i].Name] = &list.Items[i]
+	}
+	return leases
+}
+
+// withLeaseGrant returns reqs with the request lease names as its holder shown
+// granted (see granted) while its status still says it is undecided or waiting:
+// the operator's compare-and-swap on the Lease is the grant, and the status says
+// so one write later.
+func (c *Client) withLeaseGrant(reqs []lockingv1alpha1.LockRequest, lease *coordinationv1.Lease) []lockingv1alpha1.LockRequest {
+	if lease == nil {
+		return reqs
+	}
+	holder, _ := LeaseHolder(lease)
+	for i := range reqs {
+		lr := &reqs[i]
+		if holder != holderIdentity(lr.Name, lr.UID) || lr.DeletionTimestamp != nil {
+			continue
+		}
+		if st := StatusOf(lr).State; st == StatePending || st == StateQueued {
+			reqs[i] = *granted(lr, lease, c.clock.Now())
+		}
+	}
+	return reqs
 }
 
 func (c *Client) listRequests(ctx context.Context) ([]lockingv1alpha1.LockRequest, error) {
