@@ -121,12 +121,21 @@ func holderIdentity(name string, uid types.UID) string { return name + "/" + str
 // leaseNames reports whether the Lease of lr's key names lr as its holder now; false
 // when it cannot be read.
 func (c *Client) leaseNames(ctx context.Context, lr *lockingv1alpha1.LockRequest) bool {
-	lease := &coordinationv1.Lease{}
-	if err := c.c.Get(ctx, types.NamespacedName{Namespace: c.namespace, Name: lr.Spec.Key().ObjectName()}, lease); err != nil {
+	lease := c.keyLease(ctx, lr.Spec.Key().ObjectName())
+	if lease == nil {
 		return false
 	}
 	id := lease.Spec.HolderIdentity
 	return id != nil && *id == holderIdentity(lr.Name, lr.UID)
+}
+
+// keyLease returns the Lease of the lock named name, or nil when it cannot be read.
+func (c *Client) keyLease(ctx context.Context, name string) *coordinationv1.Lease {
+	lease := &coordinationv1.Lease{}
+	if err := c.c.Get(ctx, types.NamespacedName{Namespace: c.namespace, Name: name}, lease); err != nil {
+		return nil
+	}
+	return lease
 }
 
 // grantedMessage is the message of a grant seen on the Lease before the request's
@@ -162,7 +171,7 @@ func granted(lr *lockingv1alpha1.LockRequest, lease *coordinationv1.Lease, now t
 		Status: metav1.ConditionTrue, Reason: lockingv1alpha1.ReasonAcquired, Message: grantedMessage,
 		ObservedGeneration: lr.Generation, LastTransitionTime: stamp})
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: lockingv1alpha1.ConditionQueued,
-		Status: metav1.ConditionFalse, Reason: lockingv1alpha1.ReasonNotQueued, Message: "holds the lock",
+		Status: metav1.ConditionFalse, Reason: lockingv1alpha1.ReasonNotQueued, Message: lockingv1alpha1.MessageHolds,
 		ObservedGeneration: lr.Generation, LastTransitionTime: stamp})
 	return out
 }

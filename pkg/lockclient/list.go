@@ -54,14 +54,14 @@ func (c *Client) GetLock(ctx context.Context, key lockkey.Key) (*LockInfo, error
 	if err != nil {
 		return nil, err
 	}
-	leases := c.lockLeases(ctx, name)
+	lease := c.keyLease(ctx, name)
 	var mine []lockingv1alpha1.LockRequest
 	for i := range reqs {
 		if reqs[i].Spec.Key() == key {
 			mine = append(mine, reqs[i])
 		}
 	}
-	info := assemble(key, pl, c.withLeaseGrant(mine, leases[name]))
+	info := assemble(key, pl, c.withLeaseGrant(mine, lease))
 	if info.Holder == nil && len(info.Queue) == 0 {
 		return nil, nil
 	}
@@ -79,7 +79,7 @@ func (c *Client) List(ctx context.Context) ([]LockInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	leases := c.lockLeases(ctx, "")
+	leases := c.lockLeases(ctx)
 	locks := map[lockkey.Key]*lockingv1alpha1.ProjectLock{}
 	for i := range pls.Items {
 		locks[pls.Items[i].Spec.Key()] = &pls.Items[i]
@@ -104,18 +104,14 @@ func (c *Client) List(ctx context.Context) ([]LockInfo, error) {
 	return out, nil
 }
 
-// lockLeases returns the lock Leases of the namespace by name (only the one named
-// name, unless ""), read after the requests: a grant the Lease shows and a
-// request's status does not yet is seen as the request's, as Lock and TryLock see
-// it (see leaseGrant). A client that may not read Leases gets none, and goes by
-// the statuses alone.
-func (c *Client) lockLeases(ctx context.Context, name string) map[string]*coordinationv1.Lease {
-	opts := []client.ListOption{client.InNamespace(c.namespace), client.HasLabels{lockingv1alpha1.LockNameLabel}}
-	if name != "" {
-		opts = append(opts, client.MatchingFields{"metadata.name": name})
-	}
+// lockLeases returns the lock Leases of the namespace by name. List and GetLock
+// read them (GetLock its key's alone, keyLease) after the requests: a grant the
+// Lease shows and a request's status does not yet is seen as the request's, as
+// Lock and TryLock see it (see leaseGrant). A client that may not read Leases gets
+// none, and goes by the statuses alone.
+func (c *Client) lockLeases(ctx context.Context) map[string]*coordinationv1.Lease {
 	var list coordinationv1.LeaseList
-	if err := c.c.List(ctx, &list, opts...); err != nil {
+	if err := c.c.List(ctx, &list, client.InNamespace(c.namespace), client.HasLabels{lockingv1alpha1.LockNameLabel}); err != nil {
 		return nil
 	}
 	leases := make(map[string]*coordinationv1.Lease, len(list.Items))
