@@ -60,6 +60,17 @@ func TestALockCycleWritesThree(t *testing.T) {
 		waitLRGone(t, ns, lr.Name)
 		name := lockNameOf(lr)
 		waitGone(t, "Lease "+name, func() error { _, err := getLease(ns, name); return err })
+		// The Lease is gone on the server a moment before the operator's transport
+		// returns from the delete and records it: wait for the record too, or the
+		// last cycle's delete may not be counted yet.
+		eventually(t, fmt.Sprintf("the operator's Lease delete of cycle %d is recorded", i), func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if n := writes["delete leases"]; n < i+1 {
+				return fmt.Errorf("%d Lease deletes recorded", n)
+			}
+			return nil
+		})
 	}
 
 	mu.Lock()
