@@ -137,7 +137,8 @@ func shareConditions(conds []metav1.Condition) {
 }
 
 // stripLease drops what a cached lock Lease repeats of every write the operator
-// makes: its managed fields, and its labels when they are only the operator's own.
+// makes: its managed fields, and its labels when they are only the operator's own;
+// and shares its annotations' names.
 func stripLease(in any) (any, error) {
 	lease, ok := in.(*coordinationv1.Lease)
 	if !ok {
@@ -148,6 +149,14 @@ func stripLease(in any) (any, error) {
 	lease.Namespace = cached.of(lease.Namespace)
 	if leasebackend.OnlyOwnLabels(lease) {
 		lease.Labels = nil
+	}
+	if len(lease.Annotations) > 0 {
+		// Every lock Lease has the same few annotation names: one copy of each.
+		shared := make(map[string]string, len(lease.Annotations))
+		for k, v := range lease.Annotations {
+			shared[cached.of(k)] = v
+		}
+		lease.Annotations = shared
 	}
 	return lease, nil
 }

@@ -99,7 +99,7 @@ func TestStripProjectLock(t *testing.T) {
 
 // TestStripLease: a cached lock Lease loses its labels only when they are exactly
 // the operator's own (every write sets them again); a label someone else added
-// keeps them all. Annotations and spec stay.
+// keeps them all. Annotations (their names shared) and spec stay.
 func TestStripLease(t *testing.T) {
 	holder := "pr42/u1"
 	own := func() *coordinationv1.Lease {
@@ -139,6 +139,23 @@ func TestStripLease(t *testing.T) {
 		if diff := cmp.Diff(wantLabels, got.(*coordinationv1.Lease).Labels); diff != "" {
 			t.Errorf("%s: labels (-want +got):\n%s", name, diff)
 		}
+	}
+
+	// Two Leases decoded apart share their annotations' names.
+	names := func() string {
+		in := own()
+		in.Annotations = map[string]string{string([]byte(lockingv1alpha1.OwnerAnnotation)): "acme/infra#42"}
+		got, err := stripLease(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range got.(*coordinationv1.Lease).Annotations {
+			return k
+		}
+		return ""
+	}
+	if x, y := names(), names(); x != lockingv1alpha1.OwnerAnnotation || unsafe.StringData(x) != unsafe.StringData(y) {
+		t.Errorf("annotation names %q and %q are not one copy", x, y)
 	}
 
 	tomb := toolscache.DeletedFinalStateUnknown{Key: "atlantis/x"}

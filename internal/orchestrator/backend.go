@@ -41,7 +41,13 @@ func (r LockRef) String() string { return r.Namespace + "/" + r.Name }
 // id is the lock's identity in the orchestrator's maps: its namespace and name.
 // A Sync may know a lock by name only (its requests and ProjectLock gone, its
 // record kept), and must find the same state as one that knew its key.
-func (r LockRef) id() LockRef { return LockRef{Namespace: r.Namespace, Name: r.Name} }
+func (r LockRef) id() lockID { return lockID{Namespace: r.Namespace, Name: r.Name} }
+
+// lockID keys the orchestrator's per-lock maps: a third of a LockRef's size, which
+// counts with a map entry per busy key (docs/benchmarks.md, "Scale").
+type lockID struct {
+	Namespace, Name string
+}
 
 // Backend stores one lock record per key and changes it only by compare-and-swap:
 // that is what makes a grant exclusive, whoever else decides at the same time.
@@ -72,7 +78,7 @@ type Backend interface {
 type MemoryBackend struct {
 	mu       sync.Mutex
 	revision uint64
-	records  map[LockRef]Record // by LockRef.id
+	records  map[lockID]Record
 	// FailWrites, when set, makes every Write and Delete fail with it (tests of
 	// backend errors).
 	FailWrites error
@@ -82,7 +88,7 @@ var _ Backend = (*MemoryBackend)(nil)
 
 // NewMemoryBackend returns an empty MemoryBackend.
 func NewMemoryBackend() *MemoryBackend {
-	return &MemoryBackend{records: map[LockRef]Record{}}
+	return &MemoryBackend{records: map[lockID]Record{}}
 }
 
 // Get implements Backend.

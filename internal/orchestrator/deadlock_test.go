@@ -140,7 +140,7 @@ func TestDeadlockFoundTwiceIsReportedOnce(t *testing.T) {
 	}{{k1, "alice", "bob"}, {k2, "bob", "alice"}} {
 		st := o.lockState(c.ref)
 		st.holder = &Holder{Owner: c.holder}
-		st.queue = []WaitEdge{{Waiter: graphOwner(c.ref, c.waiter), Holder: graphOwner(c.ref, c.holder), Lock: c.ref, Request: c.waiter + "-" + c.ref.Name}}
+		st.queue = []queuedWaiter{{Owner: c.waiter, Request: c.waiter + "-" + c.ref.Name}}
 	}
 	for scan := 1; scan <= 2; scan++ {
 		if got := len(o.DetectDeadlocks()); got != 1 {

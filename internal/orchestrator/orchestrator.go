@@ -89,11 +89,11 @@ type LockOrchestrator struct {
 	started  time.Time
 
 	mu      sync.Mutex
-	locks   map[LockRef]*lockState
-	victims map[LockRef]map[string]bool
+	locks   map[lockID]*lockState
+	victims map[lockID]map[string]bool
 	// kept holds the keys whose released holder's record is kept for
 	// IdleRecordGrace (see keptRecord).
-	kept map[LockRef]keptRecord
+	kept map[lockID]keptRecord
 
 	observersMu sync.RWMutex
 	observers   []Observer
@@ -107,12 +107,17 @@ type lockState struct {
 	// mu serializes the decisions about the key; it is held through a whole Sync,
 	// API calls included.
 	mu sync.Mutex
-	// viewMu guards holder and queue, the cached view that status, metrics and
-	// the deadlock detector read: they must not wait for a Sync in flight, which
-	// on a long queue can take seconds.
+	// viewMu guards holder, queue and viewKey, the cached view that status,
+	// metrics and the deadlock detector read: they must not wait for a Sync in
+	// flight, which on a long queue can take seconds.
 	viewMu sync.Mutex
 	holder *Holder
-	queue  []WaitEdge
+	// queue holds the waiters of the last decision that had a holder, in order;
+	// waitEdges turns them into the wait-for graph's edges when it is scanned,
+	// rather than every decision keeping edges that repeat the lock and both
+	// owners' graph names for each waiter.
+	queue   []queuedWaiter
+	viewKey lockkey.Key
 	// key is the lock key, as the last Sync that knew it was given it (guarded by
 	// mu): a later Sync may know the lock by name only.
 	key lockkey.Key
@@ -130,8 +135,8 @@ func New(backend Backend, clk clock.WithTicker, cfg Config) *LockOrchestrator {
 		timeouts: NewTimeoutManager(),
 		stats:    newStats(),
 		started:  clk.Now(),
-		locks:    map[LockRef]*lockState{},
-		victims:  map[LockRef]map[string]bool{},
+		locks:    map[lockID]*lockState{},
+		victims:  map[lockID]map[string]bool{},
 	}
 }
 
@@ -360,7 +365,7 @@ func (o *LockOrchestrator) setKept(ref LockRef, k *keptRecord) {
 		return
 	}
 	if o.kept == nil {
-		o.kept = map[LockRef]keptRecord{}
+		o.kept = map[lockID]keptRecord{}
 	}
 	o.kept[ref.id()] = *k
 }
@@ -484,22 +489,29 @@ func (o *LockOrchestrator) victimsOf(ref LockRef) map[string]bool {
 
 // remember caches the decision for deadlock detection, status and metrics.
 func (o *LockOrchestrator) remember(ref LockRef, st *lockState, d Decision) {
-	var queue []WaitEdge
+	var queue []queuedWaiter
 	if d.Holder != nil {
+		n := 0
+		for _, out := range d.Outcomes {
+			if out.State.Phase == PhaseQueued {
+				n++
+			}
+		}
+		if n > 0 {
+			queue = make([]queuedWaiter, 0, n)
+		}
 		for _, out := range d.Outcomes {
 			if out.State.Phase != PhaseQueued {
 				continue
 			}
-			queue = append(queue, WaitEdge{
-				Waiter: graphOwner(ref, out.Request.Owner), Holder: graphOwner(ref, d.Holder.Owner), Lock: ref,
-				Request: out.Request.ID, RequestUID: out.Request.UID, Priority: out.Request.Priority, EnqueuedAt: out.State.EnqueuedAt,
-			})
+			queue = append(queue, queuedWaiter{Owner: out.Request.Owner, Request: out.Request.ID,
+				RequestUID: out.Request.UID, Priority: out.Request.Priority, EnqueuedAt: out.State.EnqueuedAt})
 		}
 	}
 	st.viewMu.Lock()
-	st.holder, st.queue = d.Holder, queue
+	st.holder, st.queue, st.viewKey = d.Holder, queue, ref.Key
 	st.viewMu.Unlock()
-	o.timeouts.Set(ref.id(), d.NextDeadline)
+	o.timeouts.Set(ref, d.NextDeadline)
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -542,7 +554,7 @@ func (o *LockOrchestrator) Forget(ref LockRef) {
 	defer o.mu.Unlock()
 	delete(o.locks, ref.id())
 	delete(o.victims, ref.id())
-	o.timeouts.Set(ref.id(), time.Time{})
+	o.timeouts.Set(ref, time.Time{})
 }
 
 // DetectDeadlocks scans the wait-for graph of all cached locks, marks one victim per
@@ -578,18 +590,40 @@ func (o *LockOrchestrator) DetectDeadlocks() []Deadlock {
 	return found
 }
 
+// queuedWaiter is a waiting request as the view of its key keeps it: one edge of
+// the wait-for graph, without what every waiter of the key shares.
+type queuedWaiter struct {
+	Owner      string
+	Request    string
+	RequestUID string
+	Priority   int
+	EnqueuedAt time.Time
+}
+
+// waitEdges returns the edges of the wait-for graph: one per waiter of a held key.
 func (o *LockOrchestrator) waitEdges() []WaitEdge {
+	type idState struct {
+		id lockID
+		st *lockState
+	}
 	o.mu.Lock()
-	states := make([]*lockState, 0, len(o.locks))
-	for _, st := range o.locks {
-		states = append(states, st)
+	states := make([]idState, 0, len(o.locks))
+	for id, st := range o.locks {
+		states = append(states, idState{id, st})
 	}
 	o.mu.Unlock()
 	var edges []WaitEdge
-	for _, st := range states {
-		st.viewMu.Lock()
-		edges = append(edges, st.queue...)
-		st.viewMu.Unlock()
+	for _, s := range states {
+		s.st.viewMu.Lock()
+		if h := s.st.holder; h != nil && len(s.st.queue) > 0 {
+			ref := LockRef{Namespace: s.id.Namespace, Name: s.id.Name, Key: s.st.viewKey}
+			holder := graphOwner(ref, h.Owner)
+			for _, w := range s.st.queue {
+				edges = append(edges, WaitEdge{Waiter: graphOwner(ref, w.Owner), Holder: holder, Lock: ref,
+					Request: w.Request, RequestUID: w.RequestUID, Priority: w.Priority, EnqueuedAt: w.EnqueuedAt})
+			}
+		}
+		s.st.viewMu.Unlock()
 	}
 	return edges
 }

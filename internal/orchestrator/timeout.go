@@ -13,23 +13,24 @@ import (
 type TimeoutManager struct {
 	mu      sync.Mutex
 	entries deadlineHeap
-	index   map[LockRef]*deadlineEntry
+	index   map[lockID]*deadlineEntry
 }
 
 // NewTimeoutManager returns an empty TimeoutManager.
 func NewTimeoutManager() *TimeoutManager {
-	return &TimeoutManager{index: map[LockRef]*deadlineEntry{}}
+	return &TimeoutManager{index: map[lockID]*deadlineEntry{}}
 }
 
 // Set records the next deadline of a lock; a zero deadline removes it.
 func (m *TimeoutManager) Set(ref LockRef, deadline time.Time) {
+	id := ref.id()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.index[ref]
+	e, ok := m.index[id]
 	switch {
 	case deadline.IsZero() && ok:
 		heap.Remove(&m.entries, e.index)
-		delete(m.index, ref)
+		delete(m.index, id)
 		return
 	case deadline.IsZero():
 		return
@@ -37,9 +38,9 @@ func (m *TimeoutManager) Set(ref LockRef, deadline time.Time) {
 		e.deadline = deadline
 		heap.Fix(&m.entries, e.index)
 	default:
-		e = &deadlineEntry{ref: ref, deadline: deadline}
+		e = &deadlineEntry{id: id, deadline: deadline}
 		heap.Push(&m.entries, e)
-		m.index[ref] = e
+		m.index[id] = e
 	}
 }
 
@@ -61,7 +62,7 @@ func (m *TimeoutManager) Len() int {
 }
 
 type deadlineEntry struct {
-	ref      LockRef
+	id       lockID
 	deadline time.Time
 	index    int
 }
