@@ -229,8 +229,10 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	}
 	keep := o.keepIdleRecord(in, now, rec, &d, kept, isKept)
 
-	// Counters and notices follow only what was really persisted: a decision that
-	// fails half-way is decided again, and must not be counted twice.
+	// Notices and the results counted per outcome follow only what was really
+	// persisted: a decision that fails half-way is decided again, and must not be
+	// counted twice. Grants are counted on the record write that makes them
+	// (stats.recordDecision).
 	if len(d.Losers) > 0 {
 		stored, err := in.Persist(ctx, d.Losers)
 		o.recordOutcomes(in.Ref, now, stored)
@@ -387,7 +389,7 @@ func (o *LockOrchestrator) recordOutcomes(ref LockRef, now time.Time, outs []Out
 // recordDecision counts and reports a lock record change that was written over
 // the record prev.
 func (o *LockOrchestrator) recordDecision(ref LockRef, now time.Time, prev Record, d Decision) {
-	o.stats.recordDecision(d)
+	o.stats.recordDecision(now, prev, d)
 	o.notifyDecision(ref, now, prev, d)
 }
 

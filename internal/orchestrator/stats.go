@@ -33,7 +33,12 @@ func newStats() *stats {
 	return &stats{results: map[string]int64{}}
 }
 
-func (s *stats) recordDecision(d Decision) {
+// recordDecision counts a decision whose lock record was written over prev. A
+// grant is counted here, on the record's compare-and-swap that makes it, and
+// nowhere else: the write succeeds once per grant, whichever operator makes it,
+// while the request's status may be written (or found deleted) by a later
+// decision of another operator that recovers the grant from the record.
+func (s *stats) recordDecision(now time.Time, prev Record, d Decision) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d.HandOff && d.PreviousOwner != "" {
@@ -42,6 +47,32 @@ func (s *stats) recordDecision(d Decision) {
 	if d.Released {
 		s.releases++
 	}
+	if out, ok := grantMade(prev, d); ok {
+		s.grants++
+		s.results["acquired"]++
+		start := out.Request.State.EnqueuedAt
+		if start.IsZero() {
+			start = now
+		}
+		s.waits.Add(now, now.Sub(start))
+		if !out.Request.Created.IsZero() {
+			s.acquires.Add(now, now.Sub(out.Request.Created))
+		}
+	}
+}
+
+// grantMade returns the outcome granted by d's record write over prev: the
+// request the written record names, when prev did not name it.
+func grantMade(prev Record, d Decision) (Outcome, bool) {
+	if d.Write == nil || d.Idle || d.Write.Free() || d.Write.HolderID == prev.HolderID {
+		return Outcome{}, false
+	}
+	for _, out := range d.Outcomes {
+		if out.State.Phase == PhaseAcquired && HolderIdentity(out.Request) == d.Write.HolderID {
+			return out, true
+		}
+	}
+	return Outcome{}, false
 }
 
 func (s *stats) recordOutcomes(now time.Time, outs []Outcome) {
@@ -53,17 +84,6 @@ func (s *stats) recordOutcomes(now time.Time, outs []Outcome) {
 			continue
 		}
 		switch next {
-		case PhaseAcquired:
-			s.grants++
-			s.results["acquired"]++
-			start := out.Request.State.EnqueuedAt
-			if start.IsZero() {
-				start = now
-			}
-			s.waits.Add(now, now.Sub(start))
-			if !out.Request.Created.IsZero() {
-				s.acquires.Add(now, now.Sub(out.Request.Created))
-			}
 		case PhaseQueued:
 			s.results["queued"]++
 		case PhaseTerminal:

@@ -358,3 +358,26 @@ func TestSyncDefersAWaitersPositionInItsFirstDelay(t *testing.T) {
 		t.Errorf("a waiter's spec change within its delay (-want +got):\n%s", diff)
 	}
 }
+
+// TestAGrantIsCountedOnceByTwoOrchestrators: two orchestrators over one store, as
+// two operators at once (split brain, a leader hand-over). A grants the key and
+// writes the request's status; B, deciding from a copy of the request from before
+// that status (a cache behind), finds the grant in the record and persists it
+// again, as the controller does when the request is deleted meanwhile (a 404
+// reports the outcome stored). The grant is one compare-and-swap of the record,
+// and is counted once, by A, which made it.
+func TestAGrantIsCountedOnceByTwoOrchestrators(t *testing.T) {
+	mem := NewMemoryBackend()
+	a, b := newSyncHarness(t, mem), newSyncHarness(t, mem)
+	r := a.add(req("r", "pr1").obj())
+	stale := *r
+	b.add(&stale)
+	a.sync()
+	b.sync()
+	if r.State.Phase != PhaseAcquired || stale.State.Phase != PhaseAcquired {
+		t.Fatalf("A persisted %s, B %s; want both Acquired", r.State.Phase, stale.State.Phase)
+	}
+	if got := []int64{a.o.GetMetrics().Grants, b.o.GetMetrics().Grants}; !cmp.Equal(got, []int64{1, 0}) {
+		t.Errorf("grants counted by A and B: %v, want [1 0]: one record write granted the key", got)
+	}
+}
