@@ -1,6 +1,10 @@
 package controller
 
-import lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+)
 
 // The status fields that only repeat what an object's spec and name say. The
 // operator's informer cache leaves them out (operator.CacheOptions): the
@@ -10,9 +14,49 @@ import lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alph
 
 // DropDerivedRequestStatus clears lockKey, lockName and owner of a LockRequest's
 // status: every status write sets them from the spec (applyState), and no decision
-// reads them.
+// reads them. It also drops the Queued condition when it says only what the
+// Acquired condition before it does, as applyState writes it (derivedQueued);
+// RestoreDerivedRequestStatus puts it back. The condition is kept otherwise (its
+// transition came at another time, or someone else wrote it).
 func DropDerivedRequestStatus(lr *lockingv1alpha1.LockRequest) {
-	lr.Status.LockKey, lr.Status.LockName, lr.Status.Owner = "", "", ""
+	st := &lr.Status
+	st.LockKey, st.LockName, st.Owner = "", "", ""
+	if c := st.Conditions; len(c) == 2 && c[0].Type == lockingv1alpha1.ConditionAcquired && sameCondition(c[1], derivedQueued(c[0])) {
+		// A new array of one: the cache keeps no room for the second.
+		st.Conditions = []metav1.Condition{c[0]}
+	}
+}
+
+// RestoreDerivedRequestStatus puts back the Queued condition that
+// DropDerivedRequestStatus dropped, before anything reads or writes the status.
+func RestoreDerivedRequestStatus(lr *lockingv1alpha1.LockRequest) {
+	st := &lr.Status
+	if c := st.Conditions; len(c) == 1 && c[0].Type == lockingv1alpha1.ConditionAcquired {
+		st.Conditions = []metav1.Condition{c[0], derivedQueued(c[0])}
+	}
+}
+
+// derivedQueued is the Queued condition that applyState writes beside acquired,
+// transition time included when both changed in the same write.
+func derivedQueued(acquired metav1.Condition) metav1.Condition {
+	queued := metav1.Condition{Type: lockingv1alpha1.ConditionQueued, Status: metav1.ConditionFalse,
+		Reason: lockingv1alpha1.ReasonNotQueued, Message: lockingv1alpha1.MessageNotWaiting,
+		ObservedGeneration: acquired.ObservedGeneration, LastTransitionTime: acquired.LastTransitionTime}
+	switch {
+	case acquired.Status == metav1.ConditionTrue:
+		queued.Message = lockingv1alpha1.MessageHolds
+	case acquired.Reason == lockingv1alpha1.ReasonQueued:
+		queued.Status, queued.Reason, queued.Message = metav1.ConditionTrue, lockingv1alpha1.ReasonQueued, acquired.Message
+	case lockingv1alpha1.IsTerminalReason(acquired.Reason):
+		queued.Reason, queued.Message = acquired.Reason, "ended: "+acquired.Message
+	}
+	return queued
+}
+
+// sameCondition compares conditions field by field, times as instants.
+func sameCondition(a, b metav1.Condition) bool {
+	return a.Type == b.Type && a.Status == b.Status && a.Reason == b.Reason && a.Message == b.Message &&
+		a.ObservedGeneration == b.ObservedGeneration && a.LastTransitionTime.Equal(&b.LastTransitionTime)
 }
 
 // DropDerivedProjectLockStatus clears lockKey and leaseName of a ProjectLock's

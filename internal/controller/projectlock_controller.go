@@ -131,6 +131,9 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		client.MatchingFields{indexes.LockRequestLockName: req.Name}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing the requests of %s: %w", req, err)
 	}
+	for i := range list.Items {
+		RestoreDerivedRequestStatus(&list.Items[i])
+	}
 	pl, list.Items = r.withoutGone(req.NamespacedName, pl, list.Items)
 	r.written.fresher(req.NamespacedName, list.Items)
 	ref, ok := lockRef(req.NamespacedName, pl, list.Items)
@@ -348,7 +351,8 @@ func (r *LockReconciler) persist(ref orchestrator.LockRef, objs map[string]*lock
 						// The grant stands: the Lease write made it, and the
 						// client (which learns of it from the Lease, see
 						// lockclient) let go before its status said so. It
-						// is counted and told as every grant is, once.
+						// is told as every grant is (and was counted when
+						// the Lease was written).
 						stored = append(stored, out)
 					}
 					continue

@@ -18,8 +18,9 @@ import (
 // TestStripLockRequest: the cached LockRequest keeps everything the operator
 // reads (the key, owner, policy, renewal, pull URL, status, finalizers, deletion)
 // and loses only labels, annotations, managed fields, type meta, teams, author,
-// head commit, and the status fields every status write derives from the spec
-// again (lockKey, lockName, owner).
+// head commit, the status fields every status write derives from the spec again
+// (lockKey, lockName, owner), and a Queued condition that follows from the
+// Acquired one (controller.DropDerivedRequestStatus).
 func TestStripLockRequest(t *testing.T) {
 	now := metav1.NewTime(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
 	renew := metav1.NewMicroTime(now.Time)
@@ -43,7 +44,10 @@ func TestStripLockRequest(t *testing.T) {
 			RenewTime:    &renew,
 		},
 		Status: lockingv1alpha1.LockRequestStatus{
-			Conditions: []metav1.Condition{{Type: lockingv1alpha1.ConditionAcquired, Status: metav1.ConditionTrue, Reason: "Acquired"}},
+			Conditions: []metav1.Condition{
+				{Type: lockingv1alpha1.ConditionAcquired, Status: metav1.ConditionTrue, Reason: "Acquired", Message: lockingv1alpha1.MessageHolds, ObservedGeneration: 2, LastTransitionTime: now},
+				{Type: lockingv1alpha1.ConditionQueued, Status: metav1.ConditionFalse, Reason: lockingv1alpha1.ReasonNotQueued, Message: lockingv1alpha1.MessageHolds, ObservedGeneration: 2, LastTransitionTime: now},
+			},
 			LockName:   "x", LockKey: "acme/infra/modules/vpc/default/vpc", Owner: "acme/infra#42",
 			FencingToken: "48213", AcquiredTime: &now, ObservedGeneration: 2,
 		},
@@ -52,6 +56,7 @@ func TestStripLockRequest(t *testing.T) {
 	want.TypeMeta = metav1.TypeMeta{}
 	want.Labels, want.Annotations, want.ManagedFields = nil, nil, nil
 	want.Status.LockName, want.Status.LockKey, want.Status.Owner = "", "", ""
+	want.Status.Conditions = want.Status.Conditions[:1] // Queued follows from Acquired
 	want.Spec.User.Teams = nil
 	want.Spec.Pull.Author, want.Spec.Pull.HeadCommit = "", ""
 
@@ -177,7 +182,10 @@ func TestStripSharesRecurringStrings(t *testing.T) {
 				Workspace: decoded("default"), Priority: lockingv1alpha1.Priority(decoded("Normal"))},
 			Status: lockingv1alpha1.LockRequestStatus{Conditions: []metav1.Condition{
 				{Type: decoded("Acquired"), Status: metav1.ConditionStatus(decoded("False")), Reason: decoded("Queued"), Message: decoded(message)},
-				{Type: decoded("Queued"), Status: metav1.ConditionStatus(decoded("True")), Reason: decoded("Queued"), Message: decoded(message)},
+				// Its transition apart from the Acquired condition's: the cache keeps
+				// it (see TestStripLockRequest for one it drops).
+				{Type: decoded("Queued"), Status: metav1.ConditionStatus(decoded("True")), Reason: decoded("Queued"), Message: decoded(message),
+					LastTransitionTime: metav1.NewTime(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))},
 			}},
 		}
 	}
