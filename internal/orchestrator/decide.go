@@ -6,6 +6,7 @@ import (
 	"time"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
 )
 
 // KeyInput is everything a decision about one lock key depends on.
@@ -81,6 +82,10 @@ type Decision struct {
 	// (see lostHold): before they are ended, the record must be confirmed with a
 	// read past any cache (Backend.GetLatest).
 	LostHolds bool
+	// Key is the lock key as the Sync knew it (Sync sets it): the caller's, or,
+	// for a lock the caller knew by name only, the one an earlier decision was
+	// given; zero when no decision since the start knew it.
+	Key lockkey.Key
 }
 
 // Outcome is the decided state of one request.

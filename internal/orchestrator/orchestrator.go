@@ -264,6 +264,7 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 		}
 	}
 	o.remember(in.Ref, st, d)
+	d.Key = in.Ref.Key
 	return d, nil
 }
 
