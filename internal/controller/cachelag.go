@@ -4,6 +4,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -62,76 +64,95 @@ func (g *goneObjects) keepOnly(nn types.NamespacedName, cached func(types.UID) b
 	}
 }
 
-// shownStatus remembers, per lock key, the ProjectLock status this operator last
-// wrote and when. Right after a write the cache still holds the object before it,
-// and a reconcile in that window would write the same status again over a stale
-// resourceVersion, for a 409: a wasted write on most lock cycles. The status itself
-// is dropped once the cache shows the write (seen); when it was written is kept
-// with the ProjectLock, for status_update_interval. The latest status wins; another
+// shownStatus remembers, per lock key, the status of its ProjectLock on the API
+// server, as a digest and the few fields the next status and a force unlock take
+// from it. The operator caches ProjectLocks' metadata only: their status follows
+// from the key's requests and Lease, which are cached already, and only this
+// operator writes it; at tens of thousands of keys a cached copy of every status
+// cost more memory than the lock itself (docs/benchmarks.md, "Scale"). What is
+// remembered holds at one resourceVersion of the ProjectLock: one that this
+// operator wrote, or read past the cache when it did not know (after a start, or
+// after someone else changed the object). The latest status wins; another
 // writer's change to the status is corrected at the key's next change.
 type shownStatus struct {
 	mu     sync.Mutex
 	status map[types.NamespacedName]shown
 }
 
+// shown is what is known of one ProjectLock's status.
 type shown struct {
-	uid     types.UID
+	uid types.UID
+	// version is the resourceVersion at which the rest holds.
 	version string
-	// status is nil once the cache shows the write.
-	status *lockingv1alpha1.ProjectLockStatus
-	at     time.Time
+	// digest is statusDigest of the status.
+	digest uint64
+	// token is the fencing token of the holder the status shows, or "": a force
+	// unlock is for that hold.
+	token string
+	// locked and lockedSince are the Locked condition's status and transition
+	// time (Unix seconds); locked is "" when the status has none.
+	locked      metav1.ConditionStatus
+	lockedSince int64
+	// at is when this operator last wrote the status; zero when it has not since
+	// it started. status_update_interval counts from it.
+	at time.Time
 }
 
-// last returns the status last written to the ProjectLock uid of key nn while the
-// cache does not show it yet (nil when it does, or when nothing was written) with
-// the resourceVersion that write made, and when this operator last wrote that
-// ProjectLock's status (zero: never). A status computed from the one returned
-// keeps its conditions' transition times.
-func (s *shownStatus) last(nn types.NamespacedName, uid types.UID) (*lockingv1alpha1.ProjectLockStatus, string, time.Time) {
+// knownAt returns what is known of the status of the ProjectLock uid of key nn
+// when the cache shows it at resourceVersion version: known when it was written or
+// read at that version or later (the cache may lag this operator's own write).
+func (s *shownStatus) knownAt(nn types.NamespacedName, uid types.UID, version string) (shown, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	last, ok := s.status[nn]
-	if !ok || last.uid != uid {
-		return nil, "", time.Time{}
+	if !ok || last.uid != uid || leasebackend.Newer(version, last.version) {
+		return shown{}, false
 	}
-	return last.status.DeepCopy(), last.version, last.at
+	return last, true
 }
 
-// set records status as written at time at to the ProjectLock uid of key nn, whose
-// resourceVersion became version; the status itself only if the cache does not
-// show that write yet (cacheShows, asked under the same lock as seen: the watch
-// event of a write often comes before the write's response).
-func (s *shownStatus) set(nn types.NamespacedName, uid types.UID, version string, status lockingv1alpha1.ProjectLockStatus, at time.Time, cacheShows func() bool) {
+// set records what is known of the status of key nn's ProjectLock. A status read
+// (rather than written) keeps when this operator last wrote it.
+func (s *shownStatus) set(nn types.NamespacedName, known shown) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.status == nil {
 		s.status = map[types.NamespacedName]shown{}
 	}
-	entry := shown{uid: uid, version: version, at: at}
-	if !cacheShows() {
-		entry.status = status.DeepCopy()
+	if last, ok := s.status[nn]; ok && known.at.IsZero() && last.uid == known.uid {
+		known.at = last.at
 	}
-	s.status[nn] = entry
+	s.status[nn] = known
 }
 
-// seen drops the status written to pl once the cache shows pl at that write or
-// later.
-func (s *shownStatus) seen(pl client.Object) {
-	nn := client.ObjectKeyFromObject(pl)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	last, ok := s.status[nn]
-	if ok && last.status != nil && last.uid == pl.GetUID() && !leasebackend.Newer(last.version, pl.GetResourceVersion()) {
-		last.status = nil
-		s.status[nn] = last
-	}
-}
-
-// forget drops what was written for key nn, whose ProjectLock is gone.
+// forget drops what is known of key nn's ProjectLock, which is gone.
 func (s *shownStatus) forget(nn types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.status, nn)
+}
+
+// knownStatus makes a shown of pl, a ProjectLock as the API server returned it,
+// whose status is status; written says when this operator wrote it (zero: read).
+func knownStatus(pl metav1.Object, status lockingv1alpha1.ProjectLockStatus, written time.Time) shown {
+	known := shown{uid: pl.GetUID(), version: pl.GetResourceVersion(), digest: statusDigest(status), at: written}
+	if h := status.Holder; h != nil {
+		known.token = h.FencingToken
+	}
+	if c := meta.FindStatusCondition(status.Conditions, lockingv1alpha1.ConditionLocked); c != nil {
+		known.locked, known.lockedSince = c.Status, c.LastTransitionTime.Unix()
+	}
+	return known
+}
+
+// lockedCondition returns the Locked condition as far as the next status needs
+// it (its status and transition time), or nil.
+func (k shown) lockedCondition() *metav1.Condition {
+	if k.locked == "" {
+		return nil
+	}
+	return &metav1.Condition{Type: lockingv1alpha1.ConditionLocked, Status: k.locked,
+		LastTransitionTime: metav1.NewTime(time.Unix(k.lockedSince, 0))}
 }
 
 // writtenRequests remembers, per lock key, the LockRequests whose status this

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -12,33 +13,59 @@ import (
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
 )
 
-// TestDerivedProjectLockStatusRoundTrips: a status as the reconciler writes it,
-// dropped by the cache and restored on read, equals the one written, so an
-// unchanged key's status is never written again; a ProjectLock whose status was
-// never written stays without one.
-func TestDerivedProjectLockStatusRoundTrips(t *testing.T) {
+// TestProjectLockStatusKnownByItsDigest: the operator caches no ProjectLock status
+// and knows it by what it wrote or read (shownStatus). A status as the API server
+// stores it (a JSON round trip), known from that copy, has the digest of the same
+// decision computed again later, so an unchanged key's status is never written
+// again; another holder changes it; the Locked condition keeps its transition
+// time while the key stays held.
+func TestProjectLockStatusKnownByItsDigest(t *testing.T) {
 	key := lockkey.Key{Repository: "acme/infra", Path: "modules/vpc", Workspace: "default", ProjectName: "vpc"}
-	pl := lockingv1alpha1.NewProjectLock("atlantis", key)
-	ref := orchestrator.LockRef{Namespace: pl.Namespace, Name: pl.Name, Key: key}
-	now := time.Date(2026, 12, 6, 22, 0, 0, 0, time.UTC)
-	d := orchestrator.Decision{Holder: &orchestrator.Holder{Request: "pr42", Owner: "acme/infra#42", Pull: 42, User: "alice",
-		AcquiredAt: now, FencingToken: "7"}}
-	pl.Status = projectLockStatus(pl, ref, d, now)
-	written := pl.DeepCopy()
-
-	DropDerivedProjectLockStatus(pl)
-	restoreDerivedStatus(pl)
-	if diff := cmp.Diff(written.Status, pl.Status); diff != "" {
-		t.Errorf("restored status (-written +restored):\n%s", diff)
+	ref := orchestrator.LockRef{Namespace: "atlantis", Name: key.ObjectName(), Key: key}
+	t0 := time.Date(2026, 12, 6, 22, 0, 0, 123456789, time.UTC)
+	held := func(request string) orchestrator.Decision {
+		return orchestrator.Decision{QueueLength: 1,
+			Holder: &orchestrator.Holder{Request: request, Owner: "acme/infra#42", Pull: 42, PullURL: "https://x/pull/42", User: "alice",
+				AcquiredAt: t0, ExpiresAt: t0.Add(time.Hour), FencingToken: "7"},
+			Outcomes: []orchestrator.Outcome{{Request: &orchestrator.Request{ID: "pr43", Owner: "acme/infra#43", Priority: 1},
+				State: orchestrator.RequestState{Phase: orchestrator.PhaseQueued, EnqueuedAt: t0.Add(time.Millisecond)}}}}
 	}
-	if !equalProjectLockStatus(written.Status, projectLockStatus(pl, ref, d, now)) {
-		t.Errorf("the same decision on the restored ProjectLock would write its status again")
+	stored := func(st lockingv1alpha1.ProjectLockStatus) shown {
+		t.Helper()
+		pl := lockingv1alpha1.NewProjectLock(ref.Namespace, key)
+		pl.UID, pl.ResourceVersion, pl.Status = "u1", "5", st
+		data, err := json.Marshal(pl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := &lockingv1alpha1.ProjectLock{}
+		if err := json.Unmarshal(data, back); err != nil {
+			t.Fatal(err)
+		}
+		return knownStatus(back, back.Status, time.Time{})
 	}
 
-	fresh := lockingv1alpha1.NewProjectLock("atlantis", key)
-	restoreDerivedStatus(fresh)
-	if diff := cmp.Diff(lockingv1alpha1.ProjectLockStatus{}, fresh.Status); diff != "" {
-		t.Errorf("a ProjectLock never written got a status (-want +got):\n%s", diff)
+	known := stored(projectLockStatus(2, ref, held("pr42"), t0, nil))
+	if known.token != "7" || known.locked != metav1.ConditionTrue || known.version != "5" {
+		t.Errorf("known: token %q, locked %q, version %q; want 7, True, 5", known.token, known.locked, known.version)
+	}
+	later := t0.Add(5 * time.Second)
+	again := projectLockStatus(2, ref, held("pr42"), later, known.lockedCondition())
+	if statusDigest(again) != known.digest {
+		t.Errorf("the same decision 5s later has another digest: it would be written again\n%+v", again)
+	}
+	if got := again.Conditions[0].LastTransitionTime.Unix(); got != t0.Unix() {
+		t.Errorf("Locked transition time %d, want the first grant's %d", got, t0.Unix())
+	}
+	if other := projectLockStatus(2, ref, held("pr44"), later, known.lockedCondition()); statusDigest(other) == known.digest {
+		t.Errorf("another holder has the same digest: it would never be shown")
+	}
+	free := projectLockStatus(2, ref, orchestrator.Decision{}, later, known.lockedCondition())
+	if c := free.Conditions[0]; c.Status != metav1.ConditionFalse || !c.LastTransitionTime.Time.Equal(later) {
+		t.Errorf("a key gone free: Locked %s since %v, want False since %v", c.Status, c.LastTransitionTime, later)
+	}
+	if fresh := stored(lockingv1alpha1.ProjectLockStatus{}); fresh.lockedCondition() != nil || fresh.token != "" {
+		t.Errorf("a ProjectLock never written is known with a Locked condition or a token: %+v", fresh)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -136,11 +137,7 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	pl, list.Items = r.withoutGone(req.NamespacedName, pl, list.Items)
 	r.written.fresher(req.NamespacedName, list.Items)
-	ref, ok := lockRef(req.NamespacedName, pl, list.Items)
-	if !ok {
-		// Neither a ProjectLock nor a request: only a Lease can be left over.
-		ref = orchestrator.LockRef{Namespace: req.Namespace, Name: req.Name}
-	}
+	ref := lockRef(req.NamespacedName, list.Items)
 
 	objs := map[string]*lockingv1alpha1.LockRequest{}
 	requests := make([]*orchestrator.Request, 0, len(list.Items))
@@ -158,16 +155,21 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	if pl != nil && pl.DeletionTimestamp != nil {
 		in.ForceUnlock, in.ForceUnlockID = true, string(pl.UID)
-		if h := pl.Status.Holder; h != nil {
-			// The deleted object's status is what its deleter saw: the force
-			// unlock is for that hold, not for one granted since.
-			in.ForceUnlockToken = h.FencingToken
+		// The deleted object's status is what its deleter saw: the force unlock
+		// is for that hold, not for one granted since.
+		known, _, err := r.knownStatus(ctx, req.NamespacedName, pl)
+		if err != nil {
+			return ctrl.Result{}, err
 		}
+		in.ForceUnlockToken = known.token
 	}
 	// The orchestrator reports the failures of its calls itself, with the lock.
 	d, err := r.Orchestrator.Sync(apicalls.FailuresReported(ctx), in)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if ref.Key == (lockkey.Key{}) {
+		ref.Key = d.Key // known from an earlier decision, or still zero
 	}
 	r.own.wrote(kindLease, req.NamespacedName, d.WrittenVersion,
 		r.cacheShows(&coordinationv1.Lease{}, req.NamespacedName, "", d.WrittenVersion))
@@ -225,7 +227,7 @@ func (r *LockReconciler) showAt(d orchestrator.Decision) (bool, time.Time) {
 // withoutGone leaves out of the cached ProjectLock and requests of key nn those this
 // operator has already let go of: the API server no longer has them, and deciding
 // about them again would only repeat the writes that let them go.
-func (r *LockReconciler) withoutGone(nn types.NamespacedName, pl *lockingv1alpha1.ProjectLock, reqs []lockingv1alpha1.LockRequest) (*lockingv1alpha1.ProjectLock, []lockingv1alpha1.LockRequest) {
+func (r *LockReconciler) withoutGone(nn types.NamespacedName, pl *metav1.PartialObjectMetadata, reqs []lockingv1alpha1.LockRequest) (*metav1.PartialObjectMetadata, []lockingv1alpha1.LockRequest) {
 	r.gone.keepOnly(nn, func(uid types.UID) bool {
 		return (pl != nil && pl.UID == uid) || slices.ContainsFunc(reqs, func(lr lockingv1alpha1.LockRequest) bool { return lr.UID == uid })
 	})
@@ -250,30 +252,65 @@ func (r *LockReconciler) letGo(ctx context.Context, nn types.NamespacedName, obj
 	return nil
 }
 
-func (r *LockReconciler) projectLock(ctx context.Context, nn types.NamespacedName) (*lockingv1alpha1.ProjectLock, error) {
-	pl := &lockingv1alpha1.ProjectLock{}
+// projectLock returns the key's ProjectLock as the cache has it: its metadata
+// (SetupWithManager), or nil when there is none. Its status is known from
+// shownStatus.
+func (r *LockReconciler) projectLock(ctx context.Context, nn types.NamespacedName) (*metav1.PartialObjectMetadata, error) {
+	pl := projectLockMeta()
 	if err := r.Client.Get(ctx, nn, pl); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.shown.forget(nn)
 			return nil, nil
 		}
 		return nil, fmt.Errorf("reading ProjectLock %s: %w", nn, err)
 	}
-	restoreDerivedStatus(pl)
 	return pl, nil
 }
 
-// lockRef names the lock from its ProjectLock, or else from any of its requests.
-func lockRef(nn types.NamespacedName, pl *lockingv1alpha1.ProjectLock, reqs []lockingv1alpha1.LockRequest) (orchestrator.LockRef, bool) {
-	var key lockkey.Key
-	switch {
-	case pl != nil:
-		key = pl.Spec.Key()
-	case len(reqs) > 0:
-		key = reqs[0].Spec.Key()
-	default:
-		return orchestrator.LockRef{}, false
+// projectLockMeta returns an empty ProjectLock metadata object, to read from the
+// cache.
+func projectLockMeta() *metav1.PartialObjectMetadata {
+	pl := &metav1.PartialObjectMetadata{}
+	pl.SetGroupVersionKind(lockingv1alpha1.GroupVersion.WithKind(kindProjectLock))
+	return pl
+}
+
+// knownStatus returns what is known of the status of pl, key nn's ProjectLock as
+// the cache shows it, and reads it past the cache when nothing is (after a start,
+// or after someone else changed the object); it then also returns the lock key
+// from the ProjectLock's spec. A ProjectLock gone meanwhile is known with an empty
+// status.
+func (r *LockReconciler) knownStatus(ctx context.Context, nn types.NamespacedName, pl *metav1.PartialObjectMetadata) (shown, lockkey.Key, error) {
+	if known, ok := r.shown.knownAt(nn, pl.UID, pl.ResourceVersion); ok {
+		return known, lockkey.Key{}, nil
 	}
-	return orchestrator.LockRef{Namespace: nn.Namespace, Name: nn.Name, Key: key}, true
+	return r.readStatus(ctx, nn, pl)
+}
+
+// readStatus reads key nn's ProjectLock past the cache, remembers what its status
+// is, and returns it with the lock key of its spec.
+func (r *LockReconciler) readStatus(ctx context.Context, nn types.NamespacedName, pl *metav1.PartialObjectMetadata) (shown, lockkey.Key, error) {
+	live := &lockingv1alpha1.ProjectLock{}
+	if err := r.APIReader.Get(ctx, nn, live); err != nil {
+		if apierrors.IsNotFound(err) {
+			return shown{uid: pl.UID, version: pl.ResourceVersion}, lockkey.Key{}, nil
+		}
+		return shown{}, lockkey.Key{}, fmt.Errorf("reading ProjectLock %s: %w", nn, err)
+	}
+	known := knownStatus(live, live.Status, time.Time{})
+	if live.UID == pl.UID {
+		r.shown.set(nn, known)
+	}
+	return known, live.Spec.Key(), nil
+}
+
+// lockRef names the lock, with its key when any of its requests says it.
+func lockRef(nn types.NamespacedName, reqs []lockingv1alpha1.LockRequest) orchestrator.LockRef {
+	ref := orchestrator.LockRef{Namespace: nn.Namespace, Name: nn.Name}
+	if len(reqs) > 0 {
+		ref.Key = reqs[0].Spec.Key()
+	}
+	return ref
 }
 
 func hasLiveRequest(reqs []lockingv1alpha1.LockRequest) bool {
@@ -294,7 +331,7 @@ func isTerminal(lr *lockingv1alpha1.LockRequest) bool {
 // createProjectLock creates the key's ProjectLock, with the finalizer that turns its
 // deletion into a force unlock. Its status is written by reconcileProjectLock in
 // the same reconcile.
-func (r *LockReconciler) createProjectLock(ctx context.Context, ref orchestrator.LockRef) (*lockingv1alpha1.ProjectLock, error) {
+func (r *LockReconciler) createProjectLock(ctx context.Context, ref orchestrator.LockRef) (*metav1.PartialObjectMetadata, error) {
 	pl := lockingv1alpha1.NewProjectLock(ref.Namespace, ref.Key)
 	err := r.Client.Create(ctx, pl, client.FieldOwner(lockingv1alpha1.FieldManager))
 	if apierrors.IsAlreadyExists(err) {
@@ -305,7 +342,10 @@ func (r *LockReconciler) createProjectLock(ctx context.Context, ref orchestrator
 	if err != nil {
 		return nil, fmt.Errorf("creating ProjectLock %s: %w", ref, err)
 	}
-	return pl, nil
+	r.shown.set(client.ObjectKeyFromObject(pl), knownStatus(pl, pl.Status, time.Time{}))
+	created := projectLockMeta()
+	created.ObjectMeta = pl.ObjectMeta
+	return created, nil
 }
 
 // requestGone asks the API server itself whether a holder request is gone, so that a
@@ -391,7 +431,7 @@ func (r *LockReconciler) finishWithdrawn(ctx context.Context, nn types.Namespace
 // most once per ProjectLockUpdateInterval its free moments cost few writes
 // (docs/benchmarks.md, step 12). A status change within ProjectLockUpdateInterval
 // of the last write is left for later: it returns when to write it.
-func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1alpha1.ProjectLock, ref orchestrator.LockRef, d orchestrator.Decision, now time.Time) (time.Time, error) {
+func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *metav1.PartialObjectMetadata, ref orchestrator.LockRef, d orchestrator.Decision, now time.Time) (time.Time, error) {
 	if pl == nil {
 		return time.Time{}, nil
 	}
@@ -415,28 +455,40 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 		}
 		return time.Time{}, nil
 	}
-	current := pl
-	last, lastVersion, lastAt := r.shown.last(nn, pl.UID)
-	if last != nil {
-		// The cache does not show the last write yet: decide from what it wrote,
-		// and write over it.
-		current = pl.DeepCopy()
-		current.Status = *last
-		pl.ResourceVersion = lastVersion
+	known, key, err := r.knownStatus(ctx, nn, pl)
+	if err != nil {
+		return time.Time{}, err
 	}
-	status := projectLockStatus(current, ref, d, now)
-	if equalProjectLockStatus(current.Status, status) {
+	if ref.Key == (lockkey.Key{}) {
+		if key == (lockkey.Key{}) {
+			// Known from memory, but no decision since the start knew the
+			// key: its spec says it.
+			if known, key, err = r.readStatus(ctx, nn, pl); err != nil {
+				return time.Time{}, err
+			}
+		}
+		ref.Key = key
+	}
+	status := projectLockStatus(pl.Generation, ref, d, now, known.lockedCondition())
+	digest := statusDigest(status)
+	if digest == known.digest {
 		return time.Time{}, nil
 	}
-	if due := lastAt.Add(r.ProjectLockUpdateInterval); !lastAt.IsZero() && now.Before(due) {
+	if due := known.at.Add(r.ProjectLockUpdateInterval); !known.at.IsZero() && now.Before(due) {
 		// A busy key changes hands several times a second: show its latest state
 		// once the interval is over rather than every state. A force unlock stays
 		// pinned to the hold the status shows (see orchestrator.KeyInput), and
 		// the client library waits for the status to show the holder it read.
 		return due, nil
 	}
-	pl.Status = status
-	if err := r.Client.Status().Update(ctx, pl, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil {
+	// The status subresource takes the status alone: the spec and metadata sent
+	// are the API server's business, but for the resourceVersion (the status is
+	// written over the version it was known at, which the cache may not show
+	// yet) and the UID (never another object of the same name).
+	obj := lockingv1alpha1.NewProjectLock(ref.Namespace, ref.Key)
+	obj.Name, obj.UID, obj.ResourceVersion, obj.Finalizers = nn.Name, pl.UID, known.version, nil
+	obj.Status = status
+	if err := r.Client.Status().Update(ctx, obj, client.FieldOwner(lockingv1alpha1.FieldManager)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return time.Time{}, nil // gone: the next reconcile finds out
 		}
@@ -445,9 +497,9 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *lockingv1
 		// nothing else may).
 		return time.Time{}, fmt.Errorf("writing the status of ProjectLock %s: %w", ref, err)
 	}
-	shows := r.cacheShows(&lockingv1alpha1.ProjectLock{}, nn, pl.UID, pl.ResourceVersion)
-	r.shown.set(nn, pl.UID, pl.ResourceVersion, status, now, shows)
-	r.own.wrote(kindProjectLock, nn, pl.ResourceVersion, shows)
+	r.shown.set(nn, knownStatus(obj, status, now))
+	r.own.wrote(kindProjectLock, nn, obj.ResourceVersion,
+		r.cacheShows(projectLockMeta(), nn, pl.UID, obj.ResourceVersion))
 	return time.Time{}, nil
 }
 
@@ -460,7 +512,8 @@ func (r *LockReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("lock").
-		For(&lockingv1alpha1.ProjectLock{}, builder.WithPredicates(r.notEcho(kindProjectLock))).
+		// ProjectLocks' metadata only: their status is known from shownStatus.
+		For(&lockingv1alpha1.ProjectLock{}, builder.OnlyMetadata, builder.WithPredicates(r.notEcho(kindProjectLock))).
 		Watches(&lockingv1alpha1.LockRequest{}, r.requestHandler(),
 			builder.WithPredicates(r.notEcho(kindLockRequest))).
 		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(leaseToLock),
@@ -515,8 +568,6 @@ func (r *LockReconciler) cached(kind string, obj client.Object) bool {
 		}
 	case *lockingv1alpha1.LockRequest:
 		r.written.seen(types.NamespacedName{Namespace: o.Namespace, Name: indexes.LockName(o)}, o)
-	case *lockingv1alpha1.ProjectLock:
-		r.shown.seen(o)
 	}
 	return r.own.isEcho(kind, obj)
 }

@@ -1,10 +1,11 @@
 package controller
 
 import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
@@ -12,18 +13,20 @@ import (
 )
 
 // projectLockStatus computes a ProjectLock's status from a decision: the holder, the
-// first waiters in order, and the Locked condition.
-func projectLockStatus(pl *lockingv1alpha1.ProjectLock, ref orchestrator.LockRef, d orchestrator.Decision, now time.Time) lockingv1alpha1.ProjectLockStatus {
+// first waiters in order, and the Locked condition, whose transition time stays
+// that of prev (the Locked condition the status shows now, if any) while its
+// status does not change. The status is the operator's alone: every field of it
+// follows from the key's requests and Lease.
+func projectLockStatus(generation int64, ref orchestrator.LockRef, d orchestrator.Decision, now time.Time, prev *metav1.Condition) lockingv1alpha1.ProjectLockStatus {
 	st := lockingv1alpha1.ProjectLockStatus{
 		LockKey:            ref.Key.String(),
 		LeaseName:          ref.Name,
 		QueueLength:        int32(d.QueueLength),
-		ObservedGeneration: pl.Generation,
-		Conditions:         append([]metav1.Condition(nil), pl.Status.Conditions...),
+		ObservedGeneration: generation,
 	}
 	locked := metav1.Condition{Type: lockingv1alpha1.ConditionLocked, Status: metav1.ConditionFalse,
 		Reason: lockingv1alpha1.ReasonFree, Message: lockingv1alpha1.MessageFree,
-		ObservedGeneration: pl.Generation, LastTransitionTime: metav1.NewTime(now)}
+		ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now)}
 	if h := d.Holder; h != nil {
 		st.Holder = &lockingv1alpha1.LockHolder{
 			Request:      h.Request,
@@ -51,7 +54,10 @@ func projectLockStatus(pl *lockingv1alpha1.ProjectLock, ref orchestrator.LockRef
 			EnqueuedTime: microTimePtr(out.State.EnqueuedAt),
 		})
 	}
-	meta.SetStatusCondition(&st.Conditions, locked)
+	if prev != nil && prev.Status == locked.Status {
+		locked.LastTransitionTime = prev.LastTransitionTime
+	}
+	st.Conditions = []metav1.Condition{locked}
 	return st
 }
 
@@ -65,10 +71,17 @@ func priorityName(rank int) lockingv1alpha1.Priority {
 	return lockingv1alpha1.PriorityNormal
 }
 
-// equalProjectLockStatus compares statuses as the API server stores them: times at
-// their serialized precision, so that an unchanged status is never written again.
-func equalProjectLockStatus(a, b lockingv1alpha1.ProjectLockStatus) bool {
-	return equality.Semantic.DeepEqual(roundTrip(a), roundTrip(b))
+// statusDigest sums a status as the API server stores it (times at their
+// serialized precision): two statuses with one digest are the same status, so an
+// unchanged key's status is never written again.
+func statusDigest(s lockingv1alpha1.ProjectLockStatus) uint64 {
+	data, err := json.Marshal(roundTrip(s))
+	if err != nil {
+		panic(fmt.Sprintf("a ProjectLock status cannot be encoded: %v", err)) // plain data: it cannot fail
+	}
+	h := fnv.New64a()
+	h.Write(data)
+	return h.Sum64()
 }
 
 func roundTrip(s lockingv1alpha1.ProjectLockStatus) lockingv1alpha1.ProjectLockStatus {

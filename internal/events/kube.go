@@ -165,7 +165,10 @@ func (k *KubeEvents) onRequest(e Event, eventType, reason, action, note string) 
 }
 
 func (k *KubeEvents) onLock(ctx context.Context, e Event, eventType, reason, action, note string) {
-	pl := &lockingv1alpha1.ProjectLock{}
+	// The metadata alone, as the operator caches ProjectLocks: the Event needs
+	// the object's UID, nothing of its status.
+	pl := &metav1.PartialObjectMetadata{}
+	pl.SetGroupVersionKind(lockingv1alpha1.GroupVersion.WithKind("ProjectLock"))
 	if err := k.reader.Get(ctx, types.NamespacedName{Namespace: e.Namespace, Name: e.Lock}, pl); err != nil {
 		// Not in the cache yet (or gone): record by name, which is all we know.
 		pl.Namespace, pl.Name = e.Namespace, e.Lock

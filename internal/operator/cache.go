@@ -27,7 +27,8 @@ import (
 //     spec.pull.headCommit). The operator writes these kinds only with status
 //     updates, which the API server applies to the status alone, and with patches
 //     of the finalizers, so a cached copy without these fields never overwrites
-//     them.
+//     them. Of ProjectLocks the operator caches the metadata only (their status
+//     follows from the requests and the Lease; see controller.LockReconciler).
 //
 // Leases keep their annotations (the holder's owner, a force unlock's mark) and
 // spec: the operator updates them whole. Their labels map is dropped when it holds
@@ -91,25 +92,19 @@ func stripLockRequest(in any) (any, error) {
 }
 
 // stripProjectLock drops what the operator never reads from a cached ProjectLock,
-// and shares the strings that recur. The status fields derived from its spec and
-// name go too; the reconciler sets them again on every read
-// (controller.DropDerivedProjectLockStatus).
+// of which it caches the metadata only (controller.LockReconciler), and shares
+// the strings that recur: its namespace and finalizer.
 func stripProjectLock(in any) (any, error) {
-	pl, ok := in.(*lockingv1alpha1.ProjectLock)
+	pl, ok := in.(*metav1.PartialObjectMetadata)
 	if !ok {
-		return in, nil
+		return in, nil // a tombstone, stripped before
 	}
 	stripMeta(pl)
-	pl.TypeMeta = metav1.TypeMeta{}
+	pl.TypeMeta = metav1.TypeMeta{} // the cache's readers set it again on every copy
 	pl.Namespace = cached.of(pl.Namespace)
-	pl.Spec.Project.Repository = cached.of(pl.Spec.Project.Repository)
-	pl.Spec.Workspace = cached.of(pl.Spec.Workspace)
-	controller.DropDerivedProjectLockStatus(pl)
-	st := &pl.Status
-	for i := range st.Queue {
-		st.Queue[i].Priority = lockingv1alpha1.Priority(cached.of(string(st.Queue[i].Priority)))
+	for i, f := range pl.Finalizers {
+		pl.Finalizers[i] = cached.of(f)
 	}
-	shareConditions(st.Conditions)
 	return pl, nil
 }
 

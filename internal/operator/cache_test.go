@@ -48,7 +48,7 @@ func TestStripLockRequest(t *testing.T) {
 				{Type: lockingv1alpha1.ConditionAcquired, Status: metav1.ConditionTrue, Reason: "Acquired", Message: lockingv1alpha1.MessageHolds, ObservedGeneration: 2, LastTransitionTime: now},
 				{Type: lockingv1alpha1.ConditionQueued, Status: metav1.ConditionFalse, Reason: lockingv1alpha1.ReasonNotQueued, Message: lockingv1alpha1.MessageHolds, ObservedGeneration: 2, LastTransitionTime: now},
 			},
-			LockName:   "x", LockKey: "acme/infra/modules/vpc/default/vpc", Owner: "acme/infra#42",
+			LockName: "x", LockKey: "acme/infra/modules/vpc/default/vpc", Owner: "acme/infra#42",
 			FencingToken: "48213", AcquiredTime: &now, ObservedGeneration: 2,
 		},
 	}
@@ -78,27 +78,35 @@ func TestStripLockRequest(t *testing.T) {
 	}
 }
 
-// TestStripProjectLock: the cached ProjectLock loses labels, annotations, managed
-// fields, type meta, and the status's key and Lease name, which follow from its
-// spec and name.
+// TestStripProjectLock: the cached ProjectLock is its metadata alone (the
+// reconciler watches it so), without labels, annotations, managed fields and type
+// meta; its namespace and finalizer are shared copies.
 func TestStripProjectLock(t *testing.T) {
-	full := &lockingv1alpha1.ProjectLock{
+	full := &metav1.PartialObjectMetadata{
 		TypeMeta: metav1.TypeMeta{APIVersion: lockingv1alpha1.GroupVersion.String(), Kind: "ProjectLock"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: "atlantis", Name: "x", UID: "u", Finalizers: []string{lockingv1alpha1.ReleaseFinalizer},
-			Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"c": "d"}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
-		Spec:   lockingv1alpha1.ProjectLockSpec{Project: lockingv1alpha1.ProjectRef{Repository: "acme/infra", Path: "."}, Workspace: "default"},
-		Status: lockingv1alpha1.ProjectLockStatus{QueueLength: 3, LeaseName: "x", LockKey: "acme/infra/./default/"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "atlantis", Name: "x", UID: "u", ResourceVersion: "4", Generation: 1,
+			Finalizers: []string{string([]byte(lockingv1alpha1.ReleaseFinalizer))},
+			Labels:     map[string]string{"a": "b"}, Annotations: map[string]string{"c": "d"}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
 	}
 	want := full.DeepCopy()
 	want.TypeMeta = metav1.TypeMeta{}
 	want.Labels, want.Annotations, want.ManagedFields = nil, nil, nil
-	want.Status.LeaseName, want.Status.LockKey = "", ""
 	got, err := stripProjectLock(full.DeepCopy())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("stripProjectLock (-want +got):\n%s", diff)
+	}
+	other := full.DeepCopy()
+	other.Finalizers = []string{string([]byte(lockingv1alpha1.ReleaseFinalizer))} // decoded apart
+	again, _ := stripProjectLock(other)
+	if a, b := got.(*metav1.PartialObjectMetadata).Finalizers[0], again.(*metav1.PartialObjectMetadata).Finalizers[0]; unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Errorf("two ProjectLocks' finalizers are not one copy")
+	}
+	tomb := toolscache.DeletedFinalStateUnknown{Key: "atlantis/x"}
+	if got, err := stripProjectLock(tomb); err != nil || got != tomb {
+		t.Errorf("a tombstone: got %v, %v", got, err)
 	}
 }
 
