@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -77,6 +78,18 @@ func (g *goneObjects) keepOnly(nn types.NamespacedName, cached func(types.UID) b
 type shownStatus struct {
 	mu     sync.Mutex
 	status map[types.NamespacedName]shown
+
+	// primed holds the namespaces whose ProjectLocks were all read once since
+	// the start (prime), or are being read.
+	primeMu sync.Mutex
+	primed  map[string]*priming
+}
+
+// priming is one namespace's reading of its ProjectLocks: done is closed when it
+// is over, and ok then says whether it succeeded.
+type priming struct {
+	done chan struct{}
+	ok   bool
 }
 
 // shown is what is known of one ProjectLock's status.
@@ -123,6 +136,56 @@ func (s *shownStatus) set(nn types.NamespacedName, known shown) {
 		known.at = last.at
 	}
 	s.status[nn] = known
+}
+
+// learn records what a read found, unless what is known already is as new (a
+// write of this operator since the read began).
+func (s *shownStatus) learn(nn types.NamespacedName, known shown) {
+	s.mu.Lock()
+	last, ok := s.status[nn]
+	s.mu.Unlock()
+	if ok && last.uid == known.uid && !leasebackend.Newer(known.version, last.version) {
+		return
+	}
+	s.set(nn, known)
+}
+
+// prime reads every ProjectLock of namespace once (list gives them, page by page)
+// and learns their statuses, so that the first decisions after a start, one per
+// key, need no read each: at 10,000 keys that was 10,000 reads and a failover
+// seven times as long (docs/benchmarks.md, step 21). Concurrent callers for one
+// namespace wait for the one read; a failed read is tried again by the next
+// caller. It reports whether the namespace is primed.
+func (s *shownStatus) prime(ctx context.Context, namespace string, list func(ctx context.Context, namespace string, each func(*lockingv1alpha1.ProjectLock)) error) bool {
+	s.primeMu.Lock()
+	if s.primed == nil {
+		s.primed = map[string]*priming{}
+	}
+	p, ok := s.primed[namespace]
+	if !ok {
+		p = &priming{done: make(chan struct{})}
+		s.primed[namespace] = p
+	}
+	s.primeMu.Unlock()
+	if ok {
+		select {
+		case <-p.done:
+			return p.ok
+		case <-ctx.Done():
+			return false
+		}
+	}
+	err := list(ctx, namespace, func(pl *lockingv1alpha1.ProjectLock) {
+		s.learn(client.ObjectKeyFromObject(pl), knownStatus(pl, pl.Status, time.Time{}))
+	})
+	p.ok = err == nil
+	if err != nil {
+		s.primeMu.Lock()
+		delete(s.primed, namespace)
+		s.primeMu.Unlock()
+	}
+	close(p.done)
+	return p.ok
 }
 
 // forget drops what is known of key nn's ProjectLock, which is gone.

@@ -284,7 +284,33 @@ func (r *LockReconciler) knownStatus(ctx context.Context, nn types.NamespacedNam
 	if known, ok := r.shown.knownAt(nn, pl.UID, pl.ResourceVersion); ok {
 		return known, lockkey.Key{}, nil
 	}
+	if r.shown.prime(ctx, nn.Namespace, r.listProjectLocks) {
+		if known, ok := r.shown.knownAt(nn, pl.UID, pl.ResourceVersion); ok {
+			return known, lockkey.Key{}, nil
+		}
+	}
 	return r.readStatus(ctx, nn, pl)
+}
+
+// projectLockPage is how many ProjectLocks one read of shownStatus.prime asks for.
+const projectLockPage = 500
+
+// listProjectLocks reads the ProjectLocks of namespace past the cache, a page at a
+// time, and gives each to each.
+func (r *LockReconciler) listProjectLocks(ctx context.Context, namespace string, each func(*lockingv1alpha1.ProjectLock)) error {
+	cont := ""
+	for {
+		var page lockingv1alpha1.ProjectLockList
+		if err := r.APIReader.List(ctx, &page, client.InNamespace(namespace), client.Limit(projectLockPage), client.Continue(cont)); err != nil {
+			return fmt.Errorf("reading the ProjectLocks of namespace %s: %w", namespace, err)
+		}
+		for i := range page.Items {
+			each(&page.Items[i])
+		}
+		if cont = page.Continue; cont == "" {
+			return nil
+		}
+	}
 }
 
 // readStatus reads key nn's ProjectLock past the cache, remembers what its status
