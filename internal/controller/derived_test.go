@@ -81,16 +81,18 @@ func TestDerivedRequestStatusRoundTrips(t *testing.T) {
 	states := map[string]orchestrator.RequestState{
 		"new":      {Phase: orchestrator.PhaseNew},
 		"queued":   {Phase: orchestrator.PhaseQueued, Reason: lockingv1alpha1.ReasonQueued, Message: "waiting for acme/infra#1; position 1", Position: 1, EnqueuedAt: t0, BlockedBy: holder},
-		"acquired": {Phase: orchestrator.PhaseAcquired, Reason: lockingv1alpha1.ReasonAcquired, Message: lockingv1alpha1.MessageHolds, AcquiredAt: t0, FencingToken: "7"},
+		"acquired": {Phase: orchestrator.PhaseAcquired, Reason: lockingv1alpha1.ReasonAcquired, Message: lockingv1alpha1.MessageHeld, AcquiredAt: t0, FencingToken: "7"},
 		"terminal": {Phase: orchestrator.PhaseTerminal, Reason: lockingv1alpha1.ReasonQueueTimeout, Message: "waited 1m0s"},
 	}
+	// A holder and a waiter keep none: the rest of the status says them.
+	cachedConditions := map[string]int{"new": 1, "queued": 0, "acquired": 0, "terminal": 1}
 	for name, s := range states {
 		lr := &lockingv1alpha1.LockRequest{Spec: lockingv1alpha1.LockRequestSpec{Project: lockingv1alpha1.ProjectRef{Repository: "acme/infra"}}}
 		applyState(lr, ref, s, t0)
 		written := lr.DeepCopy()
 		DropDerivedRequestStatus(lr)
-		if n := len(lr.Status.Conditions); n != 1 {
-			t.Errorf("%s: the cache keeps %d conditions, want the Acquired one alone", name, n)
+		if n := len(lr.Status.Conditions); n != cachedConditions[name] {
+			t.Errorf("%s: the cache keeps %d conditions, want %d", name, n, cachedConditions[name])
 		}
 		RestoreDerivedRequestStatus(lr)
 		written.Status.LockKey, written.Status.LockName, written.Status.Owner = "", "", ""
@@ -111,6 +113,9 @@ func TestDerivedRequestStatusRoundTrips(t *testing.T) {
 	if diff := cmp.Diff(written.Status.Conditions, lr.Status.Conditions); diff != "" {
 		t.Errorf("a waiter granted: restored conditions (-written +restored):\n%s", diff)
 	}
+	if len(lr.Status.Conditions) != 2 {
+		t.Fatalf("a waiter granted a second after it queued: %d conditions restored, want 2", len(lr.Status.Conditions))
+	}
 	lr.Status.Conditions[1].LastTransitionTime = metav1.NewTime(t0.Add(-time.Hour))
 	apart := lr.DeepCopy()
 	DropDerivedRequestStatus(lr)
@@ -121,5 +126,14 @@ func TestDerivedRequestStatusRoundTrips(t *testing.T) {
 	DropDerivedRequestStatus(lr)
 	if len(lr.Status.Conditions) != 2 {
 		t.Errorf("a Queued condition someone else wrote was dropped")
+	}
+
+	// A grant written in the second after the grant: the Acquired condition's
+	// transition is not the acquired time, and stays.
+	late := &lockingv1alpha1.LockRequest{}
+	applyState(late, ref, states["acquired"], t0.Add(time.Second))
+	DropDerivedRequestStatus(late)
+	if n := len(late.Status.Conditions); n != 1 {
+		t.Errorf("a grant written a second later: the cache keeps %d conditions, want the Acquired one", n)
 	}
 }
