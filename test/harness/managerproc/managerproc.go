@@ -220,6 +220,11 @@ func (m *Manager) get(ctx context.Context, url string) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Uncompressed: a gzip writer of the metrics handler's pool is 0.9 MB of the
+	// manager's heap, live or not depending on the collections since the last
+	// scrape, which made the live heap read right after it jump by that much from
+	// one measurement to the next.
+	req.Header.Set("Accept-Encoding", "identity")
 	return m.http.Do(req)
 }
 
