@@ -32,12 +32,12 @@ func TestPrimeReadsANamespaceOnce(t *testing.T) {
 
 	var calls atomic.Int32
 	release := make(chan struct{})
-	list := func(_ context.Context, ns string, each func(*lockingv1alpha1.ProjectLock)) error {
+	list := func(ctx context.Context, _ string, each func(*lockingv1alpha1.ProjectLock)) error {
 		calls.Add(1)
 		<-release
 		each(pl("a", "ua", "7", "5"))
 		each(pl("b", "ub", "9", "read"))
-		return nil
+		return ctx.Err()
 	}
 	const callers = 4
 	var wg sync.WaitGroup

@@ -383,7 +383,7 @@ func earliestTime(a, b time.Time) time.Time {
 
 // recordOutcomes counts and reports persisted request transitions.
 func (o *LockOrchestrator) recordOutcomes(ref LockRef, now time.Time, outs []Outcome) {
-	o.stats.recordOutcomes(now, outs)
+	o.stats.recordOutcomes(outs)
 	o.notifyOutcomes(ref, now, outs)
 }
 

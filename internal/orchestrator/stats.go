@@ -75,7 +75,7 @@ func grantMade(prev Record, d Decision) (Outcome, bool) {
 	return Outcome{}, false
 }
 
-func (s *stats) recordOutcomes(now time.Time, outs []Outcome) {
+func (s *stats) recordOutcomes(outs []Outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, out := range outs {
