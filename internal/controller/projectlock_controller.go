@@ -326,6 +326,8 @@ func (r *LockReconciler) readStatus(ctx context.Context, nn types.NamespacedName
 	known := knownStatus(live, live.Status, time.Time{})
 	if live.UID == pl.UID {
 		r.shown.set(nn, known)
+		// With when this operator last wrote it, which set keeps.
+		known, _ = r.shown.knownAt(nn, live.UID, live.ResourceVersion)
 	}
 	return known, live.Spec.Key(), nil
 }
@@ -531,10 +533,14 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *metav1.Pa
 
 // SetupWithManager registers the reconciler: it reconciles ProjectLock names, and is
 // woken by the key's LockRequests, its Lease and the deadlock detector; never by
-// the echo of its own write (see ownWrites).
+// the echo of its own write (see ownWrites). It also adds the statusPrimer, which
+// learns the ProjectLocks' statuses on every replica once the cache has synced.
 func (r *LockReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	if r.Wake == nil {
 		r.Wake = make(chan event.GenericEvent, 1024)
+	}
+	if err := mgr.Add(statusPrimer{r: r, cache: mgr.GetCache()}); err != nil {
+		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("lock").
