@@ -247,12 +247,26 @@ func (w *writtenRequests) set(nn types.NamespacedName, lr *lockingv1alpha1.LockR
 	w.objs[nn][lr.UID] = lr.DeepCopy()
 }
 
-// fresher replaces, in the cached requests reqs of lock key nn, each one older than
-// the copy last written by the copy, and forgets the copies that the cache has
-// caught up with (or passed) and those of requests it no longer shows.
-func (w *writtenRequests) fresher(nn types.NamespacedName, reqs []lockingv1alpha1.LockRequest) {
+// listFresher lists the cached requests of lock key nn (list) and replaces each one
+// older than the copy last written by the copy; it forgets the copies that the
+// cache has caught up with (or passed) and those of requests it no longer shows.
+// The cache is read under the lock that seen takes: seen drops a copy once the
+// cache shows its write, and between a list from before that and a look at the
+// copies after it, neither would have the write (a status written again over a
+// stale resourceVersion, for a 409).
+func (w *writtenRequests) listFresher(nn types.NamespacedName, list func() ([]lockingv1alpha1.LockRequest, error)) ([]lockingv1alpha1.LockRequest, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	reqs, err := list()
+	if err != nil {
+		return nil, err
+	}
+	w.fresherLocked(nn, reqs)
+	return reqs, nil
+}
+
+// fresherLocked is listFresher's replacement of reqs; the caller holds w.mu.
+func (w *writtenRequests) fresherLocked(nn types.NamespacedName, reqs []lockingv1alpha1.LockRequest) {
 	written := w.objs[nn]
 	if len(written) == 0 {
 		return

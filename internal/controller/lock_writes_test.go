@@ -30,11 +30,13 @@ func TestALockCycleWritesThree(t *testing.T) {
 	rec := apicalls.NewRecorder(clock.RealClock{})
 	var mu sync.Mutex
 	writes, reads := map[string]int{}, map[string]int{}
+	var calls []string // every write with its answer, in order, for a failure's message
 	rec.AddObserver(apicalls.ObserverFunc(func(c apicalls.Call) {
 		switch c.Verb {
 		case "create", "update", "patch", "delete":
 			mu.Lock()
 			writes[c.String()]++
+			calls = append(calls, fmt.Sprintf("%s %d", c, c.Code))
 			mu.Unlock()
 		case "get":
 			mu.Lock()
@@ -82,7 +84,7 @@ func TestALockCycleWritesThree(t *testing.T) {
 		"delete leases":              cycles,
 	}
 	if diff := cmp.Diff(want, writes); diff != "" {
-		t.Errorf("operator writes over %d uncontended lock cycles (-want +got):\n%s", cycles, diff)
+		t.Errorf("operator writes over %d uncontended lock cycles (-want +got):\n%s\nin order: %v", cycles, diff, calls)
 	}
 	// The release needs no read past the cache either: the informer saw the holder's
 	// delete, and a deleted UID never comes back.

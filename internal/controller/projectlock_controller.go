@@ -128,15 +128,21 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, err
 	}
 	var list lockingv1alpha1.LockRequestList
-	if err := r.Client.List(ctx, &list, client.InNamespace(req.Namespace),
-		client.MatchingFields{indexes.LockRequestLockName: req.Name}); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing the requests of %s: %w", req, err)
-	}
-	for i := range list.Items {
-		RestoreDerivedRequestStatus(&list.Items[i])
+	list.Items, err = r.written.listFresher(req.NamespacedName, func() ([]lockingv1alpha1.LockRequest, error) {
+		var cached lockingv1alpha1.LockRequestList
+		if err := r.Client.List(ctx, &cached, client.InNamespace(req.Namespace),
+			client.MatchingFields{indexes.LockRequestLockName: req.Name}); err != nil {
+			return nil, fmt.Errorf("listing the requests of %s: %w", req, err)
+		}
+		for i := range cached.Items {
+			RestoreDerivedRequestStatus(&cached.Items[i])
+		}
+		return cached.Items, nil
+	})
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	pl, list.Items = r.withoutGone(req.NamespacedName, pl, list.Items)
-	r.written.fresher(req.NamespacedName, list.Items)
 	ref := lockRef(req.NamespacedName, list.Items)
 
 	objs := map[string]*lockingv1alpha1.LockRequest{}

@@ -111,15 +111,19 @@ func (b *Backend) Get(ctx context.Context, ref orchestrator.LockRef) (orchestrat
 
 func (b *Backend) get(ctx context.Context, ref orchestrator.LockRef) (*coordinationv1.Lease, error) {
 	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+	// The cache is read under the lock that Seen takes: Seen drops the copy of
+	// our last write once the cache shows it, and between a read of the cache
+	// from before that and a look at the copy after it, neither would have it.
+	b.mu.Lock()
 	lease := &coordinationv1.Lease{}
 	err := b.reader.Get(ctx, nn, lease)
 	switch {
 	case apierrors.IsNotFound(err):
 		lease = nil
 	case err != nil:
+		b.mu.Unlock()
 		return nil, Classify(err)
 	}
-	b.mu.Lock()
 	mine := b.written[nn]
 	switch {
 	case mine != nil && lease != nil && Newer(mine.ResourceVersion, lease.ResourceVersion):
