@@ -390,7 +390,7 @@ func (o *LockOrchestrator) recordOutcomes(ref LockRef, now time.Time, outs []Out
 // recordDecision counts and reports a lock record change that was written over
 // the record prev.
 func (o *LockOrchestrator) recordDecision(ref LockRef, now time.Time, prev Record, d Decision) {
-	o.stats.recordDecision(now, prev, d)
+	o.stats.recordDecision(now, d)
 	o.notifyDecision(ref, now, prev, d)
 }
 

@@ -33,12 +33,12 @@ func newStats() *stats {
 	return &stats{results: map[string]int64{}}
 }
 
-// recordDecision counts a decision whose lock record was written over prev. A
-// grant is counted here, on the record's compare-and-swap that makes it, and
-// nowhere else: the write succeeds once per grant, whichever operator makes it,
+// recordDecision counts a decision whose lock record was written. A grant
+// (Decision.Grants) is counted here, on the record's compare-and-swap that makes
+// it, and nowhere else: the write succeeds once per grant, whichever operator makes it,
 // while the request's status may be written (or found deleted) by a later
 // decision of another operator that recovers the grant from the record.
-func (s *stats) recordDecision(now time.Time, prev Record, d Decision) {
+func (s *stats) recordDecision(now time.Time, d Decision) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d.HandOff && d.PreviousOwner != "" {
@@ -47,7 +47,11 @@ func (s *stats) recordDecision(now time.Time, prev Record, d Decision) {
 	if d.Released {
 		s.releases++
 	}
-	if out, ok := grantMade(prev, d); ok {
+	if d.Write == nil {
+		return
+	}
+	for _, i := range d.Grants {
+		out := d.Outcomes[i]
 		s.grants++
 		s.results["acquired"]++
 		start := out.Request.State.EnqueuedAt
@@ -59,20 +63,6 @@ func (s *stats) recordDecision(now time.Time, prev Record, d Decision) {
 			s.acquires.Add(now, now.Sub(out.Request.Created))
 		}
 	}
-}
-
-// grantMade returns the outcome granted by d's record write over prev: the
-// request the written record names, when prev did not name it.
-func grantMade(prev Record, d Decision) (Outcome, bool) {
-	if d.Write == nil || d.Idle || d.Write.Free() || d.Write.HolderID == prev.HolderID {
-		return Outcome{}, false
-	}
-	for _, out := range d.Outcomes {
-		if out.State.Phase == PhaseAcquired && HolderIdentity(out.Request) == d.Write.HolderID {
-			return out, true
-		}
-	}
-	return Outcome{}, false
 }
 
 func (s *stats) recordOutcomes(outs []Outcome) {
