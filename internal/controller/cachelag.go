@@ -129,6 +129,11 @@ func (s *shownStatus) knownAt(nn types.NamespacedName, uid types.UID, version st
 func (s *shownStatus) set(nn types.NamespacedName, known shown) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.setLocked(nn, known)
+}
+
+// setLocked is set; the caller holds s.mu.
+func (s *shownStatus) setLocked(nn types.NamespacedName, known shown) {
 	if s.status == nil {
 		s.status = map[types.NamespacedName]shown{}
 	}
@@ -142,12 +147,11 @@ func (s *shownStatus) set(nn types.NamespacedName, known shown) {
 // write of this operator since the read began).
 func (s *shownStatus) learn(nn types.NamespacedName, known shown) {
 	s.mu.Lock()
-	last, ok := s.status[nn]
-	s.mu.Unlock()
-	if ok && last.uid == known.uid && !leasebackend.Newer(known.version, last.version) {
+	defer s.mu.Unlock()
+	if last, ok := s.status[nn]; ok && last.uid == known.uid && !leasebackend.Newer(known.version, last.version) {
 		return
 	}
-	s.set(nn, known)
+	s.setLocked(nn, known)
 }
 
 // prime reads every ProjectLock of namespace once (list gives them, page by page)
@@ -176,7 +180,7 @@ func (s *shownStatus) prime(ctx context.Context, namespace string, list func(ctx
 		}
 	}
 	err := list(ctx, namespace, func(pl *lockingv1alpha1.ProjectLock) {
-		s.learn(client.ObjectKeyFromObject(pl), knownStatus(pl, pl.Status, time.Time{}))
+		s.learn(client.ObjectKeyFromObject(pl), shownOf(pl, pl.Status, time.Time{}))
 	})
 	p.ok = err == nil
 	if err != nil {
@@ -195,9 +199,9 @@ func (s *shownStatus) forget(nn types.NamespacedName) {
 	delete(s.status, nn)
 }
 
-// knownStatus makes a shown of pl, a ProjectLock as the API server returned it,
+// shownOf makes a shown of pl, a ProjectLock as the API server returned it,
 // whose status is status; written says when this operator wrote it (zero: read).
-func knownStatus(pl metav1.Object, status lockingv1alpha1.ProjectLockStatus, written time.Time) shown {
+func shownOf(pl metav1.Object, status lockingv1alpha1.ProjectLockStatus, written time.Time) shown {
 	known := shown{uid: pl.GetUID(), version: pl.GetResourceVersion(), digest: statusDigest(status), at: written}
 	if h := status.Holder; h != nil {
 		known.token = h.FencingToken

@@ -42,7 +42,7 @@ func TestProjectLockStatusKnownByItsDigest(t *testing.T) {
 		if err := json.Unmarshal(data, back); err != nil {
 			t.Fatal(err)
 		}
-		return knownStatus(back, back.Status, time.Time{})
+		return shownOf(back, back.Status, time.Time{})
 	}
 
 	known := stored(projectLockStatus(2, ref, held("pr42"), t0, nil))

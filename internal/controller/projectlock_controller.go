@@ -329,7 +329,7 @@ func (r *LockReconciler) readStatus(ctx context.Context, nn types.NamespacedName
 		}
 		return shown{}, lockkey.Key{}, fmt.Errorf("reading ProjectLock %s: %w", nn, err)
 	}
-	known := knownStatus(live, live.Status, time.Time{})
+	known := shownOf(live, live.Status, time.Time{})
 	if live.UID == pl.UID {
 		r.shown.set(nn, known)
 		// With when this operator last wrote it, which set keeps.
@@ -376,7 +376,7 @@ func (r *LockReconciler) createProjectLock(ctx context.Context, ref orchestrator
 	if err != nil {
 		return nil, fmt.Errorf("creating ProjectLock %s: %w", ref, err)
 	}
-	r.shown.set(client.ObjectKeyFromObject(pl), knownStatus(pl, pl.Status, time.Time{}))
+	r.shown.set(client.ObjectKeyFromObject(pl), shownOf(pl, pl.Status, time.Time{}))
 	created := projectLockMeta()
 	created.ObjectMeta = pl.ObjectMeta
 	return created, nil
@@ -531,7 +531,7 @@ func (r *LockReconciler) reconcileProjectLock(ctx context.Context, pl *metav1.Pa
 		// nothing else may).
 		return time.Time{}, fmt.Errorf("writing the status of ProjectLock %s: %w", ref, err)
 	}
-	r.shown.set(nn, knownStatus(obj, status, now))
+	r.shown.set(nn, shownOf(obj, status, now))
 	r.own.wrote(kindProjectLock, nn, obj.ResourceVersion,
 		r.cacheShows(projectLockMeta(), nn, pl.UID, obj.ResourceVersion))
 	return time.Time{}, nil
