@@ -27,6 +27,18 @@ const (
 	// The operator does not rely on it on LockRequests: status.lockName says the
 	// same for every request.
 	LockNameLabel = "locking.runatlantis.io/lock"
+
+	// GrantNoticeAnnotation on a LockRequest says how its client learns of its
+	// grant. With the value GrantNoticeLease (pkg/lockclient sets it on every
+	// request it creates), the client watches the key's Lease, whose
+	// compare-and-swap is the grant, so the operator writes the request's
+	// Acquired status only once the hold has lasted status_update_interval, and
+	// not at all for a shorter hold: the status is then for people, like a
+	// waiter's position. Without it (kubectl), the status says Acquired at once.
+	GrantNoticeAnnotation = "locking.runatlantis.io/grant-notice"
+	// GrantNoticeLease is GrantNoticeAnnotation's value for a client that learns
+	// of its grant from the key's Lease.
+	GrantNoticeLease = "lease"
 )
 
 // Condition types of a LockRequest.

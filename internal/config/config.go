@@ -154,9 +154,12 @@ type Config struct {
 	// StatusUpdateInterval is the least time between two writes of what only
 	// people read: a waiter's position and blocker (counted from when it joined
 	// the queue) and a ProjectLock's status; the latest state is written when
-	// the interval is over, or never when a newer one supersedes it first. Grants,
-	// ends and a waiter's first Queued status are written at once. 0 writes every
-	// change at once (status_update_interval, default 1s).
+	// the interval is over, or never when a newer one supersedes it first. It is
+	// also how long the grant of a request whose client learns of it from the
+	// Lease (lockingv1alpha1.GrantNoticeAnnotation, set by pkg/lockclient) goes
+	// without its Acquired status: a hold that ends sooner costs no status write.
+	// Other grants, ends and a waiter's first Queued status are written at once.
+	// 0 writes every change at once (status_update_interval, default 1s).
 	StatusUpdateInterval time.Duration
 
 	// AuditLog is where the audit trail (one JSON line per event) is written: a
@@ -307,6 +310,7 @@ func (c Config) Orchestrator() orchestrator.Config {
 		DeadlockCheckInterval: c.DeadlockCheckInterval,
 		IdleRecordGrace:       c.IdleLeaseRetention,
 		WaiterUpdateDelay:     c.StatusUpdateInterval,
+		GrantStatusDelay:      c.StatusUpdateInterval,
 	}
 }
 

@@ -164,6 +164,7 @@ func TestOrchestrator(t *testing.T) {
 		MaxQueueLength:        0,
 		DeadlockCheckInterval: 500 * time.Millisecond,
 		WaiterUpdateDelay:     300 * time.Millisecond,
+		GrantStatusDelay:      300 * time.Millisecond,
 	}
 	if diff := cmp.Diff(want, fullConfig().Orchestrator()); diff != "" {
 		t.Errorf("Orchestrator() mismatch (-want +got):\n%s", diff)

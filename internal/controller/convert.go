@@ -24,7 +24,9 @@ func toRequest(lr *lockingv1alpha1.LockRequest, cfg orchestrator.Config) *orches
 		QueueTimeout: cfg.DefaultQueueTimeout,
 		TTL:          cfg.DefaultTTL,
 		Deleting:     lr.DeletionTimestamp != nil,
-		Generation:   lr.Generation,
+		// The cache keeps this one annotation (operator.CacheOptions).
+		LearnsGrantFromRecord: lr.Annotations[lockingv1alpha1.GrantNoticeAnnotation] == lockingv1alpha1.GrantNoticeLease,
+		Generation:            lr.Generation,
 		// A request never decided has observed nothing; its first outcome is a
 		// change anyway.
 		ObservedGeneration: lr.Status.ObservedGeneration,

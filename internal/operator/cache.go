@@ -67,6 +67,10 @@ var fixedMessages = func() map[string]bool {
 	return m
 }()
 
+// leaseNoticeAnnotations are the annotations of a cached LockRequest whose client
+// learns of its grant from the Lease: the only ones the operator reads.
+var leaseNoticeAnnotations = map[string]string{lockingv1alpha1.GrantNoticeAnnotation: lockingv1alpha1.GrantNoticeLease}
+
 // stripLockRequest drops what the operator never reads from a cached LockRequest,
 // and shares the strings that recur. The status fields derived from the spec go
 // too (controller.DropDerivedRequestStatus).
@@ -75,7 +79,13 @@ func stripLockRequest(in any) (any, error) {
 	if !ok {
 		return in, nil // a DeletedFinalStateUnknown tombstone: its object was stripped before
 	}
+	leaseNotice := lr.Annotations[lockingv1alpha1.GrantNoticeAnnotation] == lockingv1alpha1.GrantNoticeLease
 	stripMeta(lr)
+	if leaseNotice {
+		// The one annotation the operator reads (controller.toRequest); every
+		// copy shares one map, which readers get deep-copied.
+		lr.Annotations = leaseNoticeAnnotations
+	}
 	lr.TypeMeta = metav1.TypeMeta{} // the cache's readers set it again on every copy
 	lr.Namespace = cached.of(lr.Namespace)
 	spec := &lr.Spec

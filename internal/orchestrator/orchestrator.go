@@ -47,12 +47,21 @@ type Config struct {
 	// depend on positions (see sortQueue), so only what a person reads waits. 0
 	// persists every change at once.
 	WaiterUpdateDelay time.Duration
+	// GrantStatusDelay is how long the grant of a request that learns of it from
+	// the lock record (Request.LearnsGrantFromRecord) may go without being
+	// persisted: the record write is the grant, and the persisted state, for
+	// people, follows when the hold has lasted this long, or never when it ends
+	// first. A grant not yet persisted is read back from the record (its version
+	// is the fencing token), so any decision that writes the record persists it
+	// first. 0 persists every grant at once.
+	GrantStatusDelay time.Duration
 }
 
 // DefaultConfig returns the defaults: wait without limit, holds without expiry, a
 // queue of at most 1000 waiters per key, a deadlock check every 10 seconds, an
-// idle key's record kept for a second, and a waiter's first second in the queue
-// without position updates.
+// idle key's record kept for a second, a waiter's first second in the queue
+// without position updates, and the first second of a grant that its client
+// learns of from the record without a persisted state.
 func DefaultConfig() Config {
 	return Config{
 		DefaultQueueTimeout:   NoQueueTimeout,
@@ -60,6 +69,7 @@ func DefaultConfig() Config {
 		DeadlockCheckInterval: 10 * time.Second,
 		IdleRecordGrace:       DefaultIdleRecordGrace,
 		WaiterUpdateDelay:     DefaultWaiterUpdateDelay,
+		GrantStatusDelay:      DefaultWaiterUpdateDelay,
 	}
 }
 
@@ -121,6 +131,8 @@ type lockState struct {
 	// key is the lock key, as the last Sync that knew it was given it (guarded by
 	// mu): a later Sync may know the lock by name only.
 	key lockkey.Key
+	// deferred are the grants reported before they were persisted (guarded by mu).
+	deferred deferredGrants
 }
 
 // New returns a LockOrchestrator over backend. clk is the only source of time.
@@ -198,10 +210,14 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	}
 
 	now := o.clock.Now()
+	st.forgetDeferredExcept(in.Requests)
+	var lifted liftedRequests
 	decide := func(rec Record) Decision {
+		var reqs []*Request
+		reqs, lifted = liftRecordGrant(in.Requests, rec, st.deferred, now)
 		return Decide(KeyInput{
 			Record:           rec,
-			Requests:         in.Requests,
+			Requests:         reqs,
 			ForceUnlock:      in.ForceUnlock,
 			ForceUnlockID:    in.ForceUnlockID,
 			ForceUnlockToken: in.ForceUnlockToken,
@@ -235,30 +251,42 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	// (stats.recordDecision).
 	if len(d.Losers) > 0 {
 		stored, err := in.Persist(ctx, d.Losers)
-		o.recordOutcomes(in.Ref, now, stored)
+		o.recordOutcomes(in.Ref, now, st.untold(stored))
 		if err != nil {
 			return Decision{}, o.failed(in.Ref, "persisting the end of the hold", err)
 		}
+	}
+	early, err := o.persistLiftedGrant(ctx, st, in, &d, lifted, now)
+	if err != nil {
+		return Decision{}, err
 	}
 	if err := o.writeRecord(ctx, in.Ref, &d); err != nil {
 		return Decision{}, err
 	}
 	o.setKept(in.Ref, keep)
 	o.recordDecision(in.Ref, now, rec, d)
-	var changed []Outcome
+	var changed, deferred []Outcome
 	for _, out := range d.Outcomes {
-		if !out.Changed() {
+		out, wasLifted := lifted.original(out)
+		if !out.Changed() || out.Request == early {
 			continue
 		}
 		if until, ok := o.waiterUpdateDeferred(out, now); ok {
 			d.NextDeadline = earliestTime(d.NextDeadline, until)
 			continue
 		}
+		if until, ok := o.grantStatusDeferred(out, wasLifted, &d, rec, now); ok {
+			d.NextDeadline = earliestTime(d.NextDeadline, until)
+			deferred = append(deferred, out)
+			continue
+		}
 		changed = append(changed, out)
 	}
+	// A deferred grant is told now: the record write made it.
+	o.tellDeferred(st, in.Ref, now, deferred)
 	if len(changed) > 0 {
 		stored, err := in.Persist(ctx, changed)
-		o.recordOutcomes(in.Ref, now, stored)
+		o.recordOutcomes(in.Ref, now, st.untold(stored))
 		if err != nil {
 			return Decision{}, o.failed(in.Ref, "persisting decisions", err)
 		}

@@ -54,17 +54,19 @@ func (h *syncHarness) sync() Decision {
 func (h *syncHarness) trySync() (Decision, error) {
 	// Sync reads copies, as the controller reads objects: Persist writes back to
 	// the harness's requests, never to what Sync was given.
-	stored := map[*Request]*Request{}
+	// By ID, as the controller finds its objects: an outcome may be decided for a
+	// copy Sync made (liftRecordGrant).
+	stored := map[string]*Request{}
 	var copies []*Request
 	for _, r := range h.requests {
 		c := *r
 		copies = append(copies, &c)
-		stored[&c] = r
+		stored[r.ID] = r
 	}
 	d, err := h.o.Sync(context.Background(), SyncInput{Ref: h.ref, Requests: copies,
 		Persist: func(_ context.Context, outs []Outcome) ([]Outcome, error) {
 			for _, out := range outs {
-				stored[out.Request].State = out.State
+				stored[out.Request.ID].State = out.State
 				h.log = append(h.log, out.Request.ID+" "+out.State.Phase.String()+" "+out.State.Reason)
 			}
 			return outs, nil

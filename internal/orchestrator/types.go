@@ -59,6 +59,10 @@ type Request struct {
 	// Deleting is true once the request was withdrawn (deleted); it then holds and
 	// waits no more.
 	Deleting bool
+	// LearnsGrantFromRecord is true when the request's client learns of its grant
+	// from the lock record (the key's Lease) rather than from the persisted
+	// State: a grant of it may then be persisted late (Config.GrantStatusDelay).
+	LearnsGrantFromRecord bool
 
 	// Generation counts changes to what was asked (metadata.generation), and
 	// ObservedGeneration is the Generation the persisted State was decided for; a

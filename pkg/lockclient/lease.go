@@ -118,13 +118,8 @@ func grantsAnew(before string, lease *coordinationv1.Lease, id string) (bool, st
 // holderIdentity is how a Lease names the request that holds it.
 func holderIdentity(name string, uid types.UID) string { return name + "/" + string(uid) }
 
-// leaseNames reports whether the Lease of lr's key names lr as its holder now; false
-// when it cannot be read.
-func (c *Client) leaseNames(ctx context.Context, lr *lockingv1alpha1.LockRequest) bool {
-	lease := c.keyLease(ctx, lr.Spec.Key().ObjectName())
-	if lease == nil {
-		return false
-	}
+// namesRequest reports whether lease names lr as its holder.
+func namesRequest(lease *coordinationv1.Lease, lr *lockingv1alpha1.LockRequest) bool {
 	id := lease.Spec.HolderIdentity
 	return id != nil && *id == holderIdentity(lr.Name, lr.UID)
 }

@@ -50,11 +50,11 @@ func (c *Client) GetLock(ctx context.Context, key lockkey.Key) (*LockInfo, error
 	case !apierrors.IsNotFound(err):
 		return nil, wrap(err, "reading ProjectLock %s/%s of %s", c.namespace, name, key)
 	}
+	lease := c.keyLease(ctx, name) // before the requests: see lockLeases
 	reqs, err := c.listRequests(ctx)
 	if err != nil {
 		return nil, err
 	}
-	lease := c.keyLease(ctx, name)
 	var mine []lockingv1alpha1.LockRequest
 	for i := range reqs {
 		if reqs[i].Spec.Key() == key {
@@ -75,11 +75,11 @@ func (c *Client) List(ctx context.Context) ([]LockInfo, error) {
 	if err := c.c.List(ctx, &pls, client.InNamespace(c.namespace)); err != nil {
 		return nil, wrap(err, "listing ProjectLocks in namespace %s", c.namespace)
 	}
+	leases := c.lockLeases(ctx)
 	reqs, err := c.listRequests(ctx)
 	if err != nil {
 		return nil, err
 	}
-	leases := c.lockLeases(ctx)
 	locks := map[lockkey.Key]*lockingv1alpha1.ProjectLock{}
 	for i := range pls.Items {
 		locks[pls.Items[i].Spec.Key()] = &pls.Items[i]
@@ -105,10 +105,13 @@ func (c *Client) List(ctx context.Context) ([]LockInfo, error) {
 }
 
 // lockLeases returns the lock Leases of the namespace by name. List and GetLock
-// read them (GetLock its key's alone, keyLease) after the requests: a grant the
+// read them (GetLock its key's alone, keyLease) before the requests: a grant the
 // Lease shows and a request's status does not yet is seen as the request's, as
-// Lock and TryLock see it (see leaseGrant). A client that may not read Leases gets
-// none, and goes by the statuses alone.
+// Lock and TryLock see it (see leaseGrant), and the operator writes that status
+// before it writes the Lease again, so a Lease read before a status that does not
+// show the grant is the one the grant wrote, and its resourceVersion the token (see
+// caughtUp). A client that may not read Leases gets none, and goes by the statuses
+// alone.
 func (c *Client) lockLeases(ctx context.Context) map[string]*coordinationv1.Lease {
 	var list coordinationv1.LeaseList
 	if err := c.c.List(ctx, &list, client.InNamespace(c.namespace), client.HasLabels{lockingv1alpha1.LockNameLabel}); err != nil {

@@ -203,30 +203,35 @@ func (c *Client) GetName(ctx context.Context, name string) (*Status, error) {
 	return StatusOf(lr), nil
 }
 
-// caughtUp returns lr once its status shows what the key's Lease does. Lock and
-// TryLock return as soon as the Lease shows a grant, a moment before the operator
-// writes it to the request's status; a request read in that moment still says
-// Pending or Queued. If the Lease names lr, caughtUp waits on a watch until the
-// status says Acquired (or Ended), so that what Get and Renew report never goes
-// back from what Lock returned.
+// caughtUp returns lr with the grant the key's Lease shows. Lock and TryLock return
+// as soon as the Lease shows a grant; the operator writes it to the request's
+// status a moment later, or, for the requests this client makes (see
+// lockingv1alpha1.GrantNoticeAnnotation), only once the hold has lasted
+// status_update_interval. A request read in that time still says Pending or
+// Queued; if the Lease names it, caughtUp reads it again and, if it still says
+// so, returns it as the Lease shows it granted (granted), so that what Get and
+// Renew report never goes back from what Lock returned. The Lease is read before
+// the request: the operator writes a grant to the status before it writes the
+// Lease again, so while the status says nothing, the Lease read is the one the
+// grant wrote, and its resourceVersion is the grant's fencing token.
 func (c *Client) caughtUp(ctx context.Context, lr *lockingv1alpha1.LockRequest) (*lockingv1alpha1.LockRequest, error) {
-	if st := StatusOf(lr); (st.State != StatePending && st.State != StateQueued) || !c.leaseNames(ctx, lr) {
+	if st := StatusOf(lr); st.State != StatePending && st.State != StateQueued {
 		return lr, nil
 	}
-	uid := lr.UID
-	cur, err := c.waitFor(ctx, lr.Name, func(cur *lockingv1alpha1.LockRequest) (bool, error) {
-		if cur == nil || cur.UID != uid {
-			return true, nil
-		}
-		s := StatusOf(cur)
-		return s.State == StateAcquired || s.State == StateEnded, nil
-	})
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("waiting for the status of LockRequest %s/%s to show the grant its Lease shows: %w", c.namespace, lr.Name, err)
-	case cur == nil || cur.UID != uid:
+	lease := c.keyLease(ctx, lr.Spec.Key().ObjectName())
+	if lease == nil || !namesRequest(lease, lr) {
+		return lr, nil
+	}
+	cur, err := c.get(ctx, lr.Name)
+	if err != nil {
+		return nil, err
+	}
+	if cur.UID != lr.UID {
 		return nil, wrap(apierrors.NewNotFound(lockingv1alpha1.GroupVersion.WithResource("lockrequests").GroupResource(), lr.Name),
 			"reading LockRequest %s/%s", c.namespace, lr.Name)
+	}
+	if st := StatusOf(cur); st.State == StatePending || st.State == StateQueued {
+		return granted(cur, lease, c.clock.Now()), nil
 	}
 	return cur, nil
 }

@@ -175,9 +175,13 @@ func (c *Client) object(r Request) *lockingv1alpha1.LockRequest {
 			Priority:  r.priority(),
 		},
 	}
-	if len(r.Annotations) > 0 {
-		lr.Annotations = maps.Clone(r.Annotations)
+	lr.Annotations = maps.Clone(r.Annotations)
+	if lr.Annotations == nil {
+		lr.Annotations = map[string]string{}
 	}
+	// This client learns of its grant from the key's Lease (waitGranted), so the
+	// operator may write the Acquired status late, or not at all for a short hold.
+	lr.Annotations[lockingv1alpha1.GrantNoticeAnnotation] = lockingv1alpha1.GrantNoticeLease
 	if r.QueueTimeout != nil {
 		lr.Spec.QueueTimeout = &metav1.Duration{Duration: *r.QueueTimeout}
 	}

@@ -41,8 +41,10 @@ type request struct {
 // with an owner of its own.
 func (l *lockClient) create(ctx context.Context, name, repository, path string) (*request, error) {
 	lr := &lockingv1alpha1.LockRequest{
-		// Without finalizers, as pkg/lockclient creates every request.
-		ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: name},
+		// Without finalizers and learning of the grant from the Lease, as
+		// pkg/lockclient creates every request.
+		ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: name,
+			Annotations: map[string]string{lockingv1alpha1.GrantNoticeAnnotation: lockingv1alpha1.GrantNoticeLease}},
 		Spec: lockingv1alpha1.LockRequestSpec{
 			Project:   lockingv1alpha1.ProjectRef{Repository: repository, Path: path},
 			Workspace: "default",
