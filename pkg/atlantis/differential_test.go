@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/runatlantis/atlantis/server/events/models"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
@@ -114,6 +115,18 @@ func kind(c call, o outcome) string {
 	return string(c.Method) + ": nothing"
 }
 
+// leaseNames reports whether the Lease of lr's key names lr as its holder: the
+// operator writes the Acquired status of the adapter's requests only once a hold
+// has lasted status_update_interval (lockingv1alpha1.GrantNoticeAnnotation).
+func (d *differ) leaseNames(lr *lockingv1alpha1.LockRequest) bool {
+	var lease coordinationv1.Lease
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: lr.Namespace, Name: lr.Spec.Key().ObjectName()}, &lease); err != nil {
+		return false
+	}
+	holder, _ := lockclient.LeaseHolder(&lease)
+	return holder == lr.Name+"/"+string(lr.UID)
+}
+
 // finish checks that the adapter left nothing behind: every LockRequest in its
 // namespace holds a lock that List (or CheckApplyLock) reports, and no object
 // carries the clone URL's token.
@@ -140,7 +153,7 @@ func (d *differ) finish() {
 		lr := &lrs.Items[i]
 		st := lockclient.StatusOf(lr)
 		names = append(names, lr.Name+" ("+string(st.State)+")")
-		if st.State != lockclient.StateAcquired {
+		if st.State != lockclient.StateAcquired && !d.leaseNames(lr) {
 			d.t.Errorf("LockRequest %s is %s (%s), but a refused TryLock must leave nothing behind", lr.Name, st.State, st.Reason)
 		}
 		data, err := json.Marshal(lr)

@@ -29,7 +29,13 @@ func WaitForLock(ctx context.Context, c *Client, name string, cond func(*locking
 // LostHold lets the tests ask whether a status shows the hold held lost.
 func LostHold(held *Status, cur *lockingv1alpha1.LockRequest) *Status { return lostHold(held, cur) }
 
-// GrantsAnew lets the tests check the rule by which a Lease write is a grant.
-func GrantsAnew(before string, lease *coordinationv1.Lease, id string) (bool, string) {
-	return grantsAnew(before, lease, id)
+// GrantsAnew lets the tests check the rule by which a Lease write is a grant: the
+// write that turned the Lease before (nil: none) into lease.
+func GrantsAnew(before, lease *coordinationv1.Lease, id string) bool {
+	var was holdOf
+	if before != nil {
+		was = holdOfLease(before)
+	}
+	grant, _ := grantsAnew(was, lease, id)
+	return grant
 }

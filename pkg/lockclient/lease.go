@@ -27,7 +27,8 @@ import (
 // leaseGrant follows the Lease of lr's key from lr's resourceVersion on, and returns
 // lr's grant as soon as the Lease shows it: the first change after which the Lease
 // names lr as its holder for an owner other than the one it named just before (no
-// holder, or another owner). The token is that change's resourceVersion. A hold
+// holder, or another owner), or for the same owner with a new acquireTime (see
+// grantsAnew). The token is that change's resourceVersion. A hold
 // passing between two requests of one owner is not a grant of the later one (its
 // grant was an earlier write, re-entrant, with its own token), so it is left to
 // the request's status, as is everything this function cannot follow without a
@@ -45,9 +46,9 @@ func (c *Client) leaseGrant(ctx context.Context, lr *lockingv1alpha1.LockRequest
 	if err != nil {
 		return nil
 	}
-	before := ""
+	var before holdOf
 	for i := range list.Items {
-		_, before = LeaseHolder(&list.Items[i])
+		before = holdOfLease(&list.Items[i])
 	}
 	w, err := c.c.Watch(ctx, &coordinationv1.LeaseList{}, client.InNamespace(c.namespace), &client.ListOptions{
 		FieldSelector: selector,
@@ -72,13 +73,13 @@ func (c *Client) leaseGrant(ctx context.Context, lr *lockingv1alpha1.LockRequest
 				if !ok {
 					continue
 				}
-				grant, owner := grantsAnew(before, lease, id)
+				grant, now := grantsAnew(before, lease, id)
 				if grant {
 					return StatusOf(granted(lr, lease, c.clock.Now()))
 				}
-				before = owner
+				before = now
 			case watch.Deleted:
-				before = ""
+				before = holdOf{}
 			case watch.Bookmark:
 			default: // an error: the watch cannot go on without a gap
 				return nil
@@ -90,10 +91,10 @@ func (c *Client) leaseGrant(ctx context.Context, lr *lockingv1alpha1.LockRequest
 // LeaseHolder returns the request a lock Lease names as its holder ("<name>/<uid>")
 // and the owner it is held by, or "", "" when it names no holder. A write of the
 // Lease after which it names a request for an owner other than the one it named
-// just before (no holder, or another owner) is that request's grant, and the
-// write's resourceVersion is the grant's fencing token; a write that passes the
-// hold between two requests of one owner grants nothing (the later request was
-// granted, re-entrantly, by an earlier write).
+// just before (no holder, or another owner), or with a new acquireTime, is that
+// request's grant, and the write's resourceVersion is the grant's fencing token; a
+// write that passes the hold between two requests of one owner grants nothing (the
+// later request was granted, re-entrantly, by an earlier write; see grantsAnew).
 func LeaseHolder(lease *coordinationv1.Lease) (holder, owner string) {
 	if id := lease.Spec.HolderIdentity; id != nil && *id != "" {
 		holder = *id
@@ -107,12 +108,37 @@ func LeaseHolder(lease *coordinationv1.Lease) (holder, owner string) {
 	return holder, owner
 }
 
+// holdOf is the hold a Lease records: its owner (see LeaseHolder) and when it was
+// granted (spec.acquireTime, which every grant sets anew and nothing else changes).
+type holdOf struct {
+	owner    string
+	acquired time.Time
+}
+
+// holdOfLease returns the hold lease records; the zero holdOf when it names none.
+func holdOfLease(lease *coordinationv1.Lease) holdOf {
+	_, owner := LeaseHolder(lease)
+	if owner == "" {
+		return holdOf{}
+	}
+	h := holdOf{owner: owner}
+	if at := lease.Spec.AcquireTime; at != nil {
+		h.acquired = at.Time
+	}
+	return h
+}
+
 // grantsAnew reports whether the write that left lease grants the request id, the
-// Lease having been held by owner before just before it (see LeaseHolder), and
-// returns the owner the Lease is held by now.
-func grantsAnew(before string, lease *coordinationv1.Lease, id string) (bool, string) {
-	holder, owner := LeaseHolder(lease)
-	return holder == id && owner != "" && owner != before, owner
+// Lease having recorded the hold before just before it, and returns the hold it
+// records now. A write grants when it names id for another owner than before, or
+// for the same owner with a new acquireTime: a Lease kept after its holder's
+// release (idle_lease_retention) still names the released request, and the same
+// owner's next request is granted anew on it. A write that passes a hold between
+// two requests of one owner keeps its acquireTime, and grants nothing.
+func grantsAnew(before holdOf, lease *coordinationv1.Lease, id string) (bool, holdOf) {
+	holder, _ := LeaseHolder(lease)
+	now := holdOfLease(lease)
+	return holder == id && now.owner != "" && now != before, now
 }
 
 // holderIdentity is how a Lease names the request that holds it.

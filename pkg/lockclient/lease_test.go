@@ -159,28 +159,35 @@ func waitCreated(ctx context.Context, t *testing.T, c *lockclient.Client, r lock
 }
 
 // TestGrantsAnew: a Lease write grants the request it names when the owner changed
-// (from nobody or from another owner), not when the hold passed within one owner.
+// (from nobody or from another owner), or when the same owner's request is named
+// with a new acquireTime (a Lease kept after the release of the owner's earlier
+// request), not when the hold passed within one owner (acquireTime kept).
 func TestGrantsAnew(t *testing.T) {
-	lease := func(holder, owner string) *coordinationv1.Lease {
+	t1, t2 := metav1.NewMicroTime(time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)), metav1.NewMicroTime(time.Date(2031, 1, 2, 3, 4, 6, 0, time.UTC))
+	lease := func(holder, owner string, at metav1.MicroTime) *coordinationv1.Lease {
 		l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{lockingv1alpha1.OwnerAnnotation: owner}}}
 		if holder != "" {
 			l.Spec.HolderIdentity = ptr.To(holder)
+			l.Spec.AcquireTime = &at
 		}
 		return l
 	}
 	for _, tc := range []struct {
 		name   string
-		before string
+		before *coordinationv1.Lease
 		lease  *coordinationv1.Lease
 		grant  bool
 	}{
-		{"from free", "", lease("b/u2", "acme/infra#2"), true},
-		{"from another owner", "acme/infra#1", lease("b/u2", "acme/infra#2"), true},
-		{"within one owner", "acme/infra#2", lease("b/u2", "acme/infra#2"), false},
-		{"another request named", "", lease("c/u3", "acme/infra#3"), false},
-		{"freed", "acme/infra#2", lease("", ""), false},
+		{"from free", nil, lease("b/u2", "acme/infra#2", t1), true},
+		{"from a free Lease", lease("", "", t1), lease("b/u2", "acme/infra#2", t1), true},
+		{"from another owner", lease("a/u1", "acme/infra#1", t1), lease("b/u2", "acme/infra#2", t2), true},
+		{"within one owner", lease("a/u1", "acme/infra#2", t1), lease("b/u2", "acme/infra#2", t1), false},
+		{"one owner's next request on a kept Lease", lease("a/u1", "acme/infra#2", t1), lease("b/u2", "acme/infra#2", t2), true},
+		{"renewed", lease("b/u2", "acme/infra#2", t1), lease("b/u2", "acme/infra#2", t1), false},
+		{"another request named", nil, lease("c/u3", "acme/infra#3", t1), false},
+		{"freed", lease("b/u2", "acme/infra#2", t1), lease("", "", t1), false},
 	} {
-		if grant, _ := lockclient.GrantsAnew(tc.before, tc.lease, "b/u2"); grant != tc.grant {
+		if grant := lockclient.GrantsAnew(tc.before, tc.lease, "b/u2"); grant != tc.grant {
 			t.Errorf("%s: GrantsAnew = %t, want %t", tc.name, grant, tc.grant)
 		}
 	}

@@ -189,8 +189,8 @@ func TestLockSetSemantics(t *testing.T) {
 	heldByPull1 := func(pl *lockingv1alpha1.ProjectLock) bool {
 		return pl != nil && pl.Status.Holder != nil && pl.Status.Holder.Pull != nil && pl.Status.Holder.Pull.Number == 1
 	}
-	if _, err := env.WaitForProjectLock(ctx, ns, lrs.Items[0].Status.LockName, heldByPull1); err != nil {
-		t.Errorf("the ProjectLock of pull 1's lock %s: %v", lrs.Items[0].Status.LockName, err)
+	if _, err := env.WaitForProjectLock(ctx, ns, lrs.Items[0].Spec.Key().ObjectName(), heldByPull1); err != nil {
+		t.Errorf("the ProjectLock of pull 1's lock %s: %v", lrs.Items[0].Spec.Key().ObjectName(), err)
 	}
 	var pls lockingv1alpha1.ProjectLockList
 	if err := env.Client.List(ctx, &pls, client.InNamespace(ns)); err != nil {

@@ -26,7 +26,10 @@ import (
 //
 //   - "held by R": the cache names the holding request R; a read of R from the API
 //     server must show it still holding that key, else the full read decides. So a
-//     stale cache never makes a pull believe it holds a lock another pull took.
+//     stale cache never makes a pull believe it holds a lock another pull took. A
+//     request whose status does not say Acquired yet (the operator writes it late
+//     for pkg/lockclient's requests) holds when the key's Lease, read from the API
+//     server first, names it, and a read of it after shows it not ended.
 //   - "free": the cache has no holder; reads of the key's Lease from the API
 //     server (one per way the key's text can split into repository and path) must
 //     find none, else the full read decides. A key that is held always has its
@@ -74,17 +77,26 @@ func (f *Fast) read(ctx context.Context, key string) (lock *models.ProjectLock, 
 		return nil, false, err
 	}
 	var holders []string
+	var undecided []*lockingv1alpha1.LockRequest // Pending or Queued: maybe granted on the Lease
 	for i := range list.Items {
 		lr := &list.Items[i]
-		if lr.Spec.Key().String() == key && lockclient.StatusOf(lr).State == lockclient.StateAcquired {
+		if lr.Spec.Key().String() != key || lr.DeletionTimestamp != nil {
+			continue
+		}
+		switch lockclient.StatusOf(lr).State {
+		case lockclient.StateAcquired:
 			holders = append(holders, lr.Name)
+		case lockclient.StatePending, lockclient.StateQueued:
+			undecided = append(undecided, lr)
 		}
 	}
-	switch len(holders) {
-	case 0:
+	switch {
+	case len(holders) == 0 && len(undecided) > 0:
+		return f.confirmOnLease(ctx, key, undecided)
+	case len(holders) == 0:
 		held, err := f.mayBeHeld(ctx, key)
 		return nil, !held, err
-	case 1:
+	case len(holders) == 1:
 		return f.confirm(ctx, key, holders[0])
 	}
 	// One owner holding through several requests (made by hand): which one
@@ -111,6 +123,47 @@ func (f *Fast) confirm(ctx context.Context, key, name string) (*models.ProjectLo
 	}
 	lock.Time = lock.Time.Local()
 	return &lock, true, nil
+}
+
+// confirmOnLease answers the lock of key when the key's Lease, read from the API
+// server, names one of the cached requests that wait or are undecided: the
+// operator writes the Acquired status of a request made by pkg/lockclient only once
+// its hold has lasted status_update_interval (lockingv1alpha1.GrantNoticeAnnotation),
+// so a short hold shows on the Lease alone. The request is then read from the API
+// server too, after the Lease: it must still exist with that UID and not have
+// ended. Anything else goes to the full read.
+func (f *Fast) confirmOnLease(ctx context.Context, key string, undecided []*lockingv1alpha1.LockRequest) (*models.ProjectLock, bool, error) {
+	var lease coordinationv1.Lease
+	err := f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: undecided[0].Spec.Key().ObjectName()}, &lease)
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	holder, _ := lockclient.LeaseHolder(&lease)
+	for _, cached := range undecided {
+		if holder != cached.Name+"/"+string(cached.UID) {
+			continue
+		}
+		var lr lockingv1alpha1.LockRequest
+		if err := f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: cached.Name}, &lr); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, false, nil
+			}
+			return nil, false, err
+		}
+		if lr.UID != cached.UID || lr.DeletionTimestamp != nil || lockclient.StatusOf(&lr).State == lockclient.StateEnded {
+			return nil, false, nil
+		}
+		lock, err := atlantis.ProjectLockOf(&lr)
+		if err != nil {
+			return nil, false, err
+		}
+		lock.Time = lock.Time.Local()
+		return &lock, true, nil
+	}
+	return nil, false, nil
 }
 
 // mayBeHeld reports whether any Lease of key exists, reading each way the key's
