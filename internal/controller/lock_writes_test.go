@@ -164,7 +164,7 @@ func TestALeaseNoticeGrantIsShownAfterTheInterval(t *testing.T) {
 		t.Errorf("status fencing token %q, want %q: the Lease write that granted it", got.Status.FencingToken, lease.ResourceVersion)
 	}
 	if got.Status.AcquiredTime == nil || lease.Spec.AcquireTime == nil ||
-		!got.Status.AcquiredTime.Time.Equal(lease.Spec.AcquireTime.Time.Truncate(time.Second)) {
+		!got.Status.AcquiredTime.Time.Equal(lease.Spec.AcquireTime.Truncate(time.Second)) {
 		t.Errorf("status acquiredTime %v, want the Lease's acquireTime %v (to the second)", got.Status.AcquiredTime, lease.Spec.AcquireTime)
 	}
 }

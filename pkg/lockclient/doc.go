@@ -34,17 +34,21 @@
 //
 // Lock waits on a watch of the one object (never by polling) until it is Acquired,
 // or ended. It follows the key's Lease too: the operator grants a key with one
-// compare-and-swap on its Lease, which then names the request, and writes the
-// request's status one write later; a grant the Lease shows first ends the wait at
-// once, with the write's resourceVersion as the fencing token (the same token the
+// compare-and-swap on its Lease, which then names the request. Every request this
+// client makes carries the annotation locking.runatlantis.io/grant-notice: lease,
+// which tells the operator that the client follows the Lease: the operator writes
+// its Acquired status only once the hold has lasted status_update_interval (1s by
+// default), and not at all for a shorter hold. A grant the Lease shows ends the wait
+// at once, with the write's resourceVersion as the fencing token (the same token the
 // status then shows) and the returned Status.Request showing that grant. Only a
-// change that gives the Lease to the request for a new owner counts (a hold passed
-// between two requests of one owner is left to the status, whose token is the
-// earlier, re-entrant grant's), and only when the client follows the Lease without
-// a gap from the request's creation on; without permission to read Leases it waits
-// for the status. In the moment between the two writes the request's status still
-// says Pending or Queued: Get and Renew wait for it to catch up, so what they
-// report never goes back from what Lock returned. If the context ends first, the request is deleted with a fresh, short
+// change that gives the Lease to the request for a new owner, or with a new
+// acquireTime, counts (a hold passed between two requests of one owner is left to
+// the status, whose token is the earlier, re-entrant grant's), and only when the
+// client follows the Lease without a gap from the request's creation on; without
+// permission to read Leases it waits for the status, up to status_update_interval
+// longer. Until the status is written it says Pending or Queued: Get, Renew, List
+// and GetLock read the key's Lease before the request and report the grant the
+// Lease shows, so what they report never goes back from what Lock returned. If the context ends first, the request is deleted with a fresh, short
 // context, so that nothing is left queued for a caller that has gone; if the grant
 // raced the cancellation, that deletion releases the lock, since the caller never
 // learned that it held it. TryLock returns the first decision (Acquired, Queued or

@@ -21,8 +21,9 @@ import (
 // then names the request ("<name>/<uid>" in spec.holderIdentity) and its owner
 // (annotation locking.runatlantis.io/owner); the resourceVersion that write
 // returns is the grant's fencing token. The request's status says Acquired, with
-// that token, one write later. A client that follows the Lease as well learns of
-// its grant that write sooner: on a busy key, the hand-off.
+// that token, one write later, or, for this client's requests (GrantNoticeAnnotation),
+// once the hold has lasted status_update_interval. A client that follows the Lease
+// learns of its grant from the grant's own write: on a busy key, the hand-off.
 
 // leaseGrant follows the Lease of lr's key from lr's resourceVersion on, and returns
 // lr's grant as soon as the Lease shows it: the first change after which the Lease

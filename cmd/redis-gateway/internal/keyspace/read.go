@@ -92,7 +92,7 @@ func (f *Fast) read(ctx context.Context, key string) (lock *models.ProjectLock, 
 	}
 	switch {
 	case len(holders) == 0 && len(undecided) > 0:
-		return f.confirmOnLease(ctx, key, undecided)
+		return f.confirmOnLease(ctx, undecided)
 	case len(holders) == 0:
 		held, err := f.mayBeHeld(ctx, key)
 		return nil, !held, err
@@ -125,14 +125,14 @@ func (f *Fast) confirm(ctx context.Context, key, name string) (*models.ProjectLo
 	return &lock, true, nil
 }
 
-// confirmOnLease answers the lock of key when the key's Lease, read from the API
-// server, names one of the cached requests that wait or are undecided: the
+// confirmOnLease answers the lock of a key when its Lease, read from the API server,
+// names one of undecided, the key's cached requests that wait or are undecided: the
 // operator writes the Acquired status of a request made by pkg/lockclient only once
 // its hold has lasted status_update_interval (lockingv1alpha1.GrantNoticeAnnotation),
 // so a short hold shows on the Lease alone. The request is then read from the API
 // server too, after the Lease: it must still exist with that UID and not have
 // ended. Anything else goes to the full read.
-func (f *Fast) confirmOnLease(ctx context.Context, key string, undecided []*lockingv1alpha1.LockRequest) (*models.ProjectLock, bool, error) {
+func (f *Fast) confirmOnLease(ctx context.Context, undecided []*lockingv1alpha1.LockRequest) (*models.ProjectLock, bool, error) {
 	var lease coordinationv1.Lease
 	err := f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: undecided[0].Spec.Key().ObjectName()}, &lease)
 	if err != nil {
