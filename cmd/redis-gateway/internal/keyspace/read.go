@@ -107,6 +107,15 @@ func (f *Fast) read(ctx context.Context, key string) (lock *models.ProjectLock, 
 // confirm reads the cached holder from the API server and answers its lock if it
 // still holds key.
 func (f *Fast) confirm(ctx context.Context, key, name string) (*models.ProjectLock, bool, error) {
+	return f.answer(ctx, name, func(lr *lockingv1alpha1.LockRequest) bool {
+		return lr.Spec.Key().String() == key && lockclient.StatusOf(lr).State == lockclient.StateAcquired
+	})
+}
+
+// answer reads request name from the API server and answers its lock when holds
+// says that the request read holds it; a request gone or not holding goes to the
+// full read.
+func (f *Fast) answer(ctx context.Context, name string, holds func(*lockingv1alpha1.LockRequest) bool) (*models.ProjectLock, bool, error) {
 	var lr lockingv1alpha1.LockRequest
 	if err := f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: name}, &lr); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -114,7 +123,7 @@ func (f *Fast) confirm(ctx context.Context, key, name string) (*models.ProjectLo
 		}
 		return nil, false, err
 	}
-	if lr.Spec.Key().String() != key || lockclient.StatusOf(&lr).State != lockclient.StateAcquired {
+	if !holds(&lr) {
 		return nil, false, nil
 	}
 	lock, err := atlantis.ProjectLockOf(&lr)
@@ -146,22 +155,9 @@ func (f *Fast) confirmOnLease(ctx context.Context, undecided []*lockingv1alpha1.
 		if holder != cached.Name+"/"+string(cached.UID) {
 			continue
 		}
-		var lr lockingv1alpha1.LockRequest
-		if err := f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: cached.Name}, &lr); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, false, nil
-			}
-			return nil, false, err
-		}
-		if lr.UID != cached.UID || lr.DeletionTimestamp != nil || lockclient.StatusOf(&lr).State == lockclient.StateEnded {
-			return nil, false, nil
-		}
-		lock, err := atlantis.ProjectLockOf(&lr)
-		if err != nil {
-			return nil, false, err
-		}
-		lock.Time = lock.Time.Local()
-		return &lock, true, nil
+		return f.answer(ctx, cached.Name, func(lr *lockingv1alpha1.LockRequest) bool {
+			return lr.UID == cached.UID && lr.DeletionTimestamp == nil && lockclient.StatusOf(lr).State != lockclient.StateEnded
+		})
 	}
 	return nil, false, nil
 }
