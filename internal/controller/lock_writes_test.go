@@ -169,10 +169,9 @@ func TestALeaseNoticeGrantIsShownAfterTheInterval(t *testing.T) {
 	}
 }
 
-// TestProjectLockShowsLastingHoldsAndQueues: the ProjectLock, which an uncontended
-// short hold never gets, is created for a hold once it has lasted
-// project_lock_delay, and at once for a key that someone waits for; it goes when
-// the key is idle.
+// TestProjectLockShowsLastingHoldsAndQueues: the ProjectLock, which a short hold
+// or wait never gets, is created for a hold or a wait once it has lasted
+// project_lock_delay; it goes when the key is idle.
 func TestProjectLockShowsLastingHoldsAndQueues(t *testing.T) {
 	ns := isolatedNamespace(t)
 	startIsolatedOperator(t, ns, clock.RealClock{}, orchestrator.DefaultConfig(),
@@ -184,28 +183,33 @@ func TestProjectLockShowsLastingHoldsAndQueues(t *testing.T) {
 	// woken at the hold's age of project_lock_delay.
 	waitPL(t, ns, lockNameOf(lasting), plHeldBy(lasting.Name))
 
-	// A second key, decided by an operator that would wait an hour: the waiter makes
-	// the ProjectLock.
+	// A queue that lasts is shown with its waiters.
+	queued := makeLR(ns, "queued").path("lasting").pull(2).create(t)
+	waitQueued(t, ns, queued.Name, 1)
+	waitPL(t, ns, lockNameOf(lasting), plHeldBy(lasting.Name, queued.Name))
+
+	// A second key, decided by an operator that would wait an hour: neither the
+	// hold nor the wait, nor the hand-off between them, makes a ProjectLock.
 	ns2 := isolatedNamespace(t)
 	startIsolatedOperator(t, ns2, clock.RealClock{}, orchestrator.DefaultConfig(),
 		func(c *config.Config) { c.ProjectLockDelay = time.Hour })
 	holder := makeLR(ns2, "holder").path("queued").pull(1).create(t)
 	holder = waitAcquired(t, ns2, holder.Name)
-	if _, err := getPL(ns2, lockNameOf(holder)); !apierrors.IsNotFound(err) {
-		t.Errorf("a hold younger than project_lock_delay has a ProjectLock (err %v)", err)
-	}
 	waiter := makeLR(ns2, "waiter").path("queued").pull(2).create(t)
 	waitQueued(t, ns2, waiter.Name, 1)
-	name := lockNameOf(holder)
-	waitPL(t, ns2, name, plHeldBy(holder.Name, waiter.Name))
-
-	// Idle again: the ProjectLock goes with the last request.
 	deleteObj(t, holder)
 	waitAcquired(t, ns2, waiter.Name)
+	name := lockNameOf(holder)
+	// The decision that granted the waiter came after the one that queued it: a
+	// ProjectLock made for the queue would be there now.
+	if _, err := getPL(ns2, name); !apierrors.IsNotFound(err) {
+		t.Errorf("a hold and a wait younger than project_lock_delay have a ProjectLock (err %v)", err)
+	}
 	deleteObj(t, waiter)
-	waitGone(t, "ProjectLock "+name, func() error { _, err := getPL(ns2, name); return err })
 
-	// The lasting hold's ProjectLock goes with it too.
+	// Idle again: the lasting key's ProjectLock goes with its last request.
 	deleteObj(t, lasting)
+	waitAcquired(t, ns, queued.Name)
+	deleteObj(t, queued)
 	waitGone(t, "ProjectLock "+lockNameOf(lasting), func() error { _, err := getPL(ns, lockNameOf(lasting)); return err })
 }

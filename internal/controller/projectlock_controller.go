@@ -51,9 +51,9 @@ type LockReconciler struct {
 	// Breaker, if set, pauses decisions while the API server fails them (see
 	// internal/breaker); a paused key is decided again when the breaker lets it.
 	Breaker Gate
-	// ProjectLockDelay is how long a key is held with nobody waiting before its
-	// ProjectLock is created (project_lock_delay); a key with waiters gets it at
-	// once, and 0 creates it with the first grant.
+	// ProjectLockDelay is how long a key is held, or waited for, before its
+	// ProjectLock is created (project_lock_delay); 0 creates it with the first
+	// grant or the first waiter.
 	ProjectLockDelay time.Duration
 	// ProjectLockUpdateInterval is the least time between two status writes of a
 	// ProjectLock (status_update_interval): a change within it is written when it
@@ -190,7 +190,7 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		switch {
 		case show && at.After(now):
 			if next.IsZero() || at.Before(next) {
-				next = at // wake the key when its hold is old enough to be shown
+				next = at // wake the key when its hold or wait is old enough to be shown
 			}
 		case show && hasLiveRequest(list.Items):
 			if pl, err = r.createProjectLock(ctx, ref); err != nil {
@@ -215,19 +215,28 @@ func (r *LockReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 }
 
 // showAt says whether the key of decision d, which has no ProjectLock, is to get
-// one, and from when: at once when requests wait, ProjectLockDelay after the grant
-// when the holder is alone. A lock cycle that ends sooner (an uncontended acquire
-// and release: the common case of the lock path) writes no ProjectLock at all; the
-// Lease holds the lock and the LockRequest's status tells its holder, so the
-// ProjectLock is only the view for people and for force unlock.
+// one, and from when: once its hold or the wait of its longest waiter has lasted
+// ProjectLockDelay. A lock cycle that ends sooner (an uncontended acquire and
+// release, or a hand-off to a waiter that waited less: the common cases of the
+// lock path) writes no ProjectLock at all; the Lease holds the lock and the
+// LockRequests' statuses tell their clients, so the ProjectLock is only the view
+// for people (who look at holds and waits that last) and for force unlock, which
+// creates it when it is missing.
 func (r *LockReconciler) showAt(d orchestrator.Decision) (bool, time.Time) {
-	switch {
-	case d.QueueLength > 0:
-		return true, time.Time{}
-	case d.Holder == nil:
+	var since time.Time
+	if d.Holder != nil {
+		since = d.HeldSince
+	}
+	for _, out := range d.Outcomes {
+		at := out.State.EnqueuedAt
+		if out.State.Phase == orchestrator.PhaseQueued && !at.IsZero() && (since.IsZero() || at.Before(since)) {
+			since = at
+		}
+	}
+	if since.IsZero() {
 		return false, time.Time{}
 	}
-	return true, d.HeldSince.Add(r.ProjectLockDelay)
+	return true, since.Add(r.ProjectLockDelay)
 }
 
 // withoutGone leaves out of the cached ProjectLock and requests of key nn those this
