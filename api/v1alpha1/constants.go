@@ -34,11 +34,20 @@ const (
 	// compare-and-swap is the grant, so the operator writes the request's
 	// Acquired status only once the hold has lasted status_update_interval, and
 	// not at all for a shorter hold: the status is then for people, like a
-	// waiter's position. Without it (kubectl), the status says Acquired at once.
+	// waiter's position. With GrantNoticeLeaseOnly (pkg/lockclient's blocking
+	// Lock) the client needs no word while it waits either, so the operator
+	// writes its Queued status too only once the wait has lasted
+	// status_update_interval. Without it (kubectl), the status says Queued or
+	// Acquired at once.
 	GrantNoticeAnnotation = "locking.runatlantis.io/grant-notice"
 	// GrantNoticeLease is GrantNoticeAnnotation's value for a client that learns
-	// of its grant from the key's Lease.
+	// of its grant from the key's Lease and of anything else (its place in the
+	// queue, a conflict) from the request's status, as a try-lock does.
 	GrantNoticeLease = "lease"
+	// GrantNoticeLeaseOnly is GrantNoticeAnnotation's value for a client that
+	// learns of its grant from the key's Lease and waits for nothing else: a
+	// blocking lock, which reads the request's status only for how it ended.
+	GrantNoticeLeaseOnly = "lease-only"
 )
 
 // Condition types of a LockRequest.

@@ -146,10 +146,10 @@ type Config struct {
 	// ProjectLock, if any, is kept as long, showing the key free. 0 deletes both
 	// with the release (idle_lease_retention, default 1s).
 	IdleLeaseRetention time.Duration
-	// ProjectLockDelay is how long a key may be held with nobody waiting before
-	// its ProjectLock is created; a key with waiters gets it at once, and 0 creates
-	// it with the first grant (project_lock_delay, default 1s). Locks held for less
-	// than this cost no ProjectLock writes.
+	// ProjectLockDelay is how long a key may be held, or waited for, before its
+	// ProjectLock is created; 0 creates it with the first grant or waiter
+	// (project_lock_delay, default 1s). Holds and waits shorter than this cost no
+	// ProjectLock writes.
 	ProjectLockDelay time.Duration
 	// StatusUpdateInterval is the least time between two writes of what only
 	// people read: a waiter's position and blocker (counted from when it joined
@@ -157,8 +157,11 @@ type Config struct {
 	// the interval is over, or never when a newer one supersedes it first. It is
 	// also how long the grant of a request whose client learns of it from the
 	// Lease (lockingv1alpha1.GrantNoticeAnnotation, set by pkg/lockclient) goes
-	// without its Acquired status: a hold that ends sooner costs no status write.
-	// Other grants, ends and a waiter's first Queued status are written at once.
+	// without its Acquired status: a hold that ends sooner costs no status write;
+	// and how long a wait of a request whose client needs no word while it waits
+	// (GrantNoticeLeaseOnly: pkg/lockclient's blocking Lock) goes without its first
+	// Queued status. Other grants, ends and the first Queued status of other
+	// waiters are written at once.
 	// 0 writes every change at once (status_update_interval, default 1s).
 	StatusUpdateInterval time.Duration
 

@@ -15,6 +15,7 @@ import (
 // operator's defaults applied, and the state last persisted in its status.
 func toRequest(lr *lockingv1alpha1.LockRequest, cfg orchestrator.Config) *orchestrator.Request {
 	spec := &lr.Spec
+	notice := lr.Annotations[lockingv1alpha1.GrantNoticeAnnotation]
 	r := &orchestrator.Request{
 		ID:           lr.Name,
 		UID:          string(lr.UID),
@@ -25,7 +26,8 @@ func toRequest(lr *lockingv1alpha1.LockRequest, cfg orchestrator.Config) *orches
 		TTL:          cfg.DefaultTTL,
 		Deleting:     lr.DeletionTimestamp != nil,
 		// The cache keeps this one annotation (operator.CacheOptions).
-		LearnsGrantFromRecord: lr.Annotations[lockingv1alpha1.GrantNoticeAnnotation] == lockingv1alpha1.GrantNoticeLease,
+		LearnsGrantFromRecord: notice == lockingv1alpha1.GrantNoticeLease || notice == lockingv1alpha1.GrantNoticeLeaseOnly,
+		WaitsForGrant:         notice == lockingv1alpha1.GrantNoticeLeaseOnly,
 		Generation:            lr.Generation,
 		// A request never decided has observed nothing; its first outcome is a
 		// change anyway.

@@ -67,32 +67,16 @@ const cycleCount = 10
 func countCycleWrites(t *testing.T, leaseNotice bool) (map[string]int, []string) {
 	t.Helper()
 	ns := isolatedNamespace(t)
-	rec := apicalls.NewRecorder(clock.RealClock{})
-	var mu sync.Mutex
-	writes, reads := map[string]int{}, map[string]int{}
-	var calls []string
-	rec.AddObserver(apicalls.ObserverFunc(func(c apicalls.Call) {
-		switch c.Verb {
-		case "create", "update", "patch", "delete":
-			mu.Lock()
-			writes[c.String()]++
-			calls = append(calls, fmt.Sprintf("%s %d", c, c.Code))
-			mu.Unlock()
-		case "get":
-			mu.Lock()
-			reads[c.String()]++
-			mu.Unlock()
-		}
-	}))
-	restCfg := rest.CopyConfig(env.Config)
-	restCfg.Wrap(rec.Wrap)
-	ocfg := orchestrator.DefaultConfig()
-	if leaseNotice {
-		// No hold here may outlast it, however slow the machine.
-		ocfg.GrantStatusDelay = time.Hour
-	}
-	startIsolatedOperatorOn(t, restCfg, ns, clock.RealClock{}, ocfg,
-		func(c *config.Config) { c.ProjectLockDelay = time.Hour })
+	log, restCfg := recordCalls()
+	mu, writes, reads, calls := &log.mu, log.writes, log.reads, &log.calls
+	startIsolatedOperatorOn(t, restCfg, ns, clock.RealClock{}, orchestrator.DefaultConfig(),
+		func(c *config.Config) {
+			c.ProjectLockDelay = time.Hour
+			if leaseNotice {
+				// No hold here may outlast it, however slow the machine.
+				c.StatusUpdateInterval = time.Hour
+			}
+		})
 
 	for i := range cycleCount {
 		lr := makeLR(ns, fmt.Sprintf("cycle-%d", i)).path(fmt.Sprintf("k%d", i)).obj()
@@ -134,7 +118,110 @@ func countCycleWrites(t *testing.T, leaseNotice bool) (map[string]int, []string)
 	if n := reads["get lockrequests"]; n != 0 {
 		t.Errorf("the operator read %d LockRequests past its cache over %d cycles, want none: %v", n, cycleCount, reads)
 	}
-	return maps.Clone(writes), slices.Clone(calls)
+	return maps.Clone(writes), slices.Clone(*calls)
+}
+
+// callLog is what an operator sent to the API server: writes and gets by verb and
+// resource, and every write with its answer, in order.
+type callLog struct {
+	mu            sync.Mutex
+	writes, reads map[string]int
+	calls         []string
+}
+
+// recordCalls returns a callLog and a copy of the suite's REST config that
+// records into it, for an operator of its own.
+func recordCalls() (*callLog, *rest.Config) {
+	log := &callLog{writes: map[string]int{}, reads: map[string]int{}}
+	rec := apicalls.NewRecorder(clock.RealClock{})
+	rec.AddObserver(apicalls.ObserverFunc(func(c apicalls.Call) {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		switch c.Verb {
+		case "create", "update", "patch", "delete":
+			log.writes[c.String()]++
+			log.calls = append(log.calls, fmt.Sprintf("%s %d", c, c.Code))
+		case "get":
+			log.reads[c.String()]++
+		}
+	}))
+	restCfg := rest.CopyConfig(env.Config)
+	restCfg.Wrap(rec.Wrap)
+	return log, restCfg
+}
+
+// TestABlockingLockHandOffWritesOnlyTheLease: requests made as pkg/lockclient's
+// Lock makes them (GrantNoticeLeaseOnly) need no word while they wait, so a
+// holder, a waiter queued behind it and the hand-off between them, all shorter
+// than status_update_interval (here an hour), write no request status at all:
+// the Lease's writes are the whole of it.
+func TestABlockingLockHandOffWritesOnlyTheLease(t *testing.T) {
+	ns := isolatedNamespace(t)
+	log, restCfg := recordCalls()
+	op := startIsolatedOperatorOn(t, restCfg, ns, clock.RealClock{}, orchestrator.DefaultConfig(),
+		func(c *config.Config) { c.StatusUpdateInterval, c.ProjectLockDelay = time.Hour, time.Hour })
+	// The orchestrator's notices say when it has queued the waiter: nothing on the
+	// API server does, which is the point.
+	var mu sync.Mutex
+	queued := map[string]bool{}
+	op.orch.AddObserver(orchestrator.ObserverFunc(func(n orchestrator.Notice) {
+		if n.Kind == orchestrator.NoticeQueued {
+			mu.Lock()
+			queued[n.Request.ID] = true
+			mu.Unlock()
+		}
+	}))
+
+	holder := makeLR(ns, "holder").path("handoff").pull(1).notice(lockingv1alpha1.GrantNoticeLeaseOnly).create(t)
+	name := lockNameOf(holder)
+	waitLeaseHolder(t, ns, name, holder)
+	waiter := makeLR(ns, "waiter").path("handoff").pull(2).notice(lockingv1alpha1.GrantNoticeLeaseOnly).create(t)
+	eventually(t, "the operator queues the waiter", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !queued[waiter.Name] {
+			return fmt.Errorf("not queued yet")
+		}
+		return nil
+	})
+	deleteObj(t, holder)
+	waitLeaseHolder(t, ns, name, waiter)
+	if got, err := getLR(ns, waiter.Name); err != nil {
+		t.Fatal(err)
+	} else if len(got.Status.Conditions) != 0 {
+		t.Errorf("the new holder shows conditions %v, want none written within the interval", got.Status.Conditions)
+	}
+
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	want := map[string]int{"create leases": 1, "update leases": 1}
+	if diff := cmp.Diff(want, log.writes); diff != "" {
+		t.Errorf("the operator's writes for a hold, a wait and a hand-off all shorter than the interval (-want +got):\n%s\nin order: %v", diff, log.calls)
+	}
+}
+
+// TestABlockingLockWaitIsShownAfterTheInterval: a wait of a blocking lock that
+// lasts gets its Queued status, with its position, once it has lasted
+// status_update_interval, and keeps its place ahead of a try-lock that came after
+// it and was told at once.
+func TestABlockingLockWaitIsShownAfterTheInterval(t *testing.T) {
+	ns := isolatedNamespace(t)
+	startIsolatedOperator(t, ns, clock.RealClock{}, orchestrator.DefaultConfig(),
+		func(c *config.Config) { c.StatusUpdateInterval = 300 * time.Millisecond })
+
+	holder := makeLR(ns, "holder").path("lasting").pull(1).create(t)
+	waitAcquired(t, ns, holder.Name)
+	blocking := makeLR(ns, "blocking").path("lasting").pull(2).notice(lockingv1alpha1.GrantNoticeLeaseOnly).create(t)
+	// Nothing but the time passing wakes the key: the decision that queued it
+	// asked to be woken when the interval is over.
+	shown := waitQueued(t, ns, blocking.Name, 1)
+	try := makeLR(ns, "try").path("lasting").pull(3).notice(lockingv1alpha1.GrantNoticeLease).create(t)
+	waitQueued(t, ns, try.Name, 2)
+	if shown.Status.EnqueuedTime == nil || shown.Status.EnqueuedTime.Time.Before(holder.CreationTimestamp.Time) {
+		t.Errorf("the blocking lock's enqueuedTime is %v, want one after the holder's creation %v", shown.Status.EnqueuedTime, holder.CreationTimestamp)
+	}
+	deleteObj(t, holder)
+	waitLeaseHolder(t, ns, lockNameOf(holder), blocking)
 }
 
 // TestALeaseNoticeGrantIsShownAfterTheInterval: a hold learned from the Lease that
@@ -142,9 +229,8 @@ func countCycleWrites(t *testing.T, leaseNotice bool) (map[string]int, []string)
 // fencing token of the Lease write that granted it and that write's time.
 func TestALeaseNoticeGrantIsShownAfterTheInterval(t *testing.T) {
 	ns := isolatedNamespace(t)
-	ocfg := orchestrator.DefaultConfig()
-	ocfg.GrantStatusDelay = 300 * time.Millisecond
-	startIsolatedOperator(t, ns, clock.RealClock{}, ocfg)
+	startIsolatedOperator(t, ns, clock.RealClock{}, orchestrator.DefaultConfig(),
+		func(c *config.Config) { c.StatusUpdateInterval = 300 * time.Millisecond })
 
 	lr := makeLR(ns, "lasting").path("lasting").obj()
 	lr.Annotations = map[string]string{lockingv1alpha1.GrantNoticeAnnotation: lockingv1alpha1.GrantNoticeLease}

@@ -372,6 +372,12 @@ func (b *lrBuilder) ttl(d string) *lrBuilder {
 	return b
 }
 
+// notice sets the request's GrantNoticeAnnotation, as pkg/lockclient does.
+func (b *lrBuilder) notice(v string) *lrBuilder {
+	b.lr.Annotations = map[string]string{lockingv1alpha1.GrantNoticeAnnotation: v}
+	return b
+}
+
 func (b *lrBuilder) obj() *lockingv1alpha1.LockRequest { return b.lr.DeepCopy() }
 
 // create creates the request and returns it as stored (with its UID).

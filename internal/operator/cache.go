@@ -67,9 +67,13 @@ var fixedMessages = func() map[string]bool {
 	return m
 }()
 
-// leaseNoticeAnnotations are the annotations of a cached LockRequest whose client
-// learns of its grant from the Lease: the only ones the operator reads.
-var leaseNoticeAnnotations = map[string]string{lockingv1alpha1.GrantNoticeAnnotation: lockingv1alpha1.GrantNoticeLease}
+// grantNoticeAnnotations are the annotations of a cached LockRequest whose client
+// learns of its grant from the Lease, by the annotation's value: the only ones the
+// operator reads.
+var grantNoticeAnnotations = map[string]map[string]string{
+	lockingv1alpha1.GrantNoticeLease:     {lockingv1alpha1.GrantNoticeAnnotation: lockingv1alpha1.GrantNoticeLease},
+	lockingv1alpha1.GrantNoticeLeaseOnly: {lockingv1alpha1.GrantNoticeAnnotation: lockingv1alpha1.GrantNoticeLeaseOnly},
+}
 
 // stripLockRequest drops what the operator never reads from a cached LockRequest,
 // and shares the strings that recur. The status fields derived from the spec go
@@ -79,13 +83,11 @@ func stripLockRequest(in any) (any, error) {
 	if !ok {
 		return in, nil // a DeletedFinalStateUnknown tombstone: its object was stripped before
 	}
-	leaseNotice := lr.Annotations[lockingv1alpha1.GrantNoticeAnnotation] == lockingv1alpha1.GrantNoticeLease
+	notice := grantNoticeAnnotations[lr.Annotations[lockingv1alpha1.GrantNoticeAnnotation]]
 	stripMeta(lr)
-	if leaseNotice {
-		// The one annotation the operator reads (controller.toRequest); every
-		// copy shares one map, which readers get deep-copied.
-		lr.Annotations = leaseNoticeAnnotations
-	}
+	// The one annotation the operator reads (controller.toRequest); every copy
+	// with one value shares one map, which readers get deep-copied.
+	lr.Annotations = notice
 	lr.TypeMeta = metav1.TypeMeta{} // the cache's readers set it again on every copy
 	lr.Namespace = cached.of(lr.Namespace)
 	spec := &lr.Spec

@@ -72,6 +72,20 @@ func TestStripLockRequest(t *testing.T) {
 	if _, err := stripLockRequest(manual); err != nil || manual.Spec.Pull != nil {
 		t.Errorf("a manual lock: err %v, pull %+v", err, manual.Spec.Pull)
 	}
+	// The one annotation the operator reads stays, with its value, and nothing
+	// else with it.
+	for _, notice := range []string{lockingv1alpha1.GrantNoticeLease, lockingv1alpha1.GrantNoticeLeaseOnly} {
+		noticed := full.DeepCopy()
+		noticed.Annotations[lockingv1alpha1.GrantNoticeAnnotation] = notice
+		got, err := stripLockRequest(noticed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{lockingv1alpha1.GrantNoticeAnnotation: notice}
+		if diff := cmp.Diff(want, got.(*lockingv1alpha1.LockRequest).Annotations); diff != "" {
+			t.Errorf("the annotations of a request with grant notice %q (-want +got):\n%s", notice, diff)
+		}
+	}
 	tombstone := toolscache.DeletedFinalStateUnknown{Key: "atlantis/pr42"}
 	if got, err := stripLockRequest(tombstone); err != nil || got != tombstone {
 		t.Errorf("a tombstone: %v, %v; want it unchanged", got, err)

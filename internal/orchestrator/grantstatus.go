@@ -15,9 +15,15 @@ import (
 // step 24). This file holds the two halves of that: reading a grant not yet
 // persisted back from the record, and deciding when it is persisted.
 
-// liftedRequests maps the copies liftRecordGrant made to the requests they were
-// made from.
-type liftedRequests map[*Request]*Request
+// liftedRequests maps the copies liftRecordGrant made to what they were made from.
+type liftedRequests map[*Request]lift
+
+// lift is the request a copy was made from, and whether the copy shows a grant
+// (rather than a wait).
+type lift struct {
+	from  *Request
+	grant bool
+}
 
 // liftRecordGrant returns reqs with a grant not yet persisted shown on its request
 // (a grant deferred by GrantStatusDelay, or one whose state write failed or was
@@ -29,10 +35,12 @@ type liftedRequests map[*Request]*Request
 //     so the record read is the one its grant wrote) and its time the grant's;
 //   - a request whose grant this orchestrator deferred (deferred) and that the
 //     record no longer names is shown as it was granted: its record was lost
-//     (deleted by hand, restored from an older copy), and Decide ends the hold.
+//     (deleted by hand, restored from an older copy), and Decide ends the hold;
+//   - a request whose first wait this orchestrator deferred (waiting) is shown
+//     waiting as it was enqueued, so that it keeps its place in the queue.
 //
 // The copies stand in for the requests; lifted maps them back.
-func liftRecordGrant(reqs []*Request, rec Record, deferred deferredGrants, now time.Time) ([]*Request, liftedRequests) {
+func liftRecordGrant(reqs []*Request, rec Record, deferred deferredGrants, waiting waitingStates, now time.Time) ([]*Request, liftedRequests) {
 	var out []*Request
 	var lifted liftedRequests
 	for i, r := range reqs {
@@ -40,15 +48,20 @@ func liftRecordGrant(reqs []*Request, rec Record, deferred deferredGrants, now t
 			continue
 		}
 		var st RequestState
-		switch granted, ok := deferred[r.UID]; {
+		grant := true
+		granted, isDeferred := deferred[r.UID]
+		queued, isWaiting := waiting[r.UID]
+		switch {
 		case !rec.Free() && rec.Version != "" && HolderIdentity(r) == rec.HolderID && r.Owner == rec.Owner:
 			at := rec.AcquiredAt
 			if at.IsZero() {
 				at = now
 			}
 			st = acquired(r, r.State, at, rec.Version)
-		case ok:
+		case isDeferred:
 			st = granted
+		case isWaiting && r.State.Phase == PhaseNew:
+			st, grant = queued, false
 		default:
 			continue
 		}
@@ -59,7 +72,7 @@ func liftRecordGrant(reqs []*Request, rec Record, deferred deferredGrants, now t
 		c := *r
 		c.State = st
 		out[i] = &c
-		lifted[&c] = r
+		lifted[&c] = lift{from: r, grant: grant}
 	}
 	if out == nil {
 		return reqs, nil
@@ -68,13 +81,14 @@ func liftRecordGrant(reqs []*Request, rec Record, deferred deferredGrants, now t
 }
 
 // original returns the request out was decided for, as its persisted state has it:
-// out with the lifted copy replaced by the request it was made from.
+// out with the lifted copy replaced by the request it was made from; and whether
+// the copy showed a grant not yet persisted.
 func (l liftedRequests) original(out Outcome) (Outcome, bool) {
-	r, ok := l[out.Request]
+	from, ok := l[out.Request]
 	if ok {
-		out.Request = r
+		out.Request = from.from
 	}
-	return out, ok
+	return out, ok && from.grant
 }
 
 // grantStatusDeferred says whether out, a grant not yet persisted, waits until the
@@ -84,8 +98,9 @@ func (l liftedRequests) original(out Outcome) (Outcome, bool) {
 // write, or one made earlier (lifted) when this decision writes no record. So the
 // record's version stays the grant's fencing token for as long as the grant is
 // not persisted, even across a restart. A re-entrant grant to another request of
-// the holder's owner is persisted at once: the record does not name it.
-func (o *LockOrchestrator) grantStatusDeferred(out Outcome, lifted bool, d *Decision, rec Record, now time.Time) (time.Time, bool) {
+// the holder's owner is persisted at once: the record does not name it. decided
+// is the request d decided out for (a copy liftRecordGrant made, or out's own).
+func (o *LockOrchestrator) grantStatusDeferred(out Outcome, decided *Request, lifted bool, d *Decision, rec Record, now time.Time) (time.Time, bool) {
 	r := out.Request
 	if o.cfg.GrantStatusDelay <= 0 || !r.LearnsGrantFromRecord || out.State.Phase != PhaseAcquired ||
 		(r.State.Phase != PhaseNew && r.State.Phase != PhaseQueued) {
@@ -102,7 +117,7 @@ func (o *LockOrchestrator) grantStatusDeferred(out Outcome, lifted bool, d *Deci
 		if d.Write != nil {
 			return time.Time{}, false
 		}
-	} else if !grantedBy(d, r) {
+	} else if !grantedBy(d, decided) {
 		return time.Time{}, false
 	}
 	until := out.State.AcquiredAt.Add(o.cfg.GrantStatusDelay)
@@ -137,15 +152,66 @@ func (o *LockOrchestrator) tellDeferred(st *lockState, ref LockRef, now time.Tim
 			st.deferred = deferredGrants{}
 		}
 		st.deferred[out.Request.UID] = out.State
-		fresh = append(fresh, out)
+		fresh = append(fresh, st.asTold(out))
 	}
 	o.recordOutcomes(ref, now, fresh)
 }
 
-// untold returns stored without the grants told when they were deferred, and
-// forgets every stored request's deferred grant: its state now says what it is.
+// waitingStates are the first Queued states of a key's requests that were told
+// (notices, metrics) before they were persisted, by request UID, as last decided:
+// later decisions keep the requests' places in the queue from them
+// (liftRecordGrant), and the persist that follows tells them no more.
+type waitingStates map[string]RequestState
+
+// queuedStatusDeferred says whether out, a request's first Queued state, waits
+// until the returned time (GrantStatusDelay after it was enqueued) to be
+// persisted: only a request whose client waits for its grant and learns of it
+// from the record (Request.WaitsForGrant) needs no word of its wait, so a wait
+// shorter than that, most of them on a busy key, costs no status write.
+func (o *LockOrchestrator) queuedStatusDeferred(out Outcome, now time.Time) (time.Time, bool) {
+	r := out.Request
+	if o.cfg.GrantStatusDelay <= 0 || !r.WaitsForGrant || !r.LearnsGrantFromRecord ||
+		r.State.Phase != PhaseNew || out.State.Phase != PhaseQueued {
+		return time.Time{}, false
+	}
+	until := out.State.EnqueuedAt.Add(o.cfg.GrantStatusDelay)
+	return until, now.Before(until)
+}
+
+// tellWaiting reports outs, the waits deferred by this decision, that were not
+// told yet, and remembers all of them as decided now.
+func (o *LockOrchestrator) tellWaiting(st *lockState, ref LockRef, now time.Time, outs []Outcome) {
+	var fresh []Outcome
+	for _, out := range outs {
+		if _, ok := st.waiting[out.Request.UID]; !ok {
+			fresh = append(fresh, out)
+		}
+		if st.waiting == nil {
+			st.waiting = waitingStates{}
+		}
+		st.waiting[out.Request.UID] = out.State
+	}
+	o.recordOutcomes(ref, now, fresh)
+}
+
+// asTold returns out with its request's state as the notices told it: a request
+// whose wait was told before it was persisted was told Queued, and is told from
+// there on (not Requested again).
+func (st *lockState) asTold(out Outcome) Outcome {
+	if told, ok := st.waiting[out.Request.UID]; ok {
+		delete(st.waiting, out.Request.UID)
+		r := *out.Request
+		r.State = told
+		out.Request = &r
+	}
+	return out
+}
+
+// untold returns stored without the grants told when they were deferred, the
+// waits told when they were deferred as told, and forgets every stored request's
+// deferred grant and wait: its state now says what it is.
 func (st *lockState) untold(stored []Outcome) []Outcome {
-	if len(st.deferred) == 0 {
+	if len(st.deferred) == 0 && len(st.waiting) == 0 {
 		return stored
 	}
 	out := stored[:0:0]
@@ -155,17 +221,25 @@ func (st *lockState) untold(stored []Outcome) []Outcome {
 		if told && s.State.Phase == PhaseAcquired {
 			continue
 		}
-		out = append(out, s)
+		out = append(out, st.asTold(s))
 	}
 	return out
 }
 
-// forgetDeferredExcept forgets the deferred grants of requests that are no longer
-// among reqs (released before their grant was persisted).
+// forgetDeferredExcept forgets the deferred grants and waits of requests that are
+// no longer among reqs (released before their state was persisted).
 func (st *lockState) forgetDeferredExcept(reqs []*Request) {
+	live := func(uid string) bool {
+		return slices.ContainsFunc(reqs, func(r *Request) bool { return r.UID == uid && !r.Deleting })
+	}
 	for uid := range st.deferred {
-		if !slices.ContainsFunc(reqs, func(r *Request) bool { return r.UID == uid && !r.Deleting }) {
+		if !live(uid) {
 			delete(st.deferred, uid)
+		}
+	}
+	for uid := range st.waiting {
+		if !live(uid) {
+			delete(st.waiting, uid)
 		}
 	}
 }

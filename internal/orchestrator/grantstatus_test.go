@@ -218,3 +218,119 @@ func TestADeferredGrantWhoseRecordIsLostIsRevoked(t *testing.T) {
 		t.Errorf("b's fencing token %d does not exceed a's %d", tokB, tokA)
 	}
 }
+
+// waitsForGrant marks the request as a blocking lock's: it learns of its grant
+// from the record and needs no word while it waits.
+func (b *reqBuilder) waitsForGrant() *reqBuilder {
+	b.r.LearnsGrantFromRecord, b.r.WaitsForGrant = true, true
+	return b
+}
+
+// TestSyncDefersTheFirstWaitOfARequestThatWaitsForItsGrant: a blocking lock's wait
+// is persisted only once it has lasted GrantStatusDelay, with the time it was
+// enqueued; it is told once, when it is decided; and the waiters whose waits are
+// not yet persisted keep their places in the queue.
+func TestSyncDefersTheFirstWaitOfARequestThatWaitsForItsGrant(t *testing.T) {
+	h, _, clk := newDeferringHarness(t)
+	delay := DefaultConfig().GrantStatusDelay
+
+	holder := h.add(req("holder", "pr1").obj())
+	h.sync()
+	h.kinds()
+	clk.Step(10 * time.Millisecond)
+	enqueued := clk.Now()
+	first := h.add(req("first", "pr2").waitsForGrant().obj())
+	h.log = nil
+	d := h.sync()
+	if len(h.log) != 0 {
+		t.Errorf("the first wait of a blocking lock wrote %v at once", h.log)
+	}
+	if want := enqueued.Add(delay); !d.NextDeadline.Equal(want) {
+		t.Errorf("next deadline %v, want the end of the first wait's delay %v", d.NextDeadline, want)
+	}
+	if diff := cmp.Diff([]NoticeKind{NoticeRequested, NoticeQueued}, h.kinds()); diff != "" {
+		t.Errorf("notices of the deferred wait (-want +got):\n%s", diff)
+	}
+
+	// A second waiter, of a try-lock, is told Queued at once; the first keeps
+	// its place ahead of it, though its wait is not persisted.
+	clk.Step(10 * time.Millisecond)
+	second := h.add(req("second", "pr3").leaseNotice().obj())
+	h.log = nil
+	d = h.sync()
+	if diff := cmp.Diff([]string{"second Queued Queued"}, h.log); diff != "" {
+		t.Errorf("a try-lock's wait (-want +got):\n%s", diff)
+	}
+	if second.State.Position != 2 {
+		t.Errorf("the try-lock waits at position %d, want 2, behind the blocking lock enqueued first", second.State.Position)
+	}
+	if diff := cmp.Diff([]NoticeKind{NoticeRequested, NoticeQueued}, h.kinds()); diff != "" {
+		t.Errorf("notices of the second wait (-want +got):\n%s", diff)
+	}
+
+	// At the end of the delay the first wait is persisted as it was enqueued, and
+	// not told again.
+	clk.Step(delay)
+	h.log = nil
+	h.sync()
+	if diff := cmp.Diff([]string{"first Queued Queued"}, h.log); diff != "" {
+		t.Errorf("at the end of the delay (-want +got):\n%s", diff)
+	}
+	if !first.State.EnqueuedAt.Equal(enqueued) || first.State.Position != 1 {
+		t.Errorf("persisted wait: enqueued %v at position %d, want %v at 1", first.State.EnqueuedAt, first.State.Position, enqueued)
+	}
+	if got := h.kinds(); len(got) != 0 {
+		t.Errorf("persisting the wait told it again: %v", got)
+	}
+	if len(h.o.lockState(h.ref).waiting) != 0 {
+		t.Errorf("a persisted wait is still remembered")
+	}
+
+	// The hand-off goes to the first waiter.
+	holder.Deleting = true
+	d = h.sync()
+	if d.Holder == nil || d.Holder.Request != "first" {
+		t.Errorf("after the holder let go the holder is %+v, want first", d.Holder)
+	}
+}
+
+// TestAWaitShorterThanTheDelayWritesNoState: a blocking lock granted before
+// GrantStatusDelay has passed since it was enqueued, in order ahead of a later
+// one, never has its wait persisted, and is told Requested, Queued and Acquired
+// once each.
+func TestAWaitShorterThanTheDelayWritesNoState(t *testing.T) {
+	h, _, clk := newDeferringHarness(t)
+
+	holder := h.add(req("holder", "pr1").obj())
+	h.sync()
+	clk.Step(10 * time.Millisecond)
+	first := h.add(req("first", "pr2").waitsForGrant().obj())
+	h.sync()
+	clk.Step(10 * time.Millisecond)
+	later := h.add(req("later", "pr3").waitsForGrant().obj())
+	h.sync()
+	h.kinds()
+	clk.Step(10 * time.Millisecond)
+	holder.Deleting = true
+	h.log = nil
+	d := h.sync()
+	if diff := cmp.Diff([]string{"record first/u-first"}, h.log); diff != "" {
+		t.Errorf("the hand-off wrote (-want +got):\n%s", diff)
+	}
+	if d.Holder == nil || d.Holder.Request != "first" {
+		t.Errorf("the holder is %+v, want first, enqueued before later", d.Holder)
+	}
+	if first.State.Phase != PhaseNew || later.State.Phase != PhaseNew {
+		t.Errorf("persisted states %s and %s, want neither persisted", first.State.Phase, later.State.Phase)
+	}
+	if diff := cmp.Diff([]NoticeKind{NoticeReleased, NoticeHandOff, NoticeAcquired}, h.kinds()); diff != "" {
+		t.Errorf("notices of the hand-off (-want +got):\n%s", diff)
+	}
+	st := h.o.lockState(h.ref)
+	if _, ok := st.waiting[first.UID]; ok {
+		t.Errorf("the granted request's wait is still remembered")
+	}
+	if _, ok := st.waiting[later.UID]; !ok {
+		t.Errorf("the later request's wait is forgotten")
+	}
+}

@@ -133,6 +133,9 @@ type lockState struct {
 	key lockkey.Key
 	// deferred are the grants reported before they were persisted (guarded by mu).
 	deferred deferredGrants
+	// waiting are the first Queued states reported before they were persisted
+	// (guarded by mu).
+	waiting waitingStates
 }
 
 // New returns a LockOrchestrator over backend. clk is the only source of time.
@@ -214,7 +217,7 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	var lifted liftedRequests
 	decide := func(rec Record) Decision {
 		var reqs []*Request
-		reqs, lifted = liftRecordGrant(in.Requests, rec, st.deferred, now)
+		reqs, lifted = liftRecordGrant(in.Requests, rec, st.deferred, st.waiting, now)
 		return Decide(KeyInput{
 			Record:           rec,
 			Requests:         reqs,
@@ -265,9 +268,9 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	}
 	o.setKept(in.Ref, keep)
 	o.recordDecision(in.Ref, now, rec, d)
-	var changed, deferred []Outcome
-	for _, out := range d.Outcomes {
-		out, wasLifted := lifted.original(out)
+	var changed, deferred, waits []Outcome
+	for _, decided := range d.Outcomes {
+		out, wasLifted := lifted.original(decided)
 		if !out.Changed() || out.Request == early {
 			continue
 		}
@@ -275,14 +278,21 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 			d.NextDeadline = earliestTime(d.NextDeadline, until)
 			continue
 		}
-		if until, ok := o.grantStatusDeferred(out, wasLifted, &d, rec, now); ok {
+		if until, ok := o.queuedStatusDeferred(out, now); ok {
+			d.NextDeadline = earliestTime(d.NextDeadline, until)
+			waits = append(waits, out)
+			continue
+		}
+		if until, ok := o.grantStatusDeferred(out, decided.Request, wasLifted, &d, rec, now); ok {
 			d.NextDeadline = earliestTime(d.NextDeadline, until)
 			deferred = append(deferred, out)
 			continue
 		}
 		changed = append(changed, out)
 	}
-	// A deferred grant is told now: the record write made it.
+	// A deferred grant is told now: the record write made it; so is a deferred
+	// wait, which this decision made.
+	o.tellWaiting(st, in.Ref, now, waits)
 	o.tellDeferred(st, in.Ref, now, deferred)
 	if len(changed) > 0 {
 		stored, err := in.Persist(ctx, changed)

@@ -63,6 +63,10 @@ type Request struct {
 	// from the lock record (the key's Lease) rather than from the persisted
 	// State: a grant of it may then be persisted late (Config.GrantStatusDelay).
 	LearnsGrantFromRecord bool
+	// WaitsForGrant is true when, besides, the request's client needs no word
+	// while it waits (a blocking lock, not a try): its first Queued state may then
+	// be persisted late too, once the wait has lasted Config.GrantStatusDelay.
+	WaitsForGrant bool
 
 	// Generation counts changes to what was asked (metadata.generation), and
 	// ObservedGeneration is the Generation the persisted State was decided for; a

@@ -35,10 +35,13 @@
 // Lock waits on a watch of the one object (never by polling) until it is Acquired,
 // or ended. It follows the key's Lease too: the operator grants a key with one
 // compare-and-swap on its Lease, which then names the request. Every request this
-// client makes carries the annotation locking.runatlantis.io/grant-notice: lease,
-// which tells the operator that the client follows the Lease: the operator writes
-// its Acquired status only once the hold has lasted status_update_interval (1s by
-// default), and not at all for a shorter hold. A grant the Lease shows ends the wait
+// client makes carries the annotation locking.runatlantis.io/grant-notice, which
+// tells the operator that the client follows the Lease: the operator writes its
+// Acquired status only once the hold has lasted status_update_interval (1s by
+// default), and not at all for a shorter hold. Lock's requests say lease-only: they
+// need no word while they wait either, so their first Queued status too comes only
+// once the wait has lasted status_update_interval (LockWithProgress reports no
+// progress for a shorter wait); TryLock's say lease, and are told Queued at once. A grant the Lease shows ends the wait
 // at once, with the write's resourceVersion as the fencing token (the same token the
 // status then shows) and the returned Status.Request showing that grant. Only a
 // change that gives the Lease to the request for a new owner, or with a new

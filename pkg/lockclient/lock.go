@@ -19,12 +19,14 @@ const maxEnsureAttempts = 5
 
 // ensure creates r's request, or adopts the existing one of the same name, and
 // returns it. An ended or deleting object of that name is replaced (see the package
-// documentation).
-func (c *Client) ensure(ctx context.Context, r Request) (*lockingv1alpha1.LockRequest, error) {
+// documentation). A request it creates says that its client learns of its grant as
+// notice says (lockingv1alpha1.GrantNoticeAnnotation); an adopted one keeps what
+// its creator said.
+func (c *Client) ensure(ctx context.Context, r Request, notice string) (*lockingv1alpha1.LockRequest, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	want := c.object(r)
+	want := c.object(r, notice)
 	for range maxEnsureAttempts {
 		obj := want.DeepCopy()
 		err := c.c.Create(ctx, obj, client.FieldOwner(c.fieldManager))
@@ -70,11 +72,14 @@ func (c *Client) Lock(ctx context.Context, r Request) (*Status, error) {
 }
 
 // LockWithProgress is Lock that also calls progress (when not nil) with every
-// decided status it observes while waiting, the first one included: a caller can
-// show the queue position as it changes. progress runs on the waiting goroutine and
+// decided status it observes while waiting: a caller can show the queue position
+// as it changes. A request Lock creates waits for nothing but its grant
+// (lockingv1alpha1.GrantNoticeLeaseOnly), so the operator writes its Queued
+// status once it has waited status_update_interval (1 s by default): a wait that
+// ends sooner reports no progress. progress runs on the waiting goroutine and
 // should return quickly.
 func (c *Client) LockWithProgress(ctx context.Context, r Request, progress func(*Status)) (*Status, error) {
-	lr, err := c.ensure(ctx, r)
+	lr, err := c.ensure(ctx, r, lockingv1alpha1.GrantNoticeLeaseOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +106,7 @@ func (c *Client) LockWithProgress(ctx context.Context, r Request, progress func(
 // it. If no decision comes within the decision timeout (no operator running) or ctx
 // ends, the undecided request is deleted and an error returned.
 func (c *Client) TryLock(ctx context.Context, r Request) (*Status, error) {
-	lr, err := c.ensure(ctx, r)
+	lr, err := c.ensure(ctx, r, lockingv1alpha1.GrantNoticeLease)
 	if err != nil {
 		return nil, err
 	}

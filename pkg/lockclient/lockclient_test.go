@@ -131,7 +131,12 @@ func TestWaitingLockGetsTheHandOff(t *testing.T) {
 		st, err := c.Lock(ctx, second)
 		done <- result{st, err}
 	}()
+	// A blocking Lock asks to be told nothing while it waits: its Queued status
+	// comes once it has waited status_update_interval.
 	queued := waitState(ctx, t, c, second, lockclient.StateQueued, 1)
+	if got := queued.Request.Annotations[lockingv1alpha1.GrantNoticeAnnotation]; got != lockingv1alpha1.GrantNoticeLeaseOnly {
+		t.Errorf("Lock's request has grant notice %q, want %q", got, lockingv1alpha1.GrantNoticeLeaseOnly)
+	}
 	if queued.BlockedBy == nil || queued.BlockedBy.Owner != first.Owner() || queued.BlockedBy.Request != held.Name() {
 		t.Errorf("queued request blocked by %+v, want %s (%s)", queued.BlockedBy, first.Owner(), held.Name())
 	}
@@ -516,6 +521,10 @@ func TestRequestsCarryNoFinalizer(t *testing.T) {
 		t.Fatal(err)
 	}
 	queued := waitState(ctx, t, c, waiter, lockclient.StateQueued, 1)
+	// TryLock is told its first decision at once.
+	if got := queued.Request.Annotations[lockingv1alpha1.GrantNoticeAnnotation]; got != lockingv1alpha1.GrantNoticeLease {
+		t.Errorf("TryLock's request has grant notice %q, want %q", got, lockingv1alpha1.GrantNoticeLease)
+	}
 	for _, lr := range []*lockingv1alpha1.LockRequest{held.Request, queued.Request} {
 		if len(lr.Finalizers) != 0 {
 			t.Errorf("%s has finalizers %v, want none", lr.Name, lr.Finalizers)

@@ -149,8 +149,9 @@ func slug(s string, limit int) string {
 	return strings.TrimRight(string(out), "-")
 }
 
-// object returns the LockRequest to create for r.
-func (c *Client) object(r Request) *lockingv1alpha1.LockRequest {
+// object returns the LockRequest to create for r, whose client learns of its grant
+// as notice says (a lockingv1alpha1.GrantNoticeAnnotation value).
+func (c *Client) object(r Request, notice string) *lockingv1alpha1.LockRequest {
 	key := r.Key()
 	labels := map[string]string{}
 	maps.Copy(labels, r.Labels)
@@ -179,9 +180,10 @@ func (c *Client) object(r Request) *lockingv1alpha1.LockRequest {
 	if lr.Annotations == nil {
 		lr.Annotations = map[string]string{}
 	}
-	// This client learns of its grant from the key's Lease (waitGranted), so the
-	// operator may write the Acquired status late, or not at all for a short hold.
-	lr.Annotations[lockingv1alpha1.GrantNoticeAnnotation] = lockingv1alpha1.GrantNoticeLease
+	// This client learns of its grant from the key's Lease (leaseGrant), so the
+	// operator may write the Acquired status late, or not at all for a short hold;
+	// and a blocking Lock needs no Queued status either.
+	lr.Annotations[lockingv1alpha1.GrantNoticeAnnotation] = notice
 	if r.QueueTimeout != nil {
 		lr.Spec.QueueTimeout = &metav1.Duration{Duration: *r.QueueTimeout}
 	}

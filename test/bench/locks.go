@@ -38,13 +38,15 @@ type request struct {
 }
 
 // create creates a LockRequest for the key (repository, path, workspace "default"),
-// with an owner of its own.
-func (l *lockClient) create(ctx context.Context, name, repository, path string) (*request, error) {
+// with an owner of its own, whose client learns of its grant as notice says: as
+// pkg/lockclient's Lock (lockingv1alpha1.GrantNoticeLeaseOnly, no word while it
+// waits) or TryLock (GrantNoticeLease, told Queued at once).
+func (l *lockClient) create(ctx context.Context, name, repository, path, notice string) (*request, error) {
 	lr := &lockingv1alpha1.LockRequest{
 		// Without finalizers and learning of the grant from the Lease, as
 		// pkg/lockclient creates every request.
 		ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: name,
-			Annotations: map[string]string{lockingv1alpha1.GrantNoticeAnnotation: lockingv1alpha1.GrantNoticeLease}},
+			Annotations: map[string]string{lockingv1alpha1.GrantNoticeAnnotation: notice}},
 		Spec: lockingv1alpha1.LockRequestSpec{
 			Project:   lockingv1alpha1.ProjectRef{Repository: repository, Path: path},
 			Workspace: "default",
@@ -114,7 +116,7 @@ type acquireSamples struct {
 func measureAcquire(ctx context.Context, l *lockClient, prefix string, samples int) (acquireSamples, error) {
 	var s acquireSamples
 	for i := range samples {
-		r, err := l.create(ctx, fmt.Sprintf("%s-%d", prefix, i), "bench/"+prefix, fmt.Sprintf("k%d", i))
+		r, err := l.create(ctx, fmt.Sprintf("%s-%d", prefix, i), "bench/"+prefix, fmt.Sprintf("k%d", i), lockingv1alpha1.GrantNoticeLeaseOnly)
 		if err != nil {
 			return s, err
 		}
@@ -137,7 +139,8 @@ func measureAcquire(ctx context.Context, l *lockClient, prefix string, samples i
 // becomes the next holder, samples times.
 func measureHandoff(ctx context.Context, l *lockClient, name string, samples int) ([]time.Duration, error) {
 	repository, path := "bench/"+name, "key"
-	holder, err := l.create(ctx, name+"-0", repository, path)
+	// Made as TryLock makes them: the waiter is seen Queued before the holder goes.
+	holder, err := l.create(ctx, name+"-0", repository, path, lockingv1alpha1.GrantNoticeLease)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +149,7 @@ func measureHandoff(ctx context.Context, l *lockClient, name string, samples int
 	}
 	latencies := make([]time.Duration, 0, samples)
 	for i := 1; i <= samples; i++ {
-		waiter, err := l.create(ctx, fmt.Sprintf("%s-%d", name, i), repository, path)
+		waiter, err := l.create(ctx, fmt.Sprintf("%s-%d", name, i), repository, path, lockingv1alpha1.GrantNoticeLease)
 		if err != nil {
 			return nil, err
 		}

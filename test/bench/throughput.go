@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/lockcheck"
 )
@@ -85,7 +86,8 @@ func runThroughput(ctx context.Context, l *lockClient, clients, keys, cycles int
 
 // lockCycle takes and releases the lock of key once, recording it into s.
 func lockCycle(ctx context.Context, l *lockClient, s *cycleSamples, name string, key int) error {
-	r, err := l.create(ctx, name, "bench/throughput", fmt.Sprintf("k%d", key))
+	// As pkg/lockclient's Lock makes it: no word but the grant while it waits.
+	r, err := l.create(ctx, name, "bench/throughput", fmt.Sprintf("k%d", key), lockingv1alpha1.GrantNoticeLeaseOnly)
 	if err != nil {
 		return err
 	}
