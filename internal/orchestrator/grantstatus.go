@@ -12,10 +12,14 @@ import (
 // pkg/lockclient's requests), it is for people only. Persisting it late, once the
 // hold has lasted Config.GrantStatusDelay, takes that write off the lock cycle of
 // every shorter hold, which is most of them on a busy key (docs/benchmarks.md,
-// step 24). This file holds the two halves of that: reading a grant not yet
-// persisted back from the record, and deciding when it is persisted.
+// step 24). Likewise a client that waits for nothing but its grant
+// (Request.WaitsForGrant, pkg/lockclient's blocking Lock) needs no Queued state:
+// persisting it once the wait has lasted GrantStatusDelay takes that write off
+// every shorter wait (step 25). This file holds the two halves of both: showing a
+// grant or a wait not yet persisted on its request (from the record, or from the
+// orchestrator's memory of what it told), and deciding when it is persisted.
 
-// liftedRequests maps the copies liftRecordGrant made to what they were made from.
+// liftedRequests maps the copies liftUnpersisted made to what they were made from.
 type liftedRequests map[*Request]lift
 
 // lift is the request a copy was made from, and whether the copy shows a grant
@@ -25,10 +29,11 @@ type lift struct {
 	grant bool
 }
 
-// liftRecordGrant returns reqs with a grant not yet persisted shown on its request
-// (a grant deferred by GrantStatusDelay, or one whose state write failed or was
-// never made before a restart), so that every rule about holds (expiry, force
-// unlock by token, re-entrancy, a lost record) applies to it as to any hold:
+// liftUnpersisted returns reqs with a grant or a wait not yet persisted shown on
+// its request (a grant deferred by GrantStatusDelay, or one whose state write
+// failed or was never made before a restart; a deferred wait), so that every rule
+// about holds (expiry, force unlock by token, re-entrancy, a lost record) applies
+// to such a grant as to any hold, and every rule about the queue to such a wait:
 //   - the request the record names as its holder is shown granted by the record:
 //     the record's version is the fencing token (a grant not yet persisted is
 //     persisted before any decision writes the record again, persistLiftedGrant,
@@ -40,7 +45,7 @@ type lift struct {
 //     waiting as it was enqueued, so that it keeps its place in the queue.
 //
 // The copies stand in for the requests; lifted maps them back.
-func liftRecordGrant(reqs []*Request, rec Record, deferred deferredGrants, waiting waitingStates, now time.Time) ([]*Request, liftedRequests) {
+func liftUnpersisted(reqs []*Request, rec Record, deferred deferredGrants, waiting waitingStates, now time.Time) ([]*Request, liftedRequests) {
 	var out []*Request
 	var lifted liftedRequests
 	for i, r := range reqs {
@@ -99,7 +104,7 @@ func (l liftedRequests) original(out Outcome) (Outcome, bool) {
 // record's version stays the grant's fencing token for as long as the grant is
 // not persisted, even across a restart. A re-entrant grant to another request of
 // the holder's owner is persisted at once: the record does not name it. decided
-// is the request d decided out for (a copy liftRecordGrant made, or out's own).
+// is the request d decided out for (a copy liftUnpersisted made, or out's own).
 func (o *LockOrchestrator) grantStatusDeferred(out Outcome, decided *Request, lifted bool, d *Decision, rec Record, now time.Time) (time.Time, bool) {
 	r := out.Request
 	if o.cfg.GrantStatusDelay <= 0 || !r.LearnsGrantFromRecord || out.State.Phase != PhaseAcquired ||
@@ -137,7 +142,7 @@ func grantedBy(d *Decision, r *Request) bool {
 // deferredGrants are the grants of a key that were told (notices, metrics) before
 // they were persisted, by request UID, as they were granted: the persist that
 // follows tells them no more, and a record lost meanwhile ends them
-// (liftRecordGrant).
+// (liftUnpersisted).
 type deferredGrants map[string]RequestState
 
 // tellDeferred reports outs, the grants deferred by this decision, that were not
@@ -160,7 +165,7 @@ func (o *LockOrchestrator) tellDeferred(st *lockState, ref LockRef, now time.Tim
 // waitingStates are the first Queued states of a key's requests that were told
 // (notices, metrics) before they were persisted, by request UID, as last decided:
 // later decisions keep the requests' places in the queue from them
-// (liftRecordGrant), and the persist that follows tells them no more.
+// (liftUnpersisted), and the persist that follows tells them no more.
 type waitingStates map[string]RequestState
 
 // queuedStatusDeferred says whether out, a request's first Queued state, waits
@@ -245,7 +250,7 @@ func (st *lockState) forgetDeferredExcept(reqs []*Request) {
 }
 
 // persistLiftedGrant persists the grant the record shows and the request's state
-// does not (liftRecordGrant) before a decision writes the record, and returns its
+// does not (liftUnpersisted) before a decision writes the record, and returns its
 // request: once the record moves past the version that granted it, the record no
 // longer tells the grant's fencing token, so the request's state must, first. A
 // client that sees the record name its request while the state is not yet

@@ -217,7 +217,7 @@ func (o *LockOrchestrator) Sync(ctx context.Context, in SyncInput) (Decision, er
 	var lifted liftedRequests
 	decide := func(rec Record) Decision {
 		var reqs []*Request
-		reqs, lifted = liftRecordGrant(in.Requests, rec, st.deferred, st.waiting, now)
+		reqs, lifted = liftUnpersisted(in.Requests, rec, st.deferred, st.waiting, now)
 		return Decide(KeyInput{
 			Record:           rec,
 			Requests:         reqs,

@@ -55,7 +55,7 @@ func (h *syncHarness) trySync() (Decision, error) {
 	// Sync reads copies, as the controller reads objects: Persist writes back to
 	// the harness's requests, never to what Sync was given.
 	// By ID, as the controller finds its objects: an outcome may be decided for a
-	// copy Sync made (liftRecordGrant).
+	// copy Sync made (liftUnpersisted).
 	stored := map[string]*Request{}
 	var copies []*Request
 	for _, r := range h.requests {
