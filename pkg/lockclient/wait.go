@@ -109,6 +109,12 @@ func followObject[T client.Object](ctx context.Context, c *Client, name, kind, r
 			case watch.Deleted:
 				last = zero
 			case watch.Error:
+				if ctx.Err() != nil {
+					// The stream broke because ctx ended ("unable to decode an
+					// event from the watch stream: context canceled"): the
+					// caller is told why it stopped, not how.
+					return last, false, ctx.Err()
+				}
 				// Usually 410 Gone: the resourceVersion is too old. Read afresh.
 				if st := apierrors.FromObject(ev.Object); !apierrors.IsGone(st) && !apierrors.IsResourceExpired(st) {
 					return last, false, wrap(st, "watching %s %s/%s", kind, c.namespace, name)
