@@ -232,6 +232,15 @@ func (f *faultSuite) testLeaseWriteErrors(t *testing.T) {
 	faultStart := time.Now()
 	proxy.SetRules(faultproxy.Rule{Methods: writes, Path: leases, Status: http.StatusInternalServerError, Every: 3})
 	tr.waitGrants(ctx, t, grantsAfter, faultStart, "while every third Lease write fails with 500")
+	// The health checks run every health_check_interval, and the grants can come
+	// faster than that (a lock cycle writes the Lease once): the 500s go on until a
+	// scrape of the leader has seen kubernetes_backend go down, which is what this
+	// fault is to show. Never seeing it fails the step (checkWentDown, below).
+	isLeader := func(sc scrape) bool { return sc.manager == leader && sc.at.After(faultStart) }
+	_ = poll(ctx, func(context.Context) (bool, error) {
+		low, ok := sp.lowest("kubernetes_backend", isLeader)
+		return ok && (low.metric < healthy || low.status < healthy), nil
+	})
 	proxy.SetRules()
 	injected500 := proxy.Injected() - injected0
 	if injected500 == 0 {
@@ -274,7 +283,6 @@ func (f *faultSuite) testLeaseWriteErrors(t *testing.T) {
 	res := f.finish(t, tr)
 	sp.stop()
 
-	isLeader := func(sc scrape) bool { return sc.manager == leader && sc.at.After(faultStart) }
 	low := f.checkWentDown(t, sp, "kubernetes_backend", func(sc scrape) bool { return isLeader(sc) && sc.at.Before(faultEnd) }, leader.name)
 	// Reported, not checked: a round of health checks just after the 500s ended
 	// may still count them.
