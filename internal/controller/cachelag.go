@@ -404,6 +404,23 @@ func (w *ownWrites) wrote(kind string, nn types.NamespacedName, version string, 
 	w.versions[ownWrite{kind, nn}] = version
 }
 
+// unseen reports whether this operator wrote object nn, of kind, and no event of it
+// has come since: the cache may not show that write yet.
+func (w *ownWrites) unseen(kind string, nn types.NamespacedName) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.versions[ownWrite{kind, nn}]
+	return ok
+}
+
+// forget drops what is remembered of this operator's last write of object nn, of
+// kind: the object is gone, and no event will bring that write.
+func (w *ownWrites) forget(kind string, nn types.NamespacedName) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.versions, ownWrite{kind, nn})
+}
+
 // isEcho reports whether obj, of kind, as a watch event brings it, is exactly what
 // this operator last wrote, and forgets that write either way.
 func (w *ownWrites) isEcho(kind string, obj client.Object) bool {

@@ -270,9 +270,22 @@ func (r *LockReconciler) letGo(ctx context.Context, nn types.NamespacedName, obj
 // projectLock returns the key's ProjectLock as the cache has it: its metadata
 // (SetupWithManager), or nil when there is none. Its status is known from
 // shownStatus.
+//
+// A ProjectLock this operator has written but whose write the cache has not shown
+// yet is read past the cache. Its watch may be re-listing (after the API server
+// restarted, say): the list then brings the object at the version this operator
+// wrote, an echo that wakes nobody (ownWrites), so a decision made without it in
+// the meantime (the key went idle) would leave it behind for good.
 func (r *LockReconciler) projectLock(ctx context.Context, nn types.NamespacedName) (*metav1.PartialObjectMetadata, error) {
 	pl := projectLockMeta()
-	if err := r.Client.Get(ctx, nn, pl); err != nil {
+	err := r.Client.Get(ctx, nn, pl)
+	if apierrors.IsNotFound(err) && r.own.unseen(kindProjectLock, nn) {
+		pl = projectLockMeta()
+		if err = r.APIReader.Get(ctx, nn, pl); apierrors.IsNotFound(err) {
+			r.own.forget(kindProjectLock, nn) // gone since: no event will bring the write
+		}
+	}
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			r.shown.forget(nn)
 			return nil, nil
