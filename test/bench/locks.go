@@ -133,44 +133,61 @@ func measureAcquire(ctx context.Context, l *lockClient, prefix string, samples i
 	return s, nil
 }
 
+// handoffSamples are the latencies of hand-offs, whole and in parts.
+type handoffSamples struct {
+	// total is the holder's delete sent → the waiter's grant observed.
+	total []time.Duration
+	// deleteCall is how long the API server took to answer the delete.
+	deleteCall []time.Duration
+	// toDecided is the delete sent → the operator's decision to grant (the
+	// Lease's acquireTime), toObserved that decision → the grant observed: the
+	// Lease's compare-and-swap and its watch event.
+	toDecided, toObserved []time.Duration
+}
+
 // measureHandoff measures hand-offs on one key: while a request holds the key, a
 // waiter is created and observed Queued; then the holder is deleted, and the time
 // from that delete to the waiter's Acquired=True observed is recorded. The waiter
 // becomes the next holder, samples times.
-func measureHandoff(ctx context.Context, l *lockClient, name string, samples int) ([]time.Duration, error) {
+func measureHandoff(ctx context.Context, l *lockClient, name string, samples int) (handoffSamples, error) {
 	repository, path := "bench/"+name, "key"
+	var s handoffSamples
 	// Made as TryLock makes them: the waiter is seen Queued before the holder goes.
 	holder, err := l.create(ctx, name+"-0", repository, path, lockingv1alpha1.GrantNoticeLease)
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 	if _, _, err := l.acquired(ctx, holder); err != nil {
-		return nil, err
+		return s, err
 	}
-	latencies := make([]time.Duration, 0, samples)
 	for i := 1; i <= samples; i++ {
 		waiter, err := l.create(ctx, fmt.Sprintf("%s-%d", name, i), repository, path, lockingv1alpha1.GrantNoticeLease)
 		if err != nil {
-			return nil, err
+			return s, err
 		}
 		if err := l.queued(ctx, waiter); err != nil {
-			return nil, err
+			return s, err
 		}
 		deleted := time.Now()
 		if err := l.remove(ctx, holder); err != nil {
-			return nil, err
+			return s, err
 		}
+		s.deleteCall = append(s.deleteCall, time.Since(deleted))
 		at, _, err := l.acquired(ctx, waiter)
 		if err != nil {
-			return nil, err
+			return s, err
 		}
-		latencies = append(latencies, at.Sub(deleted))
+		s.total = append(s.total, at.Sub(deleted))
+		if decided := waiter.obs.Decided(); !decided.IsZero() {
+			s.toDecided = append(s.toDecided, decided.Sub(deleted))
+			s.toObserved = append(s.toObserved, at.Sub(decided))
+		}
 		if _, err := l.gone(ctx, holder); err != nil {
-			return nil, err
+			return s, err
 		}
 		holder = waiter
 	}
-	return latencies, l.release(ctx, holder)
+	return s, l.release(ctx, holder)
 }
 
 // benchUser is the VCS user of every request the benchmark makes.

@@ -217,7 +217,7 @@ func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg
 	if err != nil {
 		return Summary{}, fmt.Errorf("hand-off with %s: %w", what, err)
 	}
-	return Summarize(handoff), nil
+	return Summarize(handoff.total), nil
 }
 
 // measureOperator runs the lock measurements against the running operator.
@@ -254,7 +254,9 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	if err != nil {
 		return fmt.Errorf("hand-off: %w", err)
 	}
-	res.Handoff = Summarize(handoff)
+	res.Handoff = Summarize(handoff.total)
+	res.HandoffParts = HandoffParts{DeleteCall: Summarize(handoff.deleteCall),
+		ToDecided: Summarize(handoff.toDecided), ToObserved: Summarize(handoff.toObserved)}
 
 	benchutil.Step("throughput: %d clients × %d lock cycles over %d keys", opts.clients, opts.cycles, opts.keys)
 	if res.Through, err = measureThroughput(ctx, opts.clients, opts.keys, opts.cycles, l, op, res.Baseline, res.Floor); err != nil {

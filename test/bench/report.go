@@ -22,6 +22,8 @@ type Results struct {
 	// uncontended acquires (their releases included).
 	AcquireOperator requestDelta `json:"uncontendedOperatorRequests"`
 	Handoff         Summary      `json:"handoff"`
+	// HandoffParts is where Handoff's time goes.
+	HandoffParts HandoffParts `json:"handoffParts"`
 	// HandoffEventsOff is Handoff measured again with enable_events: false.
 	HandoffEventsOff Summary `json:"handoffEventsOff"`
 	// HandoffAuditOn is Handoff measured again with the audit trail written to a
@@ -147,6 +149,8 @@ func (r *Results) rows() []benchutil.Row {
 		writesRow("operator API writes / reads per lock cycle, uncontended (+2 client writes)", uncontendedWrites, uncontendedReads),
 		atMostTimes(fmt.Sprintf("hand-off P50 (n=%d)", r.Handoff.N), r.Handoff.P50, serial, serialName, maxHandoffP50Factor),
 		atMostTimes("hand-off P99", r.Handoff.P99, serial, serialName, maxHandoffP99Factor),
+		handoffPartsRow("P50", r.HandoffParts, func(s Summary) time.Duration { return s.P50 }),
+		handoffPartsRow("P99", r.HandoffParts, func(s Summary) time.Duration { return s.P99 }),
 	}
 	rows = append(rows, throughputRows(b, r.Floor, t)...)
 	if h := r.High; h != nil {
@@ -208,4 +212,23 @@ func (r *Results) violations() []string {
 		v = append(v, r.High.Through.Exclusion.Violations...)
 	}
 	return v
+}
+
+// HandoffParts is where a hand-off's time goes: the holder's delete sent → the
+// operator's decision to grant the waiter (ToDecided: the delete's way through the
+// API server, its watch event, the reconcile), then → the grant observed
+// (ToObserved: the Lease's compare-and-swap and its watch event). DeleteCall, the
+// delete's own answer, is part of ToDecided or overlaps it (the watch event may
+// come before the answer). The decision's time is the Lease's acquireTime, by the
+// operator's clock, which is this process's.
+type HandoffParts struct {
+	DeleteCall Summary `json:"deleteCall"`
+	ToDecided  Summary `json:"deleteToDecided"`
+	ToObserved Summary `json:"decidedToObserved"`
+}
+
+// handoffPartsRow shows one quantile (pick) of each part of the hand-off.
+func handoffPartsRow(quantile string, p HandoffParts, pick func(Summary) time.Duration) benchutil.Row {
+	return benchutil.Info("hand-off in parts "+quantile+": delete sent → grant decided → grant observed (the delete's answer alone)",
+		fmt.Sprintf("%s + %s (%s)", fmtDuration(pick(p.ToDecided)), fmtDuration(pick(p.ToObserved)), fmtDuration(pick(p.DeleteCall))))
 }

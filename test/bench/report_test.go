@@ -39,3 +39,15 @@ func TestAtMostTimesIsARatioToTheBase(t *testing.T) {
 		t.Errorf("against an unmeasured base: %+v, want not met", row)
 	}
 }
+
+func TestHandoffPartsRowShowsEachPartAtTheQuantile(t *testing.T) {
+	parts := HandoffParts{
+		DeleteCall: Summary{P50: 4 * time.Millisecond, P99: 15 * time.Millisecond},
+		ToDecided:  Summary{P50: 5 * time.Millisecond, P99: 16 * time.Millisecond},
+		ToObserved: Summary{P50: 3 * time.Millisecond, P99: 12 * time.Millisecond},
+	}
+	row := handoffPartsRow("P99", parts, func(s Summary) time.Duration { return s.P99 })
+	if row.Met != nil || row.Measured != "16 ms + 12 ms (15 ms)" {
+		t.Errorf("P99 of the parts: %+v, want 16 ms + 12 ms (15 ms), no target", row)
+	}
+}

@@ -65,10 +65,19 @@ type Tracked struct {
 
 	token   string // status.fencingToken of the grant
 	failure string // the terminal reason, when the request failed
+	// decided is the grant's time on the Lease (spec.acquireTime): when the
+	// operator decided it, by its clock, before writing it.
+	decided time.Time
 }
 
 // Token is the fencing token of the grant; read it after Settled fired.
 func (t *Tracked) Token() string { return t.token }
+
+// Decided is when the operator decided the grant, as the Lease that made it says
+// (spec.acquireTime, by the operator's clock: comparable with this process's only
+// when the operator runs on the same machine), or zero when the grant was first
+// observed on the request's status; read it after Settled fired.
+func (t *Tracked) Decided() time.Time { return t.decided }
 
 // Failure is "Reason: message" of a request that ended without the lock, or ""; read
 // it after Settled fired.
@@ -163,7 +172,12 @@ func (o *Observer) runLeases(w *watchtools.RetryWatcher) {
 		t := o.requests[name]
 		o.mu.Unlock()
 		if t != nil {
-			t.Settled.fire(now, func() { t.token = lease.ResourceVersion })
+			t.Settled.fire(now, func() {
+				t.token = lease.ResourceVersion
+				if lease.Spec.AcquireTime != nil {
+					t.decided = lease.Spec.AcquireTime.Time
+				}
+			})
 		}
 	}
 }
