@@ -8,6 +8,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,8 +20,9 @@ import (
 type LockInfo struct {
 	// Key is the lock key.
 	Key lockkey.Key
-	// Lock is the key's ProjectLock, or nil in the moment between a first request
-	// and the operator creating it.
+	// Lock is the key's ProjectLock, or nil before the operator creates it (once
+	// the key's hold or longest wait has lasted project_lock_delay). List reads it
+	// from the API server's watch cache, which may be a moment behind.
 	Lock *lockingv1alpha1.ProjectLock
 	// Holder is the request that holds the key (the one the ProjectLock names, when
 	// the owner holds through several re-entrant requests), or nil when free.
@@ -70,9 +72,20 @@ func (c *Client) GetLock(ctx context.Context, key lockkey.Key) (*LockInfo, error
 
 // List returns every lock of the namespace that is held or waited for, with holder
 // and queue, ordered by key.
+//
+// Who holds and who waits comes from the requests and the Leases, read as the API
+// server has them at the call. The ProjectLocks, views for people that only order
+// the queue and name the holder among one owner's re-entrant requests, are read
+// from the API server's watch cache as it stands (resourceVersion "0"), which may
+// be a moment behind: a list that must be current waits until that cache has
+// caught up with etcd, and for objects that seldom change (a key's ProjectLock
+// comes only once a hold or a wait has lasted project_lock_delay) that wait was
+// most of the time of an Atlantis Unlock through the Redis gateway (a tenth of a
+// second; docs/benchmarks.md).
 func (c *Client) List(ctx context.Context) ([]LockInfo, error) {
 	var pls lockingv1alpha1.ProjectLockList
-	if err := c.c.List(ctx, &pls, client.InNamespace(c.namespace)); err != nil {
+	if err := c.c.List(ctx, &pls, client.InNamespace(c.namespace),
+		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}); err != nil {
 		return nil, wrap(err, "listing ProjectLocks in namespace %s", c.namespace)
 	}
 	leases := c.lockLeases(ctx)
