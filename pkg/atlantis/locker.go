@@ -269,17 +269,27 @@ func (l *Locker) release(ctx context.Context, key string, match func(models.Proj
 }
 
 // holderOf returns the LockRequest that holds the lock whose key text is key, or nil
-// when nobody holds it. It lists the namespace's locks rather than asking for one
-// lockkey.Key, because a key string does not tell where the repository ends (see
-// checkKeyShape); listing costs the same two API calls as a single lookup.
+// when nobody holds it; see lockOf.
 func holderOf(ctx context.Context, c *lockclient.Client, key string) (*lockingv1alpha1.LockRequest, error) {
+	info, err := lockOf(ctx, c, key)
+	if err != nil || info == nil {
+		return nil, err
+	}
+	return info.Holder, nil
+}
+
+// lockOf returns the lock whose key text is key, or nil when nobody holds it. It
+// lists the namespace's locks rather than asking for one lockkey.Key, because a key
+// string does not tell where the repository ends (see checkKeyShape); listing costs
+// the same API calls as a single lookup.
+func lockOf(ctx context.Context, c *lockclient.Client, key string) (*lockclient.LockInfo, error) {
 	infos, err := c.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the lock of %s: %w", key, err)
 	}
 	for i := range infos {
 		if infos[i].Holder != nil && infos[i].Key.String() == key {
-			return infos[i].Holder, nil
+			return &infos[i], nil
 		}
 	}
 	return nil, nil
@@ -288,13 +298,17 @@ func holderOf(ctx context.Context, c *lockclient.Client, key string) (*lockingv1
 // releaseKey deletes the requests of the owner that holds key, when match (if not
 // nil) accepts its lock, and returns that lock; (nil, nil) when the key is free or
 // match refuses. An owner may hold through several requests (the operator's
-// re-entrancy, say a request made with kubectl besides the adapter's), so releaseKey
-// deletes until the key is free or held by someone else.
+// re-entrancy, say a request made with kubectl besides the adapter's), so when the
+// lock read shows the owner with more than its holding request (holding or waiting:
+// a re-entrant grant may not show on the status yet), releaseKey deletes until the
+// key is free or held by someone else. An owner with one request, the adapter's
+// own case, is released by its deletion alone, without reading the lock again.
 func releaseKey(ctx context.Context, c *lockclient.Client, key string, match func(models.ProjectLock) bool) (*models.ProjectLock, error) {
-	holder, err := holderOf(ctx, c, key)
-	if err != nil || holder == nil {
+	info, err := lockOf(ctx, c, key)
+	if err != nil || info == nil {
 		return nil, err
 	}
+	holder := info.Holder
 	lock, err := projectLockOf(holder)
 	if err != nil {
 		return nil, err
@@ -303,9 +317,13 @@ func releaseKey(ctx context.Context, c *lockclient.Client, key string, match fun
 		return nil, nil
 	}
 	owner := holder.Spec.Owner()
+	alone := requestsOf(info, owner) == 1
 	for range maxRounds {
 		if err := c.Release(ctx, lockclient.StatusOf(holder)); err != nil {
 			return nil, fmt.Errorf("releasing %s (LockRequest %s): %w", key, holder.Name, err)
+		}
+		if alone {
+			return &lock, nil
 		}
 		if holder, err = holderOf(ctx, c, key); err != nil {
 			return nil, err
@@ -315,4 +333,17 @@ func releaseKey(ctx context.Context, c *lockclient.Client, key string, match fun
 		}
 	}
 	return nil, fmt.Errorf("releasing %s: owner %s still holds it after %d of its requests were deleted", key, owner, maxRounds)
+}
+
+// requestsOf counts the requests of owner that hold or wait for the lock of info.
+func requestsOf(info *lockclient.LockInfo, owner string) int {
+	n := 0
+	for _, reqs := range [][]lockingv1alpha1.LockRequest{info.Holders, info.Queue} {
+		for i := range reqs {
+			if reqs[i].Spec.Owner() == owner {
+				n++
+			}
+		}
+	}
+	return n
 }

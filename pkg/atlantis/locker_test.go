@@ -214,6 +214,13 @@ func TestLocksTakenByOthers(t *testing.T) {
 	if _, err := c.Lock(ctx, lockclient.Request{Project: manual.Project, Pull: manual.Pull, User: manual.User}); err != nil {
 		t.Fatal(err)
 	}
+	infos, err := c.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 1 || len(infos[0].Holders) != 2 || infos[0].Holder != &infos[0].Holders[0] {
+		t.Fatalf("List shows %+v; want one lock with pull 7's two requests as its Holders, Holder first", infos)
+	}
 	key := models.GenerateLockKey(p, "default")
 	if released, err := a.locker.Unlock(key); err != nil || released == nil || released.Pull.Num != 7 {
 		t.Fatalf("Unlock = %+v, %v; want pull 7's lock", released, err)

@@ -27,6 +27,9 @@ type LockInfo struct {
 	// Holder is the request that holds the key (the one the ProjectLock names, when
 	// the owner holds through several re-entrant requests), or nil when free.
 	Holder *lockingv1alpha1.LockRequest
+	// Holders are every request that holds the key, Holder first: one owner may
+	// hold through several (the operator's re-entrancy).
+	Holders []lockingv1alpha1.LockRequest
 	// Queue are the waiting requests in the order they will be served: by
 	// status.position, then as the ProjectLock's status.queue lists them; requests
 	// the operator has not decided about yet come last, oldest first.
@@ -203,7 +206,8 @@ func assemble(key lockkey.Key, pl *lockingv1alpha1.ProjectLock, reqs []lockingv1
 		return strings.Compare(a.Name, b.Name)
 	})
 	if len(holders) > 0 {
-		info.Holder = &holders[0]
+		info.Holders = holders
+		info.Holder = &info.Holders[0]
 	}
 	slices.SortStableFunc(info.Queue, func(a, b lockingv1alpha1.LockRequest) int {
 		return compareWaiters(&a, &b, queueIndex)
