@@ -41,9 +41,10 @@
 // default), and not at all for a shorter hold. Lock's requests say lease-only: they
 // need no word while they wait either, so their first Queued status too comes only
 // once the wait has lasted status_update_interval (LockWithProgress reports no
-// progress for a shorter wait); TryLock's say lease, and are told Queued at once. A grant the Lease shows ends the wait
-// at once, with the write's resourceVersion as the fencing token (the same token the
-// status then shows) and the returned Status.Request showing that grant. Only a
+// progress for a shorter wait); TryLock's say lease, and are told Queued at once.
+// A grant the Lease shows ends the wait at once, with the write's resourceVersion
+// as the fencing token (the same token the status then shows) and the returned
+// Status.Request showing that grant. Only a
 // change that gives the Lease to the request for a new owner, or with a new
 // acquireTime, counts (a hold passed between two requests of one owner is left to
 // the status, whose token is the earlier, re-entrant grant's), and only when the
