@@ -17,6 +17,7 @@ import (
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/apicalls"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
+	"github.com/runatlantis/atlantis-lock-operator/internal/leasebackend"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
 )
 
@@ -197,6 +198,50 @@ func TestABlockingLockHandOffWritesOnlyTheLease(t *testing.T) {
 	want := map[string]int{"create leases": 1, "update leases": 1}
 	if diff := cmp.Diff(want, log.writes); diff != "" {
 		t.Errorf("the operator's writes for a hold, a wait and a hand-off all shorter than the interval (-want +got):\n%s\nin order: %v", diff, log.calls)
+	}
+}
+
+// TestAGrantByCompareAndSwapLeavesTheLeaseWithoutFieldOwnership: the operator's
+// compare-and-swaps clear the Lease's managedFields (see leasebackend's
+// untrackedFields), so that the API server tracks no field ownership on the
+// grant's write; the create still records the operator's, and the hand-off after
+// the clearing is as exclusive and as fenced as the one before it.
+func TestAGrantByCompareAndSwapLeavesTheLeaseWithoutFieldOwnership(t *testing.T) {
+	ns := isolatedNamespace(t)
+	startIsolatedOperator(t, ns, clock.RealClock{}, orchestrator.DefaultConfig())
+
+	first := makeLR(ns, "first").path("owned").pull(1).notice(lockingv1alpha1.GrantNoticeLease).create(t)
+	name := lockNameOf(first)
+	waitLeaseHolder(t, ns, name, first)
+	created, err := getLease(ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(created.ManagedFields) != 1 || created.ManagedFields[0].Manager != lockingv1alpha1.FieldManager {
+		t.Fatalf("the created Lease's managedFields are %+v, want the operator's one entry", created.ManagedFields)
+	}
+
+	tokens := []string{created.ResourceVersion}
+	holder := first
+	for i := 2; i <= 3; i++ {
+		// Told Queued at once (as TryLock's are), so that the hand-off is a
+		// compare-and-swap of the held Lease, not a release and a new Lease.
+		next := makeLR(ns, fmt.Sprintf("next-%d", i)).path("owned").pull(int32(i)).notice(lockingv1alpha1.GrantNoticeLease).create(t)
+		waitQueued(t, ns, next.Name, 1)
+		deleteObj(t, holder)
+		waitLeaseHolder(t, ns, name, next)
+		lease, err := getLease(ns, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lease.ManagedFields) != 0 {
+			t.Errorf("after hand-off %d the Lease's managedFields are %+v, want none", i-1, lease.ManagedFields)
+		}
+		if !leasebackend.Newer(lease.ResourceVersion, tokens[len(tokens)-1]) {
+			t.Errorf("hand-off %d: fencing token %s after %v, want it later", i-1, lease.ResourceVersion, tokens)
+		}
+		tokens = append(tokens, lease.ResourceVersion)
+		holder = next
 	}
 }
 

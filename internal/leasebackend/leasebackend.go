@@ -192,6 +192,7 @@ func (b *Backend) Write(ctx context.Context, ref orchestrator.LockRef, rec orche
 	} else {
 		// Update sends lease.ResourceVersion: the API server refuses it with 409 if
 		// anyone wrote the Lease since it was read. This is the compare-and-swap.
+		lease.ManagedFields = untrackedFields()
 		err = b.writer.Update(ctx, lease, client.FieldOwner(lockingv1alpha1.FieldManager))
 	}
 	if err != nil {
@@ -211,6 +212,18 @@ func (b *Backend) Write(ctx context.Context, ref orchestrator.LockRef, rec orche
 	}
 	b.remember(lease)
 	return lease.ResourceVersion, nil
+}
+
+// untrackedFields is the managedFields value that clears a Lease's field ownership
+// (a list of one empty entry, as the Kubernetes documentation on server-side apply
+// describes). The API server tracks no field ownership for an update of an object
+// that has none, so every compare-and-swap after a Lease's first one skips that
+// tracking: about a fifth of the API server's CPU for the write, and a quarter of a
+// millisecond of its latency (docs/benchmarks.md, step 26). Only this operator
+// writes its Leases and nobody applies to them, so the ownership told nobody
+// anything; the create still records it, once per Lease.
+func untrackedFields() []metav1.ManagedFieldsEntry {
+	return []metav1.ManagedFieldsEntry{{}}
 }
 
 // Delete implements orchestrator.Backend.
