@@ -216,12 +216,12 @@ func (b *Backend) Write(ctx context.Context, ref orchestrator.LockRef, rec orche
 
 // untrackedFields is the managedFields value that clears a Lease's field ownership
 // (a list of one empty entry, as the Kubernetes documentation on server-side apply
-// describes). The API server tracks no field ownership for an update of an object
-// that has none, so every compare-and-swap after a Lease's first one skips that
-// tracking: about a fifth of the API server's CPU for the write, and a quarter of a
-// millisecond of its latency (docs/benchmarks.md, step 26). Only this operator
-// writes its Leases and nobody applies to them, so the ownership told nobody
-// anything; the create still records it, once per Lease.
+// describes). The API server tracks no field ownership for an update that resets
+// it, nor for any update of an object that has none, so no compare-and-swap pays
+// for that tracking: about a fifth of the API server's CPU for the write, and a
+// quarter of a millisecond of its latency (docs/benchmarks.md, step 26). Only this
+// operator writes its Leases and nobody applies to them, so the ownership told
+// nobody anything; the create still records it, once per Lease.
 func untrackedFields() []metav1.ManagedFieldsEntry {
 	return []metav1.ManagedFieldsEntry{{}}
 }
