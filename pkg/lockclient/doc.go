@@ -32,8 +32,8 @@
 //
 // # Waiting, cancelling, ending
 //
-// Lock waits on a watch of the one object (never by polling) until it is Acquired,
-// or ended. It follows the key's Lease too: the operator grants a key with one
+// Lock waits on a watch of the one object (never by polling) until it is Acquired, or
+// ended. It follows the key's Lease too: the operator grants a key with one
 // compare-and-swap on its Lease, which then names the request. Every request this
 // client makes carries the annotation locking.runatlantis.io/grant-notice, which
 // tells the operator that the client follows the Lease: the operator writes its
@@ -41,23 +41,23 @@
 // default), and not at all for a shorter hold. Lock's requests say lease-only: they
 // need no word while they wait either, so their first Queued status too comes only
 // once the wait has lasted status_update_interval (LockWithProgress reports no
-// progress for a shorter wait); TryLock's say lease, and are told Queued at once.
-// A grant the Lease shows ends the wait at once, with the write's resourceVersion
-// as the fencing token (the same token the status then shows) and the returned
-// Status.Request showing that grant. Only a
-// change that gives the Lease to the request for a new owner, or with a new
-// acquireTime, counts (a hold passed between two requests of one owner is left to
-// the status, whose token is the earlier, re-entrant grant's), and only when the
-// client follows the Lease without a gap from the request's creation on; without
-// permission to read Leases it waits for the status, up to status_update_interval
-// longer. Until the status is written it says Pending or Queued: Get, Renew, List
-// and GetLock read the key's Lease before the request and report the grant the
-// Lease shows, so what they report never goes back from what Lock returned. If the context ends first, the request is deleted with a fresh, short
-// context, so that nothing is left queued for a caller that has gone; if the grant
-// raced the cancellation, that deletion releases the lock, since the caller never
-// learned that it held it. TryLock returns the first decision (Acquired, Queued or
-// Ended) and leaves a queued request queued. Both delete a request that has ended, so
-// ended requests do not pile up, and report its reason and message.
+// progress for a shorter wait); TryLock's say lease, and are told Queued at once. A
+// grant the Lease shows ends the wait at once, with the write's resourceVersion as
+// the fencing token (the same token the status then shows) and the returned
+// Status.Request showing that grant. Only a change that gives the Lease to the
+// request for a new owner, or with a new acquireTime, counts (a hold passed between
+// two requests of one owner is left to the status, whose token is the earlier,
+// re-entrant grant's), and only when the client follows the Lease without a gap from
+// the request's creation on; without permission to read Leases it waits for the
+// status, up to status_update_interval longer. Until the status is written it says
+// Pending or Queued: Get, Renew, List and GetLock read the key's Lease before the
+// request and report the grant the Lease shows, so what they report never goes back
+// from what Lock returned. If the context ends first, the request is deleted with a
+// fresh, short context, so that nothing is left queued for a caller that has gone; if
+// the grant raced the cancellation, that deletion releases the lock, since the caller
+// never learned that it held it. TryLock returns the first decision (Acquired, Queued
+// or Ended) and leaves a queued request queued. Both delete a request that has ended,
+// so ended requests do not pile up, and report its reason and message.
 //
 // Unlock deletes the request and waits until the object is gone, which with no
 // finalizer on it is at once. The lock is held by the key's Lease, which names the
