@@ -2,7 +2,9 @@ package kubectllock
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -65,7 +67,45 @@ func runRelease(ctx context.Context, a *App, args []string) error {
 	default:
 		fmt.Fprintf(a.Stdout, "withdrew LockRequest %s for %s before the operator decided\n", name, key)
 	}
+	if st.State == lockclient.StateAcquired {
+		if err := awaitHandOff(ctx, a, c, st); err != nil {
+			return err
+		}
+	}
 	return printHolder(ctx, a, c, key)
+}
+
+// handOffTimeout bounds release's wait for the operator to hand the key on.
+const handOffTimeout = 30 * time.Second
+
+// awaitHandOff waits, after the release of the hold st describes, until the operator
+// has handed the key to the next waiter, when one waits: the request is gone at once,
+// the operator's compare-and-swap of the key's Lease comes after, and release says
+// who holds the key. Without permission to watch Leases, or after handOffTimeout, it
+// says so and lets release report the key as it stands.
+func awaitHandOff(ctx context.Context, a *App, c *lockclient.Client, st *lockclient.Status) error {
+	key := st.Request.Spec.Key()
+	info, err := c.GetLock(ctx, key)
+	if err != nil {
+		return err
+	}
+	if info == nil || info.Holder != nil || len(info.Queue) == 0 {
+		return nil // handed on already, or nobody to hand it to
+	}
+	wctx, cancel := context.WithTimeout(ctx, handOffTimeout)
+	defer cancel()
+	err = c.AwaitRelease(wctx, st)
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsForbidden(err):
+		fmt.Fprintf(a.Stderr, "cannot follow the hand-off of %s (%v); the next waiter gets it once the operator acts\n", key, err)
+		return nil
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		fmt.Fprintf(a.Stderr, "the operator has not handed %s on within %s: is it running?\n", key, handOffTimeout)
+		return nil
+	}
+	return err
 }
 
 // printHolder says who holds key now.

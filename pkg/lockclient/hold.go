@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 
@@ -130,9 +131,25 @@ func sleep(ctx context.Context, clk clock.PassiveClock, d time.Duration) bool {
 // Release releases the hold (or withdraws the wait) that st describes, as Unlock
 // does, but deletes exactly the LockRequest object st was read from (by UID): a newer
 // object of the same name, made by a retry of this owner elsewhere, is left alone.
-// Like Unlock it waits until the operator has let the object go.
+// Like Unlock it waits until the object is gone, not for the hand-off after it.
 func (c *Client) Release(ctx context.Context, st *Status) error {
 	return c.deleteAndWait(ctx, st.Request.Name, st.Request.UID)
+}
+
+// AwaitRelease waits, after Unlock or Release of the request that st describes as
+// holding its key, until the operator has let the hold go: until the key's Lease
+// names that request no more (the operator handed the key to the next waiter) or is
+// gone. It follows the Lease on a watch, so it needs get and watch on Leases. With
+// nobody waiting, the operator keeps the released Lease for idle_lease_retention (1s
+// by default) before deleting it, and AwaitRelease waits that long: call it when
+// what comes next must see the key handed on, as `kubectl lock release`, which says
+// who holds the key now, does when others wait.
+func (c *Client) AwaitRelease(ctx context.Context, st *Status) error {
+	lr := st.Request
+	_, err := waitObject(ctx, c, lr.Spec.Key().ObjectName(), "Lease",
+		func() *coordinationv1.Lease { return &coordinationv1.Lease{} }, &coordinationv1.LeaseList{},
+		func(lease *coordinationv1.Lease) (bool, error) { return lease == nil || !namesRequest(lease, lr), nil })
+	return err
 }
 
 // ErrHolderChanged is returned by ForceUnlock when the key changed hands between

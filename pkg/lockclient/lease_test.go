@@ -2,6 +2,7 @@ package lockclient_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -29,16 +30,7 @@ func TestLockReturnsOnTheLeaseGrant(t *testing.T) {
 	done := lockAsync(ctx, c, r)
 	lr := waitCreated(ctx, t, c, r)
 	acquired := metav1.NewMicroTime(time.Date(2031, 1, 2, 3, 4, 5, 600000000, time.UTC))
-	lease := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Namespace: unattendedNamespace, Name: lr.Spec.Key().ObjectName(),
-			Labels:      map[string]string{lockingv1alpha1.LockNameLabel: lr.Spec.Key().ObjectName()},
-			Annotations: map[string]string{lockingv1alpha1.OwnerAnnotation: lr.Spec.Owner()}},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(lr.Name + "/" + string(lr.UID)), AcquireTime: &acquired},
-	}
-	if err := env.Client.Create(ctx, lease); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), lease) })
+	lease := grantByHand(ctx, t, lr, acquired)
 
 	got := <-done
 	if got.err != nil {
@@ -207,4 +199,76 @@ func lockAsync(ctx context.Context, c *lockclient.Client, r lockclient.Request) 
 		done <- lockResult{st, err}
 	}()
 	return done
+}
+
+// TestAwaitReleaseWaitsUntilTheLeaseNamesAnotherRequest: after the holder's request is
+// deleted, AwaitRelease waits while the key's Lease still names it (no operator
+// serves this namespace, so nothing hands the key on), returns once the Lease names
+// another request, and at once when the Lease is gone.
+func TestAwaitReleaseWaitsUntilTheLeaseNamesAnotherRequest(t *testing.T) {
+	ctx := deadline(t)
+	c := newClientIn(t, unattendedNamespace)
+	r := pullRequest("lease/await", 1, "alice")
+
+	done := lockAsync(ctx, c, r)
+	lr := waitCreated(ctx, t, c, r)
+	lease := grantByHand(ctx, t, lr, metav1.NewMicroTime(time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)))
+	got := <-done
+	if got.err != nil {
+		t.Fatalf("Lock: %v", got.err)
+	}
+	if err := c.Release(ctx, got.st); err != nil {
+		t.Fatal(err)
+	}
+
+	// Nothing hands the key on: the wait lasts until its context ends.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err := c.AwaitRelease(short, got.st)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AwaitRelease while the Lease names the released request = %v, want the context's deadline", err)
+	}
+
+	awaited := make(chan error, 1)
+	go func() { awaited <- c.AwaitRelease(ctx, got.st) }()
+	lease.Spec.HolderIdentity = ptr.To("next/some-uid")
+	if err := env.Client.Update(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-awaited:
+		if err != nil {
+			t.Fatalf("AwaitRelease once the Lease names another request = %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("AwaitRelease did not return once the Lease named another request")
+	}
+
+	lease.Spec.HolderIdentity = ptr.To(lr.Name + "/" + string(lr.UID))
+	if err := env.Client.Update(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Delete(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AwaitRelease(ctx, got.st); err != nil {
+		t.Fatalf("AwaitRelease once the Lease is gone = %v", err)
+	}
+}
+
+// grantByHand grants lr its key as the operator would, by creating the key's Lease
+// naming it, acquired at acquired, in the namespace no operator serves.
+func grantByHand(ctx context.Context, t *testing.T, lr *lockingv1alpha1.LockRequest, acquired metav1.MicroTime) *coordinationv1.Lease {
+	t.Helper()
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: unattendedNamespace, Name: lr.Spec.Key().ObjectName(),
+			Labels:      map[string]string{lockingv1alpha1.LockNameLabel: lr.Spec.Key().ObjectName()},
+			Annotations: map[string]string{lockingv1alpha1.OwnerAnnotation: lr.Spec.Owner()}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(lr.Name + "/" + string(lr.UID)), AcquireTime: &acquired},
+	}
+	if err := env.Client.Create(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), lease) })
+	return lease
 }

@@ -169,10 +169,12 @@ func (c *Client) await(ctx context.Context, lr *lockingv1alpha1.LockRequest, sto
 }
 
 // Unlock releases the lock of r, or withdraws it from the queue, by deleting its
-// request (RequestName(r)), and waits until the operator has let the object go: when
-// Unlock returns, the key has passed to the next waiter. A request already gone is
-// not an error. If ctx ends during that wait (no operator running), the error says
-// so; the deletion stands, and the operator completes the release when it runs.
+// request (RequestName(r)), and waits until the object is gone, which with no
+// finalizer on it is at once. The operator then hands the key to the next waiter
+// with one compare-and-swap of its Lease; no other request can hold the key before
+// that (see the package documentation), and AwaitRelease waits for it. A request
+// already gone is not an error. If ctx ends during the wait for the object to go
+// (someone else's finalizer holds it), the error says so; the deletion stands.
 func (c *Client) Unlock(ctx context.Context, r Request) error {
 	if err := r.Validate(); err != nil {
 		return err
