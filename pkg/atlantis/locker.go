@@ -2,6 +2,7 @@ package atlantis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
 )
 
 // The adapter is Atlantis's project locker, checked against Atlantis's own interface.
@@ -76,8 +78,8 @@ func (l *Locker) TryLock(p models.Project, workspace string, pull models.PullReq
 	mine := models.ProjectLock{Project: p, Pull: pull, User: user, Workspace: workspace, Time: now}
 
 	asked := false
-	for range maxRounds {
-		holder, err := l.holder(ctx, resp.LockKey)
+	for round := range maxRounds {
+		holder, err := l.firstHolder(ctx, key, resp.LockKey, round)
 		if err != nil {
 			return resp, err
 		}
@@ -125,8 +127,9 @@ func (l *Locker) TryLock(p models.Project, workspace string, pull models.PullReq
 // Unlock releases the lock of an Atlantis lock key, whoever holds it, and returns it;
 // (nil, nil) when nobody holds the key. A key without Atlantis's
 // "{repository}/{path}/{workspace}/{project name}" shape is an error. The holder's
-// requests are deleted, and the call returns once the operator has released the
-// key (handing it to the next waiter of a queue, if any).
+// requests are deleted, and the call returns once they are gone; the operator then
+// releases the key, handing it to the next waiter of a queue, if any, with one
+// compare-and-swap of its Lease, and no other request can hold it before that.
 func (l *Locker) Unlock(key string) (*models.ProjectLock, error) {
 	ctx, cancel := l.opts.context()
 	defer cancel()
@@ -258,6 +261,31 @@ func (l *Locker) holder(ctx context.Context, key string) (*lockingv1alpha1.LockR
 		return nil, nil
 	}
 	return holderOf(ctx, l.client, key)
+}
+
+// firstHolder returns the holder of key (whose text is text) as TryLock's round of
+// looking sees it. The first look reads the key's Lease and the request it names,
+// by name (lockclient.LeaseHolderOf): two reads whatever the number of locks, and
+// no wait for the API server's watch cache to catch up with etcd, which a
+// consistent list of the namespace's requests has (up to a tenth of a second, most
+// of a TryLock through the Redis gateway; docs/benchmarks.md). A later look, after
+// the operator refused or queued this call's request, reads the whole lock as
+// holder does: the Lease may not show a holder the operator decided from, such as
+// an owner's second request that holds on after the one the Lease names was
+// deleted, until the operator has passed the hold to it. So does a client that may
+// not read Leases, always.
+func (l *Locker) firstHolder(ctx context.Context, key lockkey.Key, text string, round int) (*lockingv1alpha1.LockRequest, error) {
+	if round > 0 {
+		return l.holder(ctx, text)
+	}
+	holder, err := l.client.LeaseHolderOf(ctx, key.ObjectName())
+	switch {
+	case errors.Is(err, lockclient.ErrHolderUnknown):
+		return l.holder(ctx, text)
+	case err != nil:
+		return nil, fmt.Errorf("reading the lock of %s: %w", text, err)
+	}
+	return holder, nil
 }
 
 // release releases the project lock of key; see releaseKey.

@@ -2,6 +2,7 @@ package lockclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -71,6 +72,59 @@ func (c *Client) GetLock(ctx context.Context, key lockkey.Key) (*LockInfo, error
 		return nil, nil
 	}
 	return &info, nil
+}
+
+// ErrHolderUnknown is returned by LeaseHolderOf when the key's Lease cannot be read
+// (the client may not read Leases); GetLock and List then tell the holder from the
+// requests' statuses.
+var ErrHolderUnknown = errors.New("the lock's Lease cannot be read")
+
+// LeaseHolderOf returns the request that holds the lock named name (a
+// lockkey.Key's ObjectName, or lockkey.NameOf of an Atlantis lock key with fallback
+// "lock"), or nil when nobody holds it, from two reads by name: the key's Lease, then
+// the request it names. The Lease is the grant (see leaseGrant), so no list of the
+// namespace is needed: the call costs the same at ten locks and at ten thousand,
+// and neither read waits for the API server's watch cache to catch up with etcd,
+// as a consistent list does. The request is shown granted as GetLock shows it.
+//
+// Nobody holds the key when it has no Lease, or its Lease names no request, or one
+// that no longer exists (a Lease kept for idle_lease_retention after its holder
+// let go) or has ended. Unlike GetLock, it names one holder of an owner that holds
+// through several requests (the one on the Lease) and knows nothing of the queue.
+// It returns ErrHolderUnknown when the Lease cannot be read.
+func (c *Client) LeaseHolderOf(ctx context.Context, name string) (*lockingv1alpha1.LockRequest, error) {
+	lease := &coordinationv1.Lease{}
+	switch err := c.c.Get(ctx, types.NamespacedName{Namespace: c.namespace, Name: name}, lease); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading Lease %s/%s: %w: %w", c.namespace, name, ErrHolderUnknown, err)
+	}
+	holder, _ := LeaseHolder(lease)
+	reqName, uid, ok := strings.Cut(holder, "/")
+	if !ok {
+		return nil, nil
+	}
+	lr := &lockingv1alpha1.LockRequest{}
+	switch err := c.c.Get(ctx, types.NamespacedName{Namespace: c.namespace, Name: reqName}, lr); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, wrap(err, "reading LockRequest %s/%s, which Lease %s names", c.namespace, reqName, name)
+	}
+	if string(lr.UID) != uid || lr.Spec.Key().ObjectName() != name {
+		return nil, nil // a later request of that name, or not this key's
+	}
+	switch StatusOf(lr).State {
+	case StateEnded:
+		return nil, nil
+	case StatePending, StateQueued:
+		if lr.DeletionTimestamp == nil {
+			return granted(lr, lease, c.clock.Now()), nil
+		}
+		return nil, nil
+	}
+	return lr, nil // Acquired; a holder being deleted holds until the operator hands off
 }
 
 // List returns every lock of the namespace that is held or waited for, with holder

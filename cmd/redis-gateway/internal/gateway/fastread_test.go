@@ -10,12 +10,17 @@ import (
 	"time"
 
 	"github.com/runatlantis/atlantis/server/events/models"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/keyspace"
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/kv"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 // snapshot is a client.Reader that answers LockRequest lists from a list taken
@@ -113,4 +118,78 @@ func TestFastReadWithAStaleCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("free, the cache says pull 2", 0)
+}
+
+// keptLease answers the Get of one Lease with a Lease of its own and every other
+// read from the API server: the Lease the operator keeps for idle_lease_retention
+// after its holder let go, which still names the request that is gone.
+type keptLease struct {
+	client.Reader
+	lease *coordinationv1.Lease
+}
+
+func (k *keptLease) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if l, ok := obj.(*coordinationv1.Lease); ok && key.Name == k.lease.Name {
+		k.lease.DeepCopyInto(l)
+		return nil
+	}
+	return k.Reader.Get(ctx, key, obj, opts...)
+}
+
+// TestFastReadOfAKeptLease: a key whose Lease names a request that is gone is free,
+// and the fast read says so from that absence, without the full read's lists (which
+// wait for the API server's watch cache: Atlantis's TryLock right after an Unlock
+// read that Lease). A Lease naming a request that exists still goes to the full read.
+func TestFastReadOfAKeptLease(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	kc, err := client.NewWithWatch(env.Config, client.Options{Scheme: lockclient.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &testenv.RequestListCounter{WithWatch: kc}
+	lc := lockclient.New(counted, ns)
+	p := models.NewProject("acme/infra", "stacks/kept", "")
+	key := "pr/" + models.GenerateLockKey(p, "default")
+	kept := &keptLease{Reader: kc, lease: &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: lockkey.New("acme/infra", "stacks/kept", "default", "").ObjectName()},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("acme-infra-stacks-kept-pr5/5a1f0000-0000-4000-8000-000000000005")},
+	}}
+	empty := &snapshot{Reader: kc}
+	fast := keyspace.New(lc, kv.New(kc, ns), &keyspace.Fast{Cached: empty, Direct: kept, Namespace: ns})
+
+	if _, found, err := fast.Get(ctx, key); err != nil || found {
+		t.Fatalf("the Lease names a request that is gone: found %v, error %v; want free", found, err)
+	}
+	if n := counted.RequestLists(); n != 0 {
+		t.Fatalf("the fast read of a key whose Lease names a gone request listed LockRequests %d times; want none", n)
+	}
+
+	// Pull 5 takes the key (the operator writes the real Lease); the kept Lease now
+	// names its request, and the cache, still empty, says free.
+	lock, err := json.Marshal(models.ProjectLock{Project: p, Workspace: "default", Pull: pullRequest("acme/infra", 5, "abc"),
+		User: models.User{Username: "u"}, Time: time.Date(2026, 12, 7, 14, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fast.Set(ctx, key, lock); err != nil {
+		t.Fatal(err)
+	}
+	var real coordinationv1.Lease
+	if err := kc.Get(ctx, client.ObjectKeyFromObject(kept.lease), &real); err != nil {
+		t.Fatal(err)
+	}
+	kept.lease = &real
+	before := counted.RequestLists()
+	got, found, err := fast.Get(ctx, key)
+	if err != nil || !found {
+		t.Fatalf("held by pull 5, the cache says free: found %v, error %v", found, err)
+	}
+	var holder models.ProjectLock
+	if err := json.Unmarshal(got, &holder); err != nil || holder.Pull.Num != 5 {
+		t.Fatalf("held by pull 5: answered %s (%v)", got, err)
+	}
+	if counted.RequestLists() == before {
+		t.Fatal("a Lease naming a request that exists, which the cache does not show, was answered without the full read")
+	}
 }

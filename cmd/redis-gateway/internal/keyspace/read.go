@@ -32,10 +32,15 @@ import (
 //     server first, names it, and a read of it after shows it not ended.
 //   - "free": the cache has no holder; reads of the key's Lease from the API
 //     server (one per way the key's text can split into repository and path) must
-//     find none, else the full read decides. A key that is held always has its
-//     Lease: the operator's grant is a write of it, and it deletes it only when
-//     nobody holds or waits. (Not the ProjectLock: the operator creates that only
-//     once a hold has lasted project_lock_delay or someone waits.)
+//     find none, or one that names no request that exists and has not ended, else
+//     the full read decides. A key that is held always has its Lease, naming the
+//     holding request: the operator's grant is a write of it. After a release with
+//     nobody waiting the operator keeps the Lease for idle_lease_retention, still
+//     naming the request that let go, which is gone by then: the next TryLock of
+//     the key, a moment after Atlantis's Unlock, reads that request's absence
+//     rather than waiting for the full read's lists. (Not the ProjectLock: the
+//     operator creates that only once a hold has lasted project_lock_delay or
+//     someone waits.)
 //
 // Every answer of the fast path was therefore true at the moment of its last read
 // from the API server, as the full read's is.
@@ -162,8 +167,13 @@ func (f *Fast) confirmOnLease(ctx context.Context, undecided []*lockingv1alpha1.
 	return nil, false, nil
 }
 
-// mayBeHeld reports whether any Lease of key exists, reading each way the key's
-// text can split into repository and path from the API server.
+// mayBeHeld reports whether a Lease of key names a request that may hold it, reading
+// each way the key's text can split into repository and path from the API server:
+// the Lease, and when it names a request, that request. A Lease the operator keeps
+// for idle_lease_retention after its holder let go names a request that is gone,
+// so the key is free although its Lease exists; a Lease naming a request that
+// exists and has not ended may be a hold the cache does not show yet, which the
+// full read decides.
 func (f *Fast) mayBeHeld(ctx context.Context, key string) (bool, error) {
 	segments := strings.Count(key, "/") + 1
 	for depth := 2; depth+3 <= segments; depth++ {
@@ -179,7 +189,28 @@ func (f *Fast) mayBeHeld(ctx context.Context, key string) (bool, error) {
 		case err != nil:
 			return true, fmt.Errorf("reading the Lease of %s: %w", key, err)
 		}
-		return true, nil
+		named, err := f.namesLiveRequest(ctx, &lease)
+		if err != nil || named {
+			return true, err
+		}
 	}
 	return false, nil
+}
+
+// namesLiveRequest reports whether lease names a request that exists, with the UID
+// the Lease records, and has not ended.
+func (f *Fast) namesLiveRequest(ctx context.Context, lease *coordinationv1.Lease) (bool, error) {
+	holder, _ := lockclient.LeaseHolder(lease)
+	name, uid, ok := strings.Cut(holder, "/")
+	if !ok {
+		return false, nil // names no request
+	}
+	var lr lockingv1alpha1.LockRequest
+	switch err := f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: name}, &lr); {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return true, fmt.Errorf("reading LockRequest %s, which Lease %s names: %w", name, lease.Name, err)
+	}
+	return string(lr.UID) == uid && lockclient.StatusOf(&lr).State != lockclient.StateEnded, nil
 }

@@ -1,0 +1,85 @@
+package atlantis_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/runatlantis/atlantis/server/events/models"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/atlantis"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
+)
+
+// TryLock looks at the key by name (its Lease, then the request the Lease names):
+// taking a free key and being refused a held one list no LockRequests, whatever
+// the namespace holds, and wait for no watch cache. A client that may not read
+// Leases reads the whole lock instead, and is refused with the same holder once
+// the holder's status says it holds.
+func TestTryLockReadsTheKeyByName(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	kc, err := client.NewWithWatch(env.Config, client.Options{Scheme: lockclient.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &testenv.RequestListCounter{WithWatch: kc}
+	locker := atlantis.NewLocker(lockclient.New(counted, ns))
+	p := models.NewProject("acme/infra", "modules/by-name", "")
+
+	got, err := locker.TryLock(p, "default", pullOf("acme/infra", 1, commitA), alice)
+	if err != nil || !got.LockAcquired {
+		t.Fatalf("TryLock of the free key by pull 1 = %+v, %v; want it taken", got, err)
+	}
+	got, err = locker.TryLock(p, "default", pullOf("acme/infra", 2, commitA), alice)
+	if err != nil || got.LockAcquired || got.CurrLock.Pull.Num != 1 {
+		t.Fatalf("TryLock of the held key by pull 2 = %+v, %v; want refused, held by pull 1", got, err)
+	}
+	if n := counted.RequestLists(); n != 0 {
+		t.Errorf("TryLock listed LockRequests %d times; want none (the key is read by name)", n)
+	}
+
+	// Without access to Leases: the whole lock, from the requests' statuses, once
+	// the operator has written pull 1's (status_update_interval after its grant).
+	err = wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, testTimeout, true, func(context.Context) (bool, error) {
+		for _, st := range requests(t, ns) {
+			if st.State == lockclient.StateAcquired && st.Request.Status.FencingToken != "" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("pull 1's request never said Acquired: %v", err)
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "no-leases"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{lockingv1alpha1.GroupVersion.Group}, Resources: []string{"lockrequests"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+			{APIGroups: []string{lockingv1alpha1.GroupVersion.Group}, Resources: []string{"projectlocks"}, Verbs: []string{"get", "list"}},
+		}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "no-leases"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: "no-leases"}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}}
+	for _, obj := range []client.Object{role, binding} {
+		if err := env.Client.Create(context.Background(), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "no-leases"}
+	restricted, err := client.NewWithWatch(cfg, client.Options{Scheme: lockclient.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = atlantis.NewLocker(lockclient.New(restricted, ns)).TryLock(p, "default", pullOf("acme/infra", 3, commitA), alice)
+	if err != nil || got.LockAcquired || got.CurrLock.Pull.Num != 1 {
+		t.Fatalf("TryLock by pull 3, which may not read Leases = %+v, %v; want refused, held by pull 1", got, err)
+	}
+}
