@@ -74,57 +74,70 @@ func (c *Client) GetLock(ctx context.Context, key lockkey.Key) (*LockInfo, error
 	return &info, nil
 }
 
-// ErrHolderUnknown is returned by LeaseHolderOf when the key's Lease cannot be read
-// (the client may not read Leases); GetLock and List then tell the holder from the
-// requests' statuses.
+// ErrHolderUnknown is returned by LeaseHolderOf and LeaseNamedRequest when the key's
+// Lease cannot be read (for one, the client may not read Leases); GetLock and List
+// then tell the holder from the requests' statuses.
 var ErrHolderUnknown = errors.New("the lock's Lease cannot be read")
 
 // LeaseHolderOf returns the request that holds the lock named name (a
 // lockkey.Key's ObjectName, or lockkey.NameOf of an Atlantis lock key with fallback
-// "lock"), or nil when nobody holds it, from two reads by name: the key's Lease, then
-// the request it names. The Lease is the grant (see leaseGrant), so no list of the
-// namespace is needed: the call costs the same at ten locks and at ten thousand,
-// and neither read waits for the API server's watch cache to catch up with etcd,
-// as a consistent list does. The request is shown granted as GetLock shows it.
+// "lock"), or nil when nobody holds it, from two reads by name (LeaseNamedRequest):
+// the key's Lease, then the request it names. The Lease is the grant (see
+// leaseGrant), so no list of the namespace is needed: the call costs the same at ten
+// locks and at ten thousand, and neither read waits for the API server's watch
+// cache to catch up with etcd, as a consistent list does. The request is shown
+// granted as GetLock shows it, and, as there, one that is being deleted before its
+// status said Acquired holds nothing.
 //
-// Nobody holds the key when it has no Lease, or its Lease names no request, or one
-// that no longer exists (a Lease kept for idle_lease_retention after its holder
-// let go) or has ended. Unlike GetLock, it names one holder of an owner that holds
-// through several requests (the one on the Lease) and knows nothing of the queue.
-// It returns ErrHolderUnknown when the Lease cannot be read.
+// Unlike GetLock, it names one holder of an owner that holds through several
+// requests (the one on the Lease) and knows nothing of the queue. It returns
+// ErrHolderUnknown when the Lease cannot be read.
 func (c *Client) LeaseHolderOf(ctx context.Context, name string) (*lockingv1alpha1.LockRequest, error) {
+	lr, lease, err := LeaseNamedRequest(ctx, c.c, c.namespace, name)
+	if err != nil || lr == nil {
+		return nil, err
+	}
+	switch StatusOf(lr).State {
+	case StatePending, StateQueued:
+		if lr.DeletionTimestamp != nil {
+			return nil, nil
+		}
+		return granted(lr, lease, c.clock.Now()), nil
+	}
+	return lr, nil // Acquired; a holder being deleted holds until the operator hands off
+}
+
+// LeaseNamedRequest reads, through r, the Lease of the lock named name in
+// namespace, then the request the Lease names, and returns both when that request
+// still exists (with the UID the Lease records, for that key) and has not ended:
+// the key's holder, whatever its status says yet. It returns nil when the key has
+// no Lease, or its Lease names no request or one that is gone or ended: a Lease the
+// operator keeps for idle_lease_retention after its holder let go names a request
+// that no longer exists. It returns ErrHolderUnknown when the Lease cannot be read.
+func LeaseNamedRequest(ctx context.Context, r client.Reader, namespace, name string) (*lockingv1alpha1.LockRequest, *coordinationv1.Lease, error) {
 	lease := &coordinationv1.Lease{}
-	switch err := c.c.Get(ctx, types.NamespacedName{Namespace: c.namespace, Name: name}, lease); {
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, lease); {
 	case apierrors.IsNotFound(err):
-		return nil, nil
+		return nil, nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("reading Lease %s/%s: %w: %w", c.namespace, name, ErrHolderUnknown, err)
+		return nil, nil, fmt.Errorf("reading Lease %s/%s: %w: %w", namespace, name, ErrHolderUnknown, err)
 	}
 	holder, _ := LeaseHolder(lease)
 	reqName, uid, ok := strings.Cut(holder, "/")
 	if !ok {
-		return nil, nil
+		return nil, nil, nil
 	}
 	lr := &lockingv1alpha1.LockRequest{}
-	switch err := c.c.Get(ctx, types.NamespacedName{Namespace: c.namespace, Name: reqName}, lr); {
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: reqName}, lr); {
 	case apierrors.IsNotFound(err):
-		return nil, nil
+		return nil, nil, nil
 	case err != nil:
-		return nil, wrap(err, "reading LockRequest %s/%s, which Lease %s names", c.namespace, reqName, name)
+		return nil, nil, wrap(err, "reading LockRequest %s/%s, which Lease %s names", namespace, reqName, name)
 	}
-	if string(lr.UID) != uid || lr.Spec.Key().ObjectName() != name {
-		return nil, nil // a later request of that name, or not this key's
+	if string(lr.UID) != uid || lr.Spec.Key().ObjectName() != name || StatusOf(lr).State == StateEnded {
+		return nil, nil, nil // a later request of that name, not this key's, or ended
 	}
-	switch StatusOf(lr).State {
-	case StateEnded:
-		return nil, nil
-	case StatePending, StateQueued:
-		if lr.DeletionTimestamp == nil {
-			return granted(lr, lease, c.clock.Now()), nil
-		}
-		return nil, nil
-	}
-	return lr, nil // Acquired; a holder being deleted holds until the operator hands off
+	return lr, lease, nil
 }
 
 // List returns every lock of the namespace that is held or waited for, with holder

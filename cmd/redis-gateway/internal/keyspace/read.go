@@ -181,36 +181,13 @@ func (f *Fast) mayBeHeld(ctx context.Context, key string) (bool, error) {
 		if err != nil {
 			continue // no lock can have this split: its parts are not valid
 		}
-		var lease coordinationv1.Lease
-		err = f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: k.ObjectName()}, &lease)
-		switch {
-		case apierrors.IsNotFound(err):
-			continue
-		case err != nil:
+		named, _, err := lockclient.LeaseNamedRequest(ctx, f.Direct, f.Namespace, k.ObjectName())
+		if err != nil {
 			return true, fmt.Errorf("reading the Lease of %s: %w", key, err)
 		}
-		named, err := f.namesLiveRequest(ctx, &lease)
-		if err != nil || named {
-			return true, err
+		if named != nil {
+			return true, nil
 		}
 	}
 	return false, nil
-}
-
-// namesLiveRequest reports whether lease names a request that exists, with the UID
-// the Lease records, and has not ended.
-func (f *Fast) namesLiveRequest(ctx context.Context, lease *coordinationv1.Lease) (bool, error) {
-	holder, _ := lockclient.LeaseHolder(lease)
-	name, uid, ok := strings.Cut(holder, "/")
-	if !ok {
-		return false, nil // names no request
-	}
-	var lr lockingv1alpha1.LockRequest
-	switch err := f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: name}, &lr); {
-	case apierrors.IsNotFound(err):
-		return false, nil
-	case err != nil:
-		return true, fmt.Errorf("reading LockRequest %s, which Lease %s names: %w", name, lease.Name, err)
-	}
-	return string(lr.UID) == uid && lockclient.StatusOf(&lr).State != lockclient.StateEnded, nil
 }
