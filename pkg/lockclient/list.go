@@ -97,14 +97,11 @@ func (c *Client) LeaseHolderOf(ctx context.Context, name string) (*lockingv1alph
 	if err != nil || lr == nil {
 		return nil, err
 	}
-	switch StatusOf(lr).State {
-	case StatePending, StateQueued:
-		if lr.DeletionTimestamp != nil {
-			return nil, nil
-		}
-		return granted(lr, lease, c.clock.Now()), nil
+	shown := c.withLeaseGrant([]lockingv1alpha1.LockRequest{*lr}, lease)[0]
+	if StatusOf(&shown).State != StateAcquired {
+		return nil, nil // being deleted before its status said Acquired
 	}
-	return lr, nil // Acquired; a holder being deleted holds until the operator hands off
+	return &shown, nil // a holder being deleted holds until the operator hands off
 }
 
 // LeaseNamedRequest reads, through r, the Lease of the lock named name in
@@ -123,7 +120,7 @@ func LeaseNamedRequest(ctx context.Context, r client.Reader, namespace, name str
 		return nil, nil, fmt.Errorf("reading Lease %s/%s: %w: %w", namespace, name, ErrHolderUnknown, err)
 	}
 	holder, _ := LeaseHolder(lease)
-	reqName, uid, ok := strings.Cut(holder, "/")
+	reqName, _, ok := strings.Cut(holder, "/")
 	if !ok {
 		return nil, nil, nil
 	}
@@ -134,7 +131,7 @@ func LeaseNamedRequest(ctx context.Context, r client.Reader, namespace, name str
 	case err != nil:
 		return nil, nil, wrap(err, "reading LockRequest %s/%s, which Lease %s names", namespace, reqName, name)
 	}
-	if string(lr.UID) != uid || lr.Spec.Key().ObjectName() != name || StatusOf(lr).State == StateEnded {
+	if !namesRequest(lease, lr) || lr.Spec.Key().ObjectName() != name || StatusOf(lr).State == StateEnded {
 		return nil, nil, nil // a later request of that name, not this key's, or ended
 	}
 	return lr, lease, nil
