@@ -145,11 +145,17 @@ type handoffSamples struct {
 	toDecided, toObserved []time.Duration
 }
 
+// parts summarizes where the hand-offs' time went.
+func (s handoffSamples) parts() HandoffParts {
+	return HandoffParts{DeleteCall: Summarize(s.deleteCall), ToDecided: Summarize(s.toDecided), ToObserved: Summarize(s.toObserved)}
+}
+
 // measureHandoff measures hand-offs on one key: while a request holds the key, a
-// waiter is created and observed Queued; then the holder is deleted, and the time
-// from that delete to the waiter's Acquired=True observed is recorded. The waiter
-// becomes the next holder, samples times.
-func measureHandoff(ctx context.Context, l *lockClient, name string, samples int) (handoffSamples, error) {
+// waiter is created and waited for until queued says its arbiter (the operator, or
+// the hand-off floor's) has it in the key's queue; then the holder is deleted, and
+// the time from that delete to the waiter's Acquired=True observed is recorded. The
+// waiter becomes the next holder, samples times.
+func measureHandoff(ctx context.Context, l *lockClient, name string, samples int, queued func(context.Context, *request) error) (handoffSamples, error) {
 	repository, path := "bench/"+name, "key"
 	var s handoffSamples
 	// Made as TryLock makes them: the waiter is seen Queued before the holder goes.
@@ -165,7 +171,7 @@ func measureHandoff(ctx context.Context, l *lockClient, name string, samples int
 		if err != nil {
 			return s, err
 		}
-		if err := l.queued(ctx, waiter); err != nil {
+		if err := queued(ctx, waiter); err != nil {
 			return s, err
 		}
 		deleted := time.Now()

@@ -12,7 +12,9 @@
 //  3. measures the baseline: -clients goroutines each creating -cycles Leases and
 //     updating each by compare-and-swap, then deleting them; then the CR floor:
 //     LockRequest create, one Lease compare-and-swap and LockRequest delete per
-//     cycle, with no operator; then both again with -high-clients clients;
+//     cycle, with no operator; then both again with -high-clients clients; then the
+//     hand-off floor: hand-offs as in 5., decided by a bare arbiter instead of the
+//     operator (a watch of the requests and one Lease compare-and-swap each);
 //  4. starts the operator in this process (controller-runtime manager, operator.Setup,
 //     config.Default()) and watches LockRequests to timestamp what clients observe;
 //  5. measures uncontended acquires (LockRequest created → Acquired observed) on fresh
@@ -151,6 +153,13 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 		res.High = high
 	}
 
+	benchutil.Step("hand-off floor: %d hand-offs on one key, decided by a bare arbiter in this process, no operator", opts.samples)
+	floorHandoff, err := runHandoffFloor(ctx, e.Client, opts)
+	if err != nil {
+		return err
+	}
+	res.HandoffFloor, res.HandoffFloorParts = Summarize(floorHandoff.total), floorHandoff.parts()
+
 	benchutil.Step("starting the operator in this process (logs: %s)", e.LogPath("operator.log"))
 	op, err := startOperator(ctx, e.RESTConfig(), config.Default())
 	if err != nil {
@@ -213,7 +222,7 @@ func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg
 	}
 	l := &lockClient{c: e.Client, obs: obs, namespace: opts.Namespace, timeout: opts.timeout}
 	benchutil.Step("hand-off with %s: %d hand-offs on one key", what, opts.samples)
-	handoff, err := measureHandoff(ctx, l, name, opts.samples)
+	handoff, err := measureHandoff(ctx, l, name, opts.samples, l.queued)
 	if err != nil {
 		return Summary{}, fmt.Errorf("hand-off with %s: %w", what, err)
 	}
@@ -250,13 +259,11 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	res.Acquire, res.AcquireCreate = Summarize(acquire.acquire), Summarize(acquire.create)
 
 	benchutil.Step("hand-off: %d hand-offs on one key", opts.samples)
-	handoff, err := measureHandoff(ctx, l, "handoff", opts.samples)
+	handoff, err := measureHandoff(ctx, l, "handoff", opts.samples, l.queued)
 	if err != nil {
 		return fmt.Errorf("hand-off: %w", err)
 	}
-	res.Handoff = Summarize(handoff.total)
-	res.HandoffParts = HandoffParts{DeleteCall: Summarize(handoff.deleteCall),
-		ToDecided: Summarize(handoff.toDecided), ToObserved: Summarize(handoff.toObserved)}
+	res.Handoff, res.HandoffParts = Summarize(handoff.total), handoff.parts()
 
 	benchutil.Step("throughput: %d clients × %d lock cycles over %d keys", opts.clients, opts.cycles, opts.keys)
 	if res.Through, err = measureThroughput(ctx, opts.clients, opts.keys, opts.cycles, l, op, res.Baseline, res.Floor); err != nil {

@@ -24,6 +24,11 @@ type Results struct {
 	Handoff         Summary      `json:"handoff"`
 	// HandoffParts is where Handoff's time goes.
 	HandoffParts HandoffParts `json:"handoffParts"`
+	// HandoffFloor is Handoff decided by a bare arbiter instead of the operator,
+	// before the operator starts (runHandoffFloor): the floor of a hand-off, and
+	// HandoffFloorParts where its time goes.
+	HandoffFloor      Summary      `json:"handoffFloor"`
+	HandoffFloorParts HandoffParts `json:"handoffFloorParts"`
 	// HandoffEventsOff is Handoff measured again with enable_events: false.
 	HandoffEventsOff Summary `json:"handoffEventsOff"`
 	// HandoffAuditOn is Handoff measured again with the audit trail written to a
@@ -149,8 +154,11 @@ func (r *Results) rows() []benchutil.Row {
 		writesRow("operator API writes / reads per lock cycle, uncontended (+2 client writes)", uncontendedWrites, uncontendedReads),
 		atMostTimes(fmt.Sprintf("hand-off P50 (n=%d)", r.Handoff.N), r.Handoff.P50, serial, serialName, maxHandoffP50Factor),
 		atMostTimes("hand-off P99", r.Handoff.P99, serial, serialName, maxHandoffP99Factor),
-		handoffPartsRow("P50", r.HandoffParts, func(s Summary) time.Duration { return s.P50 }),
-		handoffPartsRow("P99", r.HandoffParts, func(s Summary) time.Duration { return s.P99 }),
+		handoffPartsRow("hand-off", "P50", r.HandoffParts, func(s Summary) time.Duration { return s.P50 }),
+		handoffPartsRow("hand-off", "P99", r.HandoffParts, func(s Summary) time.Duration { return s.P99 }),
+		handoffFloorRow(r.Handoff, r.HandoffFloor, serial),
+		handoffPartsRow("hand-off floor", "P50", r.HandoffFloorParts, func(s Summary) time.Duration { return s.P50 }),
+		handoffPartsRow("hand-off floor", "P99", r.HandoffFloorParts, func(s Summary) time.Duration { return s.P99 }),
 	}
 	rows = append(rows, throughputRows(b, r.Floor, t)...)
 	if h := r.High; h != nil {
@@ -227,8 +235,22 @@ type HandoffParts struct {
 	ToObserved Summary `json:"decidedToObserved"`
 }
 
-// handoffPartsRow shows one quantile (pick) of each part of the hand-off.
-func handoffPartsRow(quantile string, p HandoffParts, pick func(Summary) time.Duration) benchutil.Row {
-	return benchutil.Info("hand-off in parts "+quantile+": delete sent → grant decided → grant observed (the delete's answer alone)",
+// handoffPartsRow shows one quantile (pick) of each part of the hand-offs what names.
+func handoffPartsRow(what, quantile string, p HandoffParts, pick func(Summary) time.Duration) benchutil.Row {
+	return benchutil.Info(what+" in parts "+quantile+": delete sent → grant decided → grant observed (the delete's answer alone)",
 		fmt.Sprintf("%s + %s (%s)", fmtDuration(pick(p.ToDecided)), fmtDuration(pick(p.ToObserved)), fmtDuration(pick(p.DeleteCall))))
+}
+
+// handoffFloorRow shows the hand-off floor's P50 and P99 as multiples of the serial
+// Lease write P50, and the operator's hand-off as multiples of the floor.
+func handoffFloorRow(handoff, floor Summary, serial time.Duration) benchutil.Row {
+	times := func(a, b time.Duration) float64 {
+		if b <= 0 {
+			return 0
+		}
+		return float64(a) / float64(b)
+	}
+	return benchutil.Info(fmt.Sprintf("hand-off floor P50 / P99, no operator (n=%d): × serial Lease write; hand-off ÷ floor", floor.N),
+		fmt.Sprintf("%s = %.1f× / %s = %.1f×; %.2f× / %.2f×", fmtDuration(floor.P50), times(floor.P50, serial),
+			fmtDuration(floor.P99), times(floor.P99, serial), times(handoff.P50, floor.P50), times(handoff.P99, floor.P99)))
 }

@@ -46,8 +46,20 @@ func TestHandoffPartsRowShowsEachPartAtTheQuantile(t *testing.T) {
 		ToDecided:  Summary{P50: 5 * time.Millisecond, P99: 16 * time.Millisecond},
 		ToObserved: Summary{P50: 3 * time.Millisecond, P99: 12 * time.Millisecond},
 	}
-	row := handoffPartsRow("P99", parts, func(s Summary) time.Duration { return s.P99 })
+	row := handoffPartsRow("hand-off", "P99", parts, func(s Summary) time.Duration { return s.P99 })
 	if row.Met != nil || row.Measured != "16 ms + 12 ms (15 ms)" {
 		t.Errorf("P99 of the parts: %+v, want 16 ms + 12 ms (15 ms), no target", row)
+	}
+}
+
+func TestHandoffFloorRowIsInSerialWritesAndTheHandoffInFloors(t *testing.T) {
+	floor := Summary{N: 100, P50: 6 * time.Millisecond, P99: 18 * time.Millisecond}
+	handoff := Summary{P50: 9 * time.Millisecond, P99: 27 * time.Millisecond}
+	row := handoffFloorRow(handoff, floor, 2*time.Millisecond)
+	if want := "6 ms = 3.0× / 18 ms = 9.0×; 1.50× / 1.50×"; row.Met != nil || row.Measured != want {
+		t.Errorf("floor 6/18 ms, hand-off 9/27 ms, serial 2 ms: %+v, want %q, no target", row, want)
+	}
+	if row := handoffFloorRow(handoff, Summary{}, 0); row.Measured != "0 ms = 0.0× / 0 ms = 0.0×; 0.00× / 0.00×" {
+		t.Errorf("with nothing measured: %q, want zeros", row.Measured)
 	}
 }

@@ -99,6 +99,24 @@ type Observer struct {
 // StartObserver starts watching the LockRequests of namespace until ctx is done. The
 // watch resumes by itself when the API server closes it.
 func StartObserver(ctx context.Context, c client.WithWatch, namespace string) (*Observer, error) {
+	w, err := WatchLockRequests(ctx, c, namespace)
+	if err != nil {
+		return nil, err
+	}
+	o := &Observer{requests: map[string]*Tracked{}, ended: make(chan struct{}), leaseOwners: map[string]string{}}
+	leases, err := o.watchLeases(ctx, c, namespace)
+	if err != nil {
+		w.Stop()
+		return nil, err
+	}
+	go o.run(ctx, w)
+	go o.runLeases(leases)
+	return o, nil
+}
+
+// WatchLockRequests watches the LockRequests of namespace from now on, until ctx is
+// done; the watch resumes by itself when the API server closes it.
+func WatchLockRequests(ctx context.Context, c client.WithWatch, namespace string) (*watchtools.RetryWatcher, error) {
 	var list lockingv1alpha1.LockRequestList
 	if err := c.List(ctx, &list, client.InNamespace(namespace)); err != nil {
 		return nil, fmt.Errorf("listing LockRequests: %w", err)
@@ -112,15 +130,7 @@ func StartObserver(ctx context.Context, c client.WithWatch, namespace string) (*
 	if err != nil {
 		return nil, fmt.Errorf("watching LockRequests: %w", err)
 	}
-	o := &Observer{requests: map[string]*Tracked{}, ended: make(chan struct{}), leaseOwners: map[string]string{}}
-	leases, err := o.watchLeases(ctx, c, namespace)
-	if err != nil {
-		w.Stop()
-		return nil, err
-	}
-	go o.run(ctx, w)
-	go o.runLeases(leases)
-	return o, nil
+	return w, nil
 }
 
 // watchLeases lists the lock Leases of namespace, remembering who holds each, and

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	watchtools "k8s.io/client-go/tools/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
+)
+
+// handoffFloorKey is the key (repository "bench/"+handoffFloorKey) and the Lease
+// name of the hand-off floor.
+const handoffFloorKey = "handoff-floor"
+
+// runHandoffFloor measures the hand-off floor before any operator runs: the hand-offs
+// of measureHandoff, with the same clients and observer, decided by floorArbiter
+// instead of the operator. A hand-off then holds only what no arbiter over
+// LockRequests and Leases can leave out: the holder's delete, its watch event, one
+// compare-and-swap of the key's Lease and that write's watch event. The operator's
+// hand-off against this one, in the same run, is what the operator adds; this one
+// against the serial Lease write is what the API server makes of the two writes.
+func runHandoffFloor(ctx context.Context, c client.WithWatch, opts options) (handoffSamples, error) {
+	namespace := opts.Namespace
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	arbiter, err := startFloorArbiter(ctx, c, namespace, "bench/"+handoffFloorKey)
+	if err != nil {
+		return handoffSamples{}, err
+	}
+	obs, err := benchutil.StartObserver(ctx, c, namespace)
+	if err != nil {
+		return handoffSamples{}, err
+	}
+	l := &lockClient{c: c, obs: obs, namespace: namespace, timeout: opts.timeout}
+	s, err := measureHandoff(ctx, l, handoffFloorKey, opts.samples, arbiter.queued)
+	if err != nil {
+		return s, fmt.Errorf("hand-off floor: %w", errors.Join(err, arbiter.failure()))
+	}
+	return s, c.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: handoffFloorKey}})
+}
+
+// floorArbiter grants one key's Lease with nothing but what a grant needs: it
+// follows the key's LockRequests with a watch, grants the first one at once when the
+// Lease is free and queues the others in the order they came, and grants the head of
+// the queue when the holder's request is deleted, by one compare-and-swap of the
+// Lease (an update carrying the resourceVersion it last wrote, with field ownership
+// reset as the operator's grants have it). The Lease names the request it grants as
+// the operator's do, so that benchutil.Observer sees the grant the same way.
+type floorArbiter struct {
+	c          client.Client
+	repository string
+
+	// lease, holder and queue belong to the goroutine that runs the watch.
+	lease  *coordinationv1.Lease
+	holder string
+	queue  []string
+
+	mu sync.Mutex
+	// seen has, for each request name, a channel that closes when the arbiter has
+	// handled the request's create: then a delete of the holder hands on to it.
+	seen map[string]chan struct{}
+	// ended closes when the watch or a grant fails; err says why.
+	ended chan struct{}
+	err   error
+}
+
+// startFloorArbiter creates the key's Lease, free, and starts deciding for the
+// requests of repository in namespace until ctx is done.
+func startFloorArbiter(ctx context.Context, c client.WithWatch, namespace, repository string) (*floorArbiter, error) {
+	a := &floorArbiter{
+		c: c, repository: repository,
+		lease: &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: handoffFloorKey}},
+		seen:  map[string]chan struct{}{}, ended: make(chan struct{}),
+	}
+	if err := c.Create(ctx, a.lease); err != nil {
+		return nil, fmt.Errorf("hand-off floor: creating Lease %s: %w", a.lease.Name, err)
+	}
+	w, err := benchutil.WatchLockRequests(ctx, c, namespace)
+	if err != nil {
+		return nil, fmt.Errorf("hand-off floor: %w", err)
+	}
+	go a.run(ctx, w)
+	return a, nil
+}
+
+// run decides on every event of the key's requests until the watch ends.
+func (a *floorArbiter) run(ctx context.Context, w *watchtools.RetryWatcher) {
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		lr, ok := ev.Object.(*lockingv1alpha1.LockRequest)
+		if !ok || lr.Spec.Project.Repository != a.repository {
+			continue
+		}
+		if err := a.handle(ctx, ev.Type, lr.Name); err != nil {
+			a.end(err)
+			return
+		}
+	}
+	a.end(fmt.Errorf("watch of LockRequests ended: %w", context.Cause(ctx)))
+}
+
+// handle decides on one event of the request name.
+func (a *floorArbiter) handle(ctx context.Context, typ watch.EventType, name string) error {
+	switch typ {
+	case watch.Added:
+		var err error
+		if a.holder == "" {
+			err = a.grant(ctx, name)
+		} else {
+			a.queue = append(a.queue, name)
+		}
+		close(a.seenChan(name))
+		return err
+	case watch.Deleted:
+		if name != a.holder {
+			a.queue = slices.DeleteFunc(a.queue, func(n string) bool { return n == name })
+			return nil
+		}
+		a.holder = ""
+		if len(a.queue) == 0 {
+			return nil
+		}
+		next := a.queue[0]
+		a.queue = a.queue[1:]
+		return a.grant(ctx, next)
+	}
+	return nil
+}
+
+// grant writes name onto the Lease by compare-and-swap.
+func (a *floorArbiter) grant(ctx context.Context, name string) error {
+	now := metav1.NowMicro()
+	a.lease.Spec.HolderIdentity, a.lease.Spec.AcquireTime = &name, &now
+	a.lease.ManagedFields = []metav1.ManagedFieldsEntry{{}}
+	if err := a.c.Update(ctx, a.lease); err != nil {
+		return fmt.Errorf("granting Lease %s to %s: %w", a.lease.Name, name, err)
+	}
+	a.holder = name
+	return nil
+}
+
+// queued waits until the arbiter has handled r's create: measureHandoff's wait for
+// the waiter to be in the queue before the holder goes.
+func (a *floorArbiter) queued(ctx context.Context, r *request) error {
+	select {
+	case <-a.seenChan(r.obj.Name):
+		return nil
+	case <-a.ended:
+		return a.failure()
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// seenChan is the channel that closes once the arbiter has handled name's create.
+func (a *floorArbiter) seenChan(name string) chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch := a.seen[name]
+	if ch == nil {
+		ch = make(chan struct{})
+		a.seen[name] = ch
+	}
+	return ch
+}
+
+// end records why the arbiter stopped.
+func (a *floorArbiter) end(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.err = err
+	close(a.ended)
+}
+
+// failure is why the arbiter stopped, or nil while it runs.
+func (a *floorArbiter) failure() error {
+	select {
+	case <-a.ended:
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return fmt.Errorf("arbiter: %w", a.err)
+	default:
+		return nil
+	}
+}
