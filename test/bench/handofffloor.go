@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	watchtools "k8s.io/client-go/tools/watch"
@@ -21,31 +23,76 @@ import (
 // name of the hand-off floor.
 const handoffFloorKey = "handoff-floor"
 
-// runHandoffFloor measures the hand-off floor before any operator runs: the hand-offs
-// of measureHandoff, with the same clients and observer, decided by floorArbiter
-// instead of the operator. A hand-off then holds only what no arbiter over
-// LockRequests and Leases can leave out: the holder's delete, its watch event, one
-// compare-and-swap of the key's Lease and that write's watch event. The operator's
-// hand-off against this one, in the same run, is what the operator adds; this one
-// against the serial Lease write is what the API server makes of the two writes.
-func runHandoffFloor(ctx context.Context, c client.WithWatch, opts options) (handoffSamples, error) {
-	namespace := opts.Namespace
+// floorNamespace is where the hand-off floor's objects are: a namespace of their
+// own, which the operator does not watch (startOperator).
+func floorNamespace(opts options) string { return opts.Namespace + "-floor" }
+
+// measureHandoffBesideFloor measures the operator's hand-offs (l, on the key
+// "handoff") and those of the hand-off floor, one of each in turn, samples times
+// (who goes first alternates), so that both meet the same API server at the same
+// moments: its garbage collections, its heap, its watchers.
+//
+// The floor's hand-offs are handoffChain's, with the same kind of client and
+// observer, decided by floorArbiter in this process instead of the operator. They
+// hold only what no arbiter over LockRequests and Leases can leave out: the holder's
+// delete, its watch event, one compare-and-swap of the key's Lease and that write's
+// watch event. The operator's hand-off against the floor is what the operator adds;
+// the floor against the serial Lease write is what the API server makes of the two
+// writes.
+func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts options, l *lockClient) (operator, floor handoffSamples, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	namespace := floorNamespace(opts)
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return operator, floor, fmt.Errorf("hand-off floor: creating namespace %s: %w", namespace, err)
+	}
 	arbiter, err := startFloorArbiter(ctx, c, namespace, "bench/"+handoffFloorKey)
 	if err != nil {
-		return handoffSamples{}, err
+		return operator, floor, err
 	}
 	obs, err := benchutil.StartObserver(ctx, c, namespace)
 	if err != nil {
-		return handoffSamples{}, err
+		return operator, floor, err
 	}
-	l := &lockClient{c: c, obs: obs, namespace: namespace, timeout: opts.timeout}
-	s, err := measureHandoff(ctx, l, handoffFloorKey, opts.samples, arbiter.queued)
+	floorFailed := func(err error) error { return fmt.Errorf("hand-off floor: %w", errors.Join(err, arbiter.failure())) }
+	floorChain, err := startHandoffChain(ctx, &lockClient{c: c, obs: obs, namespace: namespace, timeout: opts.timeout}, handoffFloorKey, arbiter.queued)
 	if err != nil {
-		return s, fmt.Errorf("hand-off floor: %w", errors.Join(err, arbiter.failure()))
+		return operator, floor, floorFailed(err)
 	}
-	return s, c.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: handoffFloorKey}})
+	operatorChain, err := startHandoffChain(ctx, l, "handoff", l.queued)
+	if err != nil {
+		return operator, floor, fmt.Errorf("hand-off: %w", err)
+	}
+	// One step of each chain, the floor's first on even samples, the operator's on odd.
+	steps := [2]func() error{
+		func() error {
+			if err := floorChain.step(ctx); err != nil {
+				return floorFailed(err)
+			}
+			return nil
+		},
+		func() error {
+			if err := operatorChain.step(ctx); err != nil {
+				return fmt.Errorf("hand-off: %w", err)
+			}
+			return nil
+		},
+	}
+	for i := range opts.samples {
+		if err := steps[i%2](); err != nil {
+			return operator, floor, err
+		}
+		if err := steps[1-i%2](); err != nil {
+			return operator, floor, err
+		}
+	}
+	if floor, err = floorChain.finish(ctx); err != nil {
+		return operator, floor, floorFailed(err)
+	}
+	if operator, err = operatorChain.finish(ctx); err != nil {
+		return operator, floor, fmt.Errorf("hand-off: %w", err)
+	}
+	return operator, floor, c.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: handoffFloorKey}})
 }
 
 // floorArbiter grants one key's Lease with nothing but what a grant needs: it

@@ -150,50 +150,88 @@ func (s handoffSamples) parts() HandoffParts {
 	return HandoffParts{DeleteCall: Summarize(s.deleteCall), ToDecided: Summarize(s.toDecided), ToObserved: Summarize(s.toObserved)}
 }
 
-// measureHandoff measures hand-offs on one key: while a request holds the key, a
-// waiter is created and waited for until queued says its arbiter (the operator, or
-// the hand-off floor's) has it in the key's queue; then the holder is deleted, and
-// the time from that delete to the waiter's Acquired=True observed is recorded. The
-// waiter becomes the next holder, samples times.
-func measureHandoff(ctx context.Context, l *lockClient, name string, samples int, queued func(context.Context, *request) error) (handoffSamples, error) {
-	repository, path := "bench/"+name, "key"
-	var s handoffSamples
-	// Made as TryLock makes them: the waiter is seen Queued before the holder goes.
-	holder, err := l.create(ctx, name+"-0", repository, path, lockingv1alpha1.GrantNoticeLease)
+// handoffChain measures hand-offs on one key, one sample per step: while a request
+// holds the key, a waiter is created and waited for until queued says its arbiter
+// (the operator, or the hand-off floor's) has it in the key's queue; then the holder
+// is deleted, and the time from that delete to the waiter's grant observed is
+// recorded. The waiter becomes the next holder.
+type handoffChain struct {
+	l      *lockClient
+	name   string
+	queued func(context.Context, *request) error
+	holder *request
+	n      int // hand-offs so far
+	s      handoffSamples
+}
+
+// startHandoffChain creates the key's first holder and waits for its grant. The
+// requests are made as TryLock makes them: each waiter is told Queued at once.
+func startHandoffChain(ctx context.Context, l *lockClient, name string, queued func(context.Context, *request) error) (*handoffChain, error) {
+	c := &handoffChain{l: l, name: name, queued: queued}
+	var err error
+	if c.holder, err = c.create(ctx); err != nil {
+		return nil, err
+	}
+	if _, _, err := l.acquired(ctx, c.holder); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// create creates the chain's next request.
+func (c *handoffChain) create(ctx context.Context) (*request, error) {
+	return c.l.create(ctx, fmt.Sprintf("%s-%d", c.name, c.n), "bench/"+c.name, "key", lockingv1alpha1.GrantNoticeLease)
+}
+
+// step measures one hand-off.
+func (c *handoffChain) step(ctx context.Context) error {
+	c.n++
+	waiter, err := c.create(ctx)
 	if err != nil {
-		return s, err
+		return err
 	}
-	if _, _, err := l.acquired(ctx, holder); err != nil {
-		return s, err
+	if err := c.queued(ctx, waiter); err != nil {
+		return err
 	}
-	for i := 1; i <= samples; i++ {
-		waiter, err := l.create(ctx, fmt.Sprintf("%s-%d", name, i), repository, path, lockingv1alpha1.GrantNoticeLease)
-		if err != nil {
-			return s, err
-		}
-		if err := queued(ctx, waiter); err != nil {
-			return s, err
-		}
-		deleted := time.Now()
-		if err := l.remove(ctx, holder); err != nil {
-			return s, err
-		}
-		s.deleteCall = append(s.deleteCall, time.Since(deleted))
-		at, _, err := l.acquired(ctx, waiter)
-		if err != nil {
-			return s, err
-		}
-		s.total = append(s.total, at.Sub(deleted))
-		if decided := waiter.obs.Decided(); !decided.IsZero() {
-			s.toDecided = append(s.toDecided, decided.Sub(deleted))
-			s.toObserved = append(s.toObserved, at.Sub(decided))
-		}
-		if _, err := l.gone(ctx, holder); err != nil {
-			return s, err
-		}
-		holder = waiter
+	deleted := time.Now()
+	if err := c.l.remove(ctx, c.holder); err != nil {
+		return err
 	}
-	return s, l.release(ctx, holder)
+	c.s.deleteCall = append(c.s.deleteCall, time.Since(deleted))
+	at, _, err := c.l.acquired(ctx, waiter)
+	if err != nil {
+		return err
+	}
+	c.s.total = append(c.s.total, at.Sub(deleted))
+	if decided := waiter.obs.Decided(); !decided.IsZero() {
+		c.s.toDecided = append(c.s.toDecided, decided.Sub(deleted))
+		c.s.toObserved = append(c.s.toObserved, at.Sub(decided))
+	}
+	if _, err := c.l.gone(ctx, c.holder); err != nil {
+		return err
+	}
+	c.holder = waiter
+	return nil
+}
+
+// finish releases the last holder and returns the samples.
+func (c *handoffChain) finish(ctx context.Context) (handoffSamples, error) {
+	return c.s, c.l.release(ctx, c.holder)
+}
+
+// measureHandoff measures samples hand-offs of one chain (handoffChain) on the key
+// name, decided by the operator.
+func measureHandoff(ctx context.Context, l *lockClient, name string, samples int) (handoffSamples, error) {
+	c, err := startHandoffChain(ctx, l, name, l.queued)
+	if err != nil {
+		return handoffSamples{}, err
+	}
+	for range samples {
+		if err := c.step(ctx); err != nil {
+			return c.s, err
+		}
+	}
+	return c.finish(ctx)
 }
 
 // benchUser is the VCS user of every request the benchmark makes.

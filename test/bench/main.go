@@ -12,13 +12,14 @@
 //  3. measures the baseline: -clients goroutines each creating -cycles Leases and
 //     updating each by compare-and-swap, then deleting them; then the CR floor:
 //     LockRequest create, one Lease compare-and-swap and LockRequest delete per
-//     cycle, with no operator; then both again with -high-clients clients; then the
-//     hand-off floor: hand-offs as in 5., decided by a bare arbiter instead of the
-//     operator (a watch of the requests and one Lease compare-and-swap each);
+//     cycle, with no operator; then both again with -high-clients clients;
 //  4. starts the operator in this process (controller-runtime manager, operator.Setup,
 //     config.Default()) and watches LockRequests to timestamp what clients observe;
 //  5. measures uncontended acquires (LockRequest created → Acquired observed) on fresh
-//     keys, hand-offs (holder deleted → next waiter Acquired observed) on one key, and
+//     keys, hand-offs (holder deleted → next waiter Acquired observed) on one key,
+//     each beside one of the hand-off floor (the same, decided by a bare arbiter in
+//     this process in a namespace of its own: a watch of the requests and one Lease
+//     compare-and-swap each), and
 //     lock cycles per second of -clients (then -high-clients) clients over -keys
 //     keys, checking that grants of one key never overlap and that their fencing
 //     tokens increase;
@@ -153,15 +154,8 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 		res.High = high
 	}
 
-	benchutil.Step("hand-off floor: %d hand-offs on one key, decided by a bare arbiter in this process, no operator", opts.samples)
-	floorHandoff, err := runHandoffFloor(ctx, e.Client, opts)
-	if err != nil {
-		return err
-	}
-	res.HandoffFloor, res.HandoffFloorParts = Summarize(floorHandoff.total), floorHandoff.parts()
-
 	benchutil.Step("starting the operator in this process (logs: %s)", e.LogPath("operator.log"))
-	op, err := startOperator(ctx, e.RESTConfig(), config.Default())
+	op, err := startOperator(ctx, e.RESTConfig(), config.Default(), opts.Namespace)
 	if err != nil {
 		return err
 	}
@@ -206,7 +200,7 @@ func measureEventsOff(ctx context.Context, opts options, e *benchutil.Env, res *
 // name; what says how cfg differs, for the log.
 func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg config.Config, what, name string) (_ Summary, retErr error) {
 	benchutil.Step("starting the operator again with %s", what)
-	op, err := startOperator(ctx, e.RESTConfig(), cfg)
+	op, err := startOperator(ctx, e.RESTConfig(), cfg, opts.Namespace)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -222,7 +216,7 @@ func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg
 	}
 	l := &lockClient{c: e.Client, obs: obs, namespace: opts.Namespace, timeout: opts.timeout}
 	benchutil.Step("hand-off with %s: %d hand-offs on one key", what, opts.samples)
-	handoff, err := measureHandoff(ctx, l, name, opts.samples, l.queued)
+	handoff, err := measureHandoff(ctx, l, name, opts.samples)
 	if err != nil {
 		return Summary{}, fmt.Errorf("hand-off with %s: %w", what, err)
 	}
@@ -258,12 +252,13 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	res.AcquireOperator = op.requests.since(before)
 	res.Acquire, res.AcquireCreate = Summarize(acquire.acquire), Summarize(acquire.create)
 
-	benchutil.Step("hand-off: %d hand-offs on one key", opts.samples)
-	handoff, err := measureHandoff(ctx, l, "handoff", opts.samples, l.queued)
+	benchutil.Step("hand-off: %d hand-offs on one key, each beside one of the hand-off floor (namespace %s)", opts.samples, floorNamespace(opts))
+	handoff, floor, err := measureHandoffBesideFloor(ctx, e.Client, opts, l)
 	if err != nil {
-		return fmt.Errorf("hand-off: %w", err)
+		return err
 	}
 	res.Handoff, res.HandoffParts = Summarize(handoff.total), handoff.parts()
+	res.HandoffFloor, res.HandoffFloorParts = Summarize(floor.total), floor.parts()
 
 	benchutil.Step("throughput: %d clients × %d lock cycles over %d keys", opts.clients, opts.cycles, opts.keys)
 	if res.Through, err = measureThroughput(ctx, opts.clients, opts.keys, opts.cycles, l, op, res.Baseline, res.Floor); err != nil {

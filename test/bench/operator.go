@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
@@ -31,12 +32,16 @@ type runningOperator struct {
 }
 
 // startOperator starts a controller-runtime manager with the operator configured by
-// opCfg against cfg, and returns once it runs. Its requests are counted.
-func startOperator(ctx context.Context, cfg *rest.Config, opCfg config.Config) (*runningOperator, error) {
+// opCfg against cfg, and returns once it runs. Its requests are counted. It watches
+// namespace only, as the chart's watchNamespaces makes it: the hand-off floor's
+// requests, in a namespace of their own, are not the operator's to decide.
+func startOperator(ctx context.Context, cfg *rest.Config, opCfg config.Config, namespace string) (*runningOperator, error) {
 	counter := newRequestCounter()
 	cfg = rest.CopyConfig(cfg)
 	cfg.Wrap(counter.wrap)
-	mgr, err := ctrl.NewManager(cfg, operator.EmbeddedOptions())
+	mgrOpts := operator.EmbeddedOptions()
+	mgrOpts.Cache.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}

@@ -25,8 +25,8 @@ type Results struct {
 	// HandoffParts is where Handoff's time goes.
 	HandoffParts HandoffParts `json:"handoffParts"`
 	// HandoffFloor is Handoff decided by a bare arbiter instead of the operator,
-	// before the operator starts (runHandoffFloor): the floor of a hand-off, and
-	// HandoffFloorParts where its time goes.
+	// each of its samples beside one of Handoff's (measureHandoffBesideFloor): the
+	// floor of a hand-off, and HandoffFloorParts where its time goes.
 	HandoffFloor      Summary      `json:"handoffFloor"`
 	HandoffFloorParts HandoffParts `json:"handoffFloorParts"`
 	// HandoffEventsOff is Handoff measured again with enable_events: false.
@@ -250,7 +250,7 @@ func handoffFloorRow(handoff, floor Summary, serial time.Duration) benchutil.Row
 		}
 		return float64(a) / float64(b)
 	}
-	return benchutil.Info(fmt.Sprintf("hand-off floor P50 / P99, no operator (n=%d): × serial Lease write; hand-off ÷ floor", floor.N),
+	return benchutil.Info(fmt.Sprintf("hand-off floor P50 / P99, a bare arbiter beside the operator (n=%d): × serial Lease write; hand-off ÷ floor", floor.N),
 		fmt.Sprintf("%s = %.1f× / %s = %.1f×; %.2f× / %.2f×", fmtDuration(floor.P50), times(floor.P50, serial),
 			fmtDuration(floor.P99), times(floor.P99, serial), times(handoff.P50, floor.P50), times(handoff.P99, floor.P99)))
 }
