@@ -19,18 +19,15 @@ import (
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
 )
 
-// handoffFloorKey is the key (repository "bench/"+handoffFloorKey) and the Lease
-// name of the hand-off floor.
-const handoffFloorKey = "handoff-floor"
-
 // floorNamespace is where the hand-off floor's objects are: a namespace of their
 // own, which the operator does not watch (startOperator).
 func floorNamespace(opts options) string { return opts.Namespace + "-floor" }
 
-// measureHandoffBesideFloor measures the operator's hand-offs (l, on the key
-// "handoff") and those of the hand-off floor, one of each in turn, samples times
+// measureHandoffBesideFloor measures the operator's hand-offs (l, on the key name)
+// and those of the hand-off floor (on name+"-floor"), one of each in turn, samples times
 // (who goes first alternates), so that both meet the same API server at the same
-// moments: its garbage collections, its heap, its watchers.
+// moments: its garbage collections, its heap, its watchers. Every hand-off of the
+// operator is measured so, so that runs that differ in its configuration compare.
 //
 // The floor's hand-offs are handoffChain's, with the same kind of client and
 // observer, decided by floorArbiter in this process instead of the operator. They
@@ -39,14 +36,14 @@ func floorNamespace(opts options) string { return opts.Namespace + "-floor" }
 // watch event. The operator's hand-off against the floor is what the operator adds;
 // the floor against the serial Lease write is what the API server makes of the two
 // writes.
-func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts options, l *lockClient) (operator, floor handoffSamples, err error) {
+func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts options, l *lockClient, name string) (operator, floor handoffSamples, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	namespace := floorNamespace(opts)
+	namespace, floorKey := floorNamespace(opts), name+"-floor"
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return operator, floor, fmt.Errorf("hand-off floor: creating namespace %s: %w", namespace, err)
 	}
-	arbiter, err := startFloorArbiter(ctx, c, namespace, "bench/"+handoffFloorKey)
+	arbiter, err := startFloorArbiter(ctx, c, namespace, floorKey)
 	if err != nil {
 		return operator, floor, err
 	}
@@ -55,11 +52,11 @@ func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts opt
 		return operator, floor, err
 	}
 	floorFailed := func(err error) error { return fmt.Errorf("hand-off floor: %w", errors.Join(err, arbiter.failure())) }
-	floorChain, err := startHandoffChain(ctx, &lockClient{c: c, obs: obs, namespace: namespace, timeout: opts.timeout}, handoffFloorKey, arbiter.queued)
+	floorChain, err := startHandoffChain(ctx, &lockClient{c: c, obs: obs, namespace: namespace, timeout: opts.timeout}, floorKey, arbiter.queued)
 	if err != nil {
 		return operator, floor, floorFailed(err)
 	}
-	operatorChain, err := startHandoffChain(ctx, l, "handoff", l.queued)
+	operatorChain, err := startHandoffChain(ctx, l, name, l.queued)
 	if err != nil {
 		return operator, floor, fmt.Errorf("hand-off: %w", err)
 	}
@@ -92,7 +89,7 @@ func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts opt
 	if operator, err = operatorChain.finish(ctx); err != nil {
 		return operator, floor, fmt.Errorf("hand-off: %w", err)
 	}
-	return operator, floor, c.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: handoffFloorKey}})
+	return operator, floor, c.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: floorKey}})
 }
 
 // floorArbiter grants one key's Lease with nothing but what a grant needs: it
@@ -120,12 +117,13 @@ type floorArbiter struct {
 	err   error
 }
 
-// startFloorArbiter creates the key's Lease, free, and starts deciding for the
-// requests of repository in namespace until ctx is done.
-func startFloorArbiter(ctx context.Context, c client.WithWatch, namespace, repository string) (*floorArbiter, error) {
+// startFloorArbiter creates the Lease of key (named key), free, and starts deciding
+// for the requests of key (repository "bench/"+key, as handoffChain makes them) in
+// namespace until ctx is done.
+func startFloorArbiter(ctx context.Context, c client.WithWatch, namespace, key string) (*floorArbiter, error) {
 	a := &floorArbiter{
-		c: c, repository: repository,
-		lease: &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: handoffFloorKey}},
+		c: c, repository: "bench/" + key,
+		lease: &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: key}},
 		seen:  map[string]chan struct{}{}, ended: make(chan struct{}),
 	}
 	if err := c.Create(ctx, a.lease); err != nil {
@@ -195,7 +193,7 @@ func (a *floorArbiter) grant(ctx context.Context, name string) error {
 	return nil
 }
 
-// queued waits until the arbiter has handled r's create: measureHandoff's wait for
+// queued waits until the arbiter has handled r's create: handoffChain's wait for
 // the waiter to be in the queue before the holder goes.
 func (a *floorArbiter) queued(ctx context.Context, r *request) error {
 	select {

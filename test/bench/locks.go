@@ -219,20 +219,5 @@ func (c *handoffChain) finish(ctx context.Context) (handoffSamples, error) {
 	return c.s, c.l.release(ctx, c.holder)
 }
 
-// measureHandoff measures samples hand-offs of one chain (handoffChain) on the key
-// name, decided by the operator.
-func measureHandoff(ctx context.Context, l *lockClient, name string, samples int) (handoffSamples, error) {
-	c, err := startHandoffChain(ctx, l, name, l.queued)
-	if err != nil {
-		return handoffSamples{}, err
-	}
-	for range samples {
-		if err := c.step(ctx); err != nil {
-			return c.s, err
-		}
-	}
-	return c.finish(ctx)
-}
-
 // benchUser is the VCS user of every request the benchmark makes.
 const benchUser = "bench"
