@@ -67,34 +67,36 @@ func runRelease(ctx context.Context, a *App, args []string) error {
 	default:
 		fmt.Fprintf(a.Stdout, "withdrew LockRequest %s for %s before the operator decided\n", name, key)
 	}
-	if st.State == lockclient.StateAcquired {
+	info, err := c.GetLock(ctx, key)
+	if err != nil {
+		return err
+	}
+	if st.State == lockclient.StateAcquired && info != nil && info.Holder == nil && len(info.Queue) > 0 {
+		// Released with others waiting: the request is gone at once, the operator's
+		// hand-off (a compare-and-swap of the key's Lease) comes after, and release
+		// says who holds the key.
 		if err := awaitHandOff(ctx, a, c, st); err != nil {
 			return err
 		}
+		if info, err = c.GetLock(ctx, key); err != nil {
+			return err
+		}
 	}
-	return printHolder(ctx, a, c, key)
+	printLock(a, key, info)
+	return nil
 }
 
 // handOffTimeout bounds release's wait for the operator to hand the key on.
 const handOffTimeout = 30 * time.Second
 
 // awaitHandOff waits, after the release of the hold st describes, until the operator
-// has handed the key to the next waiter, when one waits: the request is gone at once,
-// the operator's compare-and-swap of the key's Lease comes after, and release says
-// who holds the key. Without permission to watch Leases, or after handOffTimeout, it
-// says so and lets release report the key as it stands.
+// has handed the key to the next waiter. Without permission to watch Leases, or
+// after handOffTimeout, it says so and lets release report the key as it stands.
 func awaitHandOff(ctx context.Context, a *App, c *lockclient.Client, st *lockclient.Status) error {
 	key := st.Request.Spec.Key()
-	info, err := c.GetLock(ctx, key)
-	if err != nil {
-		return err
-	}
-	if info == nil || info.Holder != nil || len(info.Queue) == 0 {
-		return nil // handed on already, or nobody to hand it to
-	}
 	wctx, cancel := context.WithTimeout(ctx, handOffTimeout)
 	defer cancel()
-	err = c.AwaitRelease(wctx, st)
+	err := c.AwaitRelease(wctx, st)
 	switch {
 	case err == nil:
 		return nil
@@ -114,11 +116,16 @@ func printHolder(ctx context.Context, a *App, c *lockclient.Client, key lockkey.
 	if err != nil {
 		return err
 	}
+	printLock(a, key, info)
+	return nil
+}
+
+// printLock says who holds key, as info (nil: no lock) shows it.
+func printLock(a *App, key lockkey.Key, info *lockclient.LockInfo) {
 	if info == nil || info.Holder == nil {
 		fmt.Fprintf(a.Stdout, "%s is free\n", key)
-		return nil
+		return
 	}
 	fmt.Fprintf(a.Stdout, "%s is now held by %s (fencing token %s), %d waiting\n", key, owner(info.Holder),
 		dash(info.Holder.Status.FencingToken), len(info.Queue))
-	return nil
 }
