@@ -62,13 +62,15 @@ type Config struct {
 
 // Gateway is one gateway process's servers.
 type Gateway struct {
-	cfg      Config
-	client   client.WithWatch
-	cache    cache.Cache
-	server   *resp.Server
-	Space    *keyspace.Space
-	registry *prometheus.Registry
-	log      logr.Logger
+	cfg    Config
+	client client.WithWatch
+	cache  cache.Cache
+	// deletions hears the cache's LockRequest deletions for the fast release.
+	deletions *keyspace.Deletions
+	server    *resp.Server
+	Space     *keyspace.Space
+	registry  *prometheus.Registry
+	log       logr.Logger
 }
 
 // New builds a gateway that reaches the API server through rc. Its metrics are on a
@@ -102,7 +104,7 @@ func New(rc *rest.Config, cfg Config, clk clock.PassiveClock, log logr.Logger) (
 		return nil, fmt.Errorf("creating the LockRequest cache: %w", err)
 	}
 	lc := lockclient.New(kc, cfg.Namespace, lockclient.WithFieldManager(FieldManager))
-	fast := &keyspace.Fast{Cached: lrCache, Direct: kc, Namespace: cfg.Namespace}
+	fast := &keyspace.Fast{Cached: lrCache, Direct: kc, Namespace: cfg.Namespace, Deletions: keyspace.NewDeletions()}
 	space := keyspace.New(lc, kv.New(kc, cfg.StoreNamespace), fast, atlantis.WithCallTimeout(cfg.CommandTimeout))
 	server := resp.New(space, resp.Config{
 		Username:       cfg.Username,
@@ -114,7 +116,7 @@ func New(rc *rest.Config, cfg Config, clk clock.PassiveClock, log logr.Logger) (
 		Version:        cfg.Version,
 		Log:            log,
 	})
-	return &Gateway{cfg: cfg, client: kc, cache: lrCache, server: server, Space: space, registry: reg, log: log}, nil
+	return &Gateway{cfg: cfg, client: kc, cache: lrCache, deletions: fast.Deletions, server: server, Space: space, registry: reg, log: log}, nil
 }
 
 // Registry is the gateway's metrics registry.
@@ -161,9 +163,14 @@ func (g *Gateway) startCache(ctx context.Context) error {
 	go func() { done <- g.cache.Start(cacheCtx) }()
 	syncCtx, syncCancel := context.WithTimeout(ctx, g.cfg.CommandTimeout)
 	defer syncCancel()
-	if _, err := g.cache.GetInformer(syncCtx, &lockingv1alpha1.LockRequest{}); err != nil {
+	informer, err := g.cache.GetInformer(syncCtx, &lockingv1alpha1.LockRequest{})
+	if err != nil {
 		cancel()
 		return errors.Join(fmt.Errorf("watching LockRequests in namespace %s: %w", g.cfg.Namespace, err), <-done)
+	}
+	if _, err := informer.AddEventHandler(g.deletions.Handler()); err != nil {
+		cancel()
+		return errors.Join(fmt.Errorf("following the deletions of LockRequests in namespace %s: %w", g.cfg.Namespace, err), <-done)
 	}
 	if !g.cache.WaitForCacheSync(syncCtx) {
 		cancel()

@@ -230,7 +230,7 @@ func (s *Space) setApplyLock(value []byte) error {
 	return nil
 }
 
-// Del releases a lock or the apply lock, or deletes a pull status.
+// Del releases a lock (release.go) or the apply lock, or deletes a pull status.
 func (s *Space) Del(ctx context.Context, key string) (bool, error) {
 	k, err := classify(key)
 	if err != nil {
@@ -238,7 +238,8 @@ func (s *Space) Del(ctx context.Context, key string) (bool, error) {
 	}
 	switch k {
 	case lockKey:
-		lock, err := s.locker.Unlock(strings.TrimPrefix(key, LockPrefix))
+		text := strings.TrimPrefix(key, LockPrefix)
+		lock, err := s.releaseLock(ctx, text, nil, func() (*models.ProjectLock, error) { return s.locker.Unlock(text) })
 		return lock != nil, err
 	case applyKey:
 		err := s.apply.UnlockApply()
@@ -303,9 +304,9 @@ func mayMatchPrefix(pattern, prefix string) bool {
 
 // Eval runs Atlantis's unlock-if-owned-by-pull script (UnlockIfOwnedByPullScriptSHA1)
 // on one lock key: when pull ARGV[1] holds the key, the hold is released and its
-// lock returned; otherwise nothing changes and the answer is nil. pkg/atlantis
-// releases the holder's own LockRequest by name after checking its pull, so a hold
-// that changed hands in between is never released.
+// lock returned; otherwise nothing changes and the answer is nil. The holder's own
+// LockRequest is deleted by name and UID after its pull was checked (release.go),
+// so a hold that changed hands in between is never released.
 func (s *Space) Eval(ctx context.Context, script string, keys, args []string) ([]byte, bool, error) {
 	sum := sha1.Sum([]byte(script)) //nolint:gosec // see the import
 	if digest := hex.EncodeToString(sum[:]); digest != UnlockIfOwnedByPullScriptSHA1 {
@@ -325,11 +326,14 @@ func (s *Space) Eval(ctx context.Context, script string, keys, args []string) ([
 	if !ok {
 		return nil, false, nil
 	}
-	lock, err := s.getLock(ctx, strings.TrimPrefix(keys[0], LockPrefix))
-	if err != nil || lock == nil {
-		return nil, false, err
-	}
-	released, err := s.locker.UnlockIfOwnedByPull(lock.Project, lock.Workspace, pull)
+	text := strings.TrimPrefix(keys[0], LockPrefix)
+	released, err := s.releaseLock(ctx, text, func(lock models.ProjectLock) bool { return lock.Pull.Num == pull }, func() (*models.ProjectLock, error) {
+		lock, err := s.locker.GetLock(text)
+		if err != nil || lock == nil {
+			return nil, err
+		}
+		return s.locker.UnlockIfOwnedByPull(lock.Project, lock.Workspace, pull)
+	})
 	if err != nil || released == nil {
 		return nil, false, err
 	}

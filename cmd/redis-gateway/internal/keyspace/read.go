@@ -54,6 +54,10 @@ type Fast struct {
 	Direct client.Reader
 	// Namespace is the LockRequests' namespace.
 	Namespace string
+	// Deletions, when not nil, reports the deletions that the cache behind Cached
+	// has seen; DEL and the unlock script then release through the fast path too
+	// (release.go). Without it they take pkg/atlantis's full read.
+	Deletions *Deletions
 }
 
 // applyKeyText is the lock key of the global apply lock, which is never a project
@@ -66,17 +70,26 @@ func (s *Space) getLock(ctx context.Context, key string) (*models.ProjectLock, e
 	if s.fast == nil || key == applyKeyText {
 		return s.locker.GetLock(key)
 	}
-	lock, decided, err := s.fast.read(ctx, key)
+	holder, decided, err := s.fast.read(ctx, key)
 	if err != nil || !decided {
 		// An error of the fast path is not the answer: the full read gives its
 		// own (or the right answer, if the cache was what failed).
 		return s.locker.GetLock(key)
 	}
-	return lock, nil
+	if holder == nil {
+		return nil, nil
+	}
+	lock, err := atlantis.ProjectLockOf(holder)
+	if err != nil {
+		return nil, err
+	}
+	lock.Time = lock.Time.Local()
+	return &lock, nil
 }
 
-// read is the fast path; decided=false hands the key to the full read.
-func (f *Fast) read(ctx context.Context, key string) (lock *models.ProjectLock, decided bool, err error) {
+// read is the fast path: it returns the request that holds key as read from the API
+// server, or nil when the key is free; decided=false hands the key to the full read.
+func (f *Fast) read(ctx context.Context, key string) (holder *lockingv1alpha1.LockRequest, decided bool, err error) {
 	var list lockingv1alpha1.LockRequestList
 	if err := f.Cached.List(ctx, &list, client.InNamespace(f.Namespace)); err != nil {
 		return nil, false, err
@@ -109,18 +122,18 @@ func (f *Fast) read(ctx context.Context, key string) (lock *models.ProjectLock, 
 	return nil, false, nil
 }
 
-// confirm reads the cached holder from the API server and answers its lock if it
-// still holds key.
-func (f *Fast) confirm(ctx context.Context, key, name string) (*models.ProjectLock, bool, error) {
+// confirm reads the cached holder from the API server and answers it if it still
+// holds key.
+func (f *Fast) confirm(ctx context.Context, key, name string) (*lockingv1alpha1.LockRequest, bool, error) {
 	return f.answer(ctx, name, func(lr *lockingv1alpha1.LockRequest) bool {
 		return lr.Spec.Key().String() == key && lockclient.StatusOf(lr).State == lockclient.StateAcquired
 	})
 }
 
-// answer reads request name from the API server and answers its lock when holds
-// says that the request read holds it; a request gone or not holding goes to the
+// answer reads request name from the API server and answers it when holds says
+// that the request read holds its key; a request gone or not holding goes to the
 // full read.
-func (f *Fast) answer(ctx context.Context, name string, holds func(*lockingv1alpha1.LockRequest) bool) (*models.ProjectLock, bool, error) {
+func (f *Fast) answer(ctx context.Context, name string, holds func(*lockingv1alpha1.LockRequest) bool) (*lockingv1alpha1.LockRequest, bool, error) {
 	var lr lockingv1alpha1.LockRequest
 	if err := f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: name}, &lr); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -131,22 +144,17 @@ func (f *Fast) answer(ctx context.Context, name string, holds func(*lockingv1alp
 	if !holds(&lr) {
 		return nil, false, nil
 	}
-	lock, err := atlantis.ProjectLockOf(&lr)
-	if err != nil {
-		return nil, false, err
-	}
-	lock.Time = lock.Time.Local()
-	return &lock, true, nil
+	return &lr, true, nil
 }
 
-// confirmOnLease answers the lock of a key when its Lease, read from the API server,
+// confirmOnLease answers the holder of a key when its Lease, read from the API server,
 // names one of undecided, the key's cached requests that wait or are undecided: the
 // operator writes the Acquired status of a request made by pkg/lockclient only once
 // its hold has lasted status_update_interval (lockingv1alpha1.GrantNoticeAnnotation),
 // so a short hold shows on the Lease alone. The request is then read from the API
 // server too, after the Lease: it must still exist with that UID and not have
 // ended. Anything else goes to the full read.
-func (f *Fast) confirmOnLease(ctx context.Context, undecided []*lockingv1alpha1.LockRequest) (*models.ProjectLock, bool, error) {
+func (f *Fast) confirmOnLease(ctx context.Context, undecided []*lockingv1alpha1.LockRequest) (*lockingv1alpha1.LockRequest, bool, error) {
 	var lease coordinationv1.Lease
 	err := f.Direct.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: undecided[0].Spec.Key().ObjectName()}, &lease)
 	if err != nil {
