@@ -15,7 +15,6 @@ import (
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/atlantis"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
-	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
 )
 
 // TryLock looks at the key by name (its Lease, then the request the Lease names):
@@ -25,13 +24,8 @@ import (
 // the holder's status says it holds.
 func TestTryLockReadsTheKeyByName(t *testing.T) {
 	t.Parallel()
-	ns := newNamespace(t)
-	kc, err := client.NewWithWatch(env.Config, client.Options{Scheme: lockclient.NewScheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	counted := &testenv.RequestListCounter{WithWatch: kc}
-	locker := atlantis.NewLocker(lockclient.New(counted, ns))
+	cl := newCountedLocker(t)
+	ns, counted, locker := cl.ns, cl.counted, cl.locker
 	p := models.NewProject("acme/infra", "modules/by-name", "")
 
 	got, err := locker.TryLock(p, "default", pullOf("acme/infra", 1, commitA), alice)

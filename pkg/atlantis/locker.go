@@ -177,7 +177,9 @@ func (l *Locker) List() (map[string]models.ProjectLock, error) {
 // repository must match exactly: unlike Atlantis's BoltDB and Redis backends, which
 // match lock keys by prefix, the locks of "owner/repo2" (or of "group/sub/repo" for
 // "group/sub") are never released for "owner/repo". The pull's waiting requests
-// (ModeQueue) are withdrawn too, so that a closed pull never gets a lock later.
+// (ModeQueue) are withdrawn too, so that a closed pull never gets a lock later. It
+// lists the namespace's locks once, and deletes the pull's requests by name and UID
+// as that list shows them.
 func (l *Locker) UnlockByPull(repoFullName string, pullNum int) ([]models.ProjectLock, error) {
 	ctx, cancel := l.opts.context()
 	defer cancel()
@@ -216,15 +218,24 @@ func (l *Locker) UnlockByPull(repoFullName string, pullNum int) ([]models.Projec
 		} else if !ok {
 			continue
 		}
-		lock, err := l.release(ctx, info.Key.String(), func(lock models.ProjectLock) bool {
-			return lock.Project.RepoFullName == repoFullName && lock.Pull.Num == pullNum
-		})
+		lock, err := projectLockOf(info.Holder)
 		if err != nil {
 			return released, err
 		}
-		if lock != nil {
-			released = append(released, *lock)
+		// Every request through which the pull holds the key, as the list shows
+		// them (its undecided ones were withdrawn with the queue above): the list
+		// is the API server's state at one moment, so a second read per key, as
+		// Unlock makes, would add nothing but a wait for its watch cache.
+		owner := info.Holder.Spec.Owner()
+		for j := range info.Holders {
+			if info.Holders[j].Spec.Owner() != owner {
+				continue
+			}
+			if err := l.client.Release(ctx, lockclient.StatusOf(&info.Holders[j])); err != nil {
+				return released, fmt.Errorf("releasing %s (LockRequest %s) of %s#%d: %w", info.Key, info.Holders[j].Name, repoFullName, pullNum, err)
+			}
 		}
+		released = append(released, lock)
 	}
 	sort.Slice(released, func(i, j int) bool {
 		return models.GenerateLockKey(released[i].Project, released[i].Workspace) <

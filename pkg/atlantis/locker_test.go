@@ -13,11 +13,13 @@ import (
 	"github.com/runatlantis/atlantis/server/events/models"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/atlantis"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
 )
 
 // testTimeout bounds each wait for the operator.
@@ -230,6 +232,65 @@ func TestLocksTakenByOthers(t *testing.T) {
 	}
 	if acquired, got := mustTryLock(t, a.locker, p, 8, alice); !acquired || got.Pull.Num != 8 {
 		t.Fatalf("pull 8 after the release: want it acquired, got acquired=%v with pull %d", acquired, got.Pull.Num)
+	}
+}
+
+// UnlockByPull lists the namespace once and releases every request through which
+// the pull holds, a second one made by hand included, without reading each lock
+// again; another pull's lock stays.
+func TestUnlockByPullListsOnce(t *testing.T) {
+	t.Parallel()
+	cl := newCountedLocker(t)
+	ns, kc, counted, c, locker := cl.ns, cl.kc, cl.counted, cl.client, cl.locker
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	a, b, other := models.NewProject("acme/infra", "stacks/a", ""), models.NewProject("acme/infra", "stacks/b", ""), models.NewProject("acme/infra", "stacks/c", "")
+	for _, take := range []struct {
+		p    models.Project
+		pull int
+	}{{a, 7}, {b, 7}, {other, 8}} {
+		if acquired, _ := mustTryLock(t, locker, take.p, take.pull, alice); !acquired {
+			t.Fatalf("pull %d did not get %s", take.pull, take.p.Path)
+		}
+	}
+	// Pull 7 holds b through a second request too, made by hand.
+	extra := &lockingv1alpha1.LockRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pr7-by-hand"},
+		Spec: lockingv1alpha1.LockRequestSpec{
+			Project: lockingv1alpha1.ProjectRef{Repository: "acme/infra", Path: "stacks/b"}, Workspace: "default",
+			Pull: &lockingv1alpha1.PullRequestRef{Number: 7}, User: lockingv1alpha1.UserRef{Username: "dave"},
+		},
+	}
+	if err := kc.Create(ctx, extra); err != nil {
+		t.Fatal(err)
+	}
+	keyB := lockkey.New("acme/infra", "stacks/b", "default", "")
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, testTimeout, true, func(ctx context.Context) (bool, error) {
+		info, err := c.GetLock(ctx, keyB)
+		return err == nil && info != nil && len(info.Holders) == 2, err
+	})
+	if err != nil {
+		t.Fatalf("pull 7's second request never held b beside the first: %v", err)
+	}
+
+	before := counted.RequestLists()
+	released, err := locker.UnlockByPull("acme/infra", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.RequestLists() - before; n != 1 {
+		t.Errorf("UnlockByPull listed LockRequests %d times; want once", n)
+	}
+	if len(released) != 2 || released[0].Project.Path != "stacks/a" || released[1].Project.Path != "stacks/b" {
+		t.Fatalf("UnlockByPull released %+v; want the locks of stacks/a and stacks/b", released)
+	}
+	for _, p := range []models.Project{a, b} {
+		if lock, err := locker.GetLock(models.GenerateLockKey(p, "default")); err != nil || lock != nil {
+			t.Fatalf("after UnlockByPull, GetLock(%s) = %+v, %v; want free (requests: %s)", p.Path, lock, err, describeRequests(requests(t, ns)))
+		}
+	}
+	if lock, err := locker.GetLock(models.GenerateLockKey(other, "default")); err != nil || lock == nil || lock.Pull.Num != 8 {
+		t.Fatalf("after UnlockByPull of pull 7, GetLock(stacks/c) = %+v, %v; want pull 8's lock", lock, err)
 	}
 }
 

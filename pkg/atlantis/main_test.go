@@ -82,6 +82,28 @@ func newClient(t *testing.T, ns string) *lockclient.Client {
 	return lockclient.New(kc, ns)
 }
 
+// countedLocker is a Locker of a namespace of its own whose client counts its lists
+// of LockRequests.
+type countedLocker struct {
+	ns      string
+	kc      client.WithWatch
+	counted *testenv.RequestListCounter
+	client  *lockclient.Client
+	locker  *atlantis.Locker
+}
+
+func newCountedLocker(t *testing.T) countedLocker {
+	t.Helper()
+	ns := newNamespace(t)
+	kc, err := client.NewWithWatch(env.Config, client.Options{Scheme: lockclient.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &testenv.RequestListCounter{WithWatch: kc}
+	c := lockclient.New(counted, ns)
+	return countedLocker{ns: ns, kc: kc, counted: counted, client: c, locker: atlantis.NewLocker(c)}
+}
+
 // adapter is the Locker and ApplyLocker of one namespace.
 type adapter struct {
 	ns     string
