@@ -48,6 +48,9 @@ func newReleaseSpace(t *testing.T, attached bool) *releaseSpace {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := keyspace.IndexByKey(ctx, lrCache); err != nil {
+		t.Fatal(err)
+	}
 	deletions := keyspace.NewDeletions()
 	informer, err := lrCache.GetInformer(ctx, &lockingv1alpha1.LockRequest{})
 	if err != nil {

@@ -103,6 +103,10 @@ func New(rc *rest.Config, cfg Config, clk clock.PassiveClock, log logr.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("creating the LockRequest cache: %w", err)
 	}
+	// The cache is not started yet, so adding the index waits for nothing.
+	if err := keyspace.IndexByKey(context.Background(), lrCache); err != nil {
+		return nil, fmt.Errorf("indexing the LockRequest cache by lock key: %w", err)
+	}
 	lc := lockclient.New(kc, cfg.Namespace, lockclient.WithFieldManager(FieldManager))
 	fast := &keyspace.Fast{Cached: lrCache, Direct: kc, Namespace: cfg.Namespace, Deletions: keyspace.NewDeletions()}
 	space := keyspace.New(lc, kv.New(kc, cfg.StoreNamespace), fast, atlantis.WithCallTimeout(cfg.CommandTimeout))

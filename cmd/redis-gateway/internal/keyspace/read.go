@@ -8,6 +8,7 @@ import (
 	"github.com/runatlantis/atlantis/server/events/models"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
@@ -48,7 +49,8 @@ import (
 // Fast is what the fast read path needs: a cached reader of the namespace's
 // LockRequests and a direct reader for the checks.
 type Fast struct {
-	// Cached reads LockRequests from a watch cache of the namespace.
+	// Cached reads LockRequests from a watch cache of the namespace, indexed by
+	// KeyField.
 	Cached client.Reader
 	// Direct reads from the API server.
 	Direct client.Reader
@@ -58,6 +60,26 @@ type Fast struct {
 	// has seen; DEL and the unlock script then release through the fast path too
 	// (release.go). Without it they take pkg/atlantis's full read.
 	Deletions *Deletions
+}
+
+// KeyField is the index of the cache behind Fast.Cached that selects a key's
+// LockRequests by the text of their lock key (IndexByKey), so that a read looks at
+// the key's few requests rather than copying the namespace's.
+const KeyField = "lockKey"
+
+// IndexByKey adds KeyField to c, before c starts.
+func IndexByKey(ctx context.Context, c cache.Cache) error {
+	return c.IndexField(ctx, &lockingv1alpha1.LockRequest{}, KeyField, func(o client.Object) []string {
+		return []string{o.(*lockingv1alpha1.LockRequest).Spec.Key().String()}
+	})
+}
+
+// cachedRequestsOf returns the cached LockRequests of key, read-only (they are the
+// cache's own objects). A reader without KeyField may answer more than the key's.
+func (f *Fast) cachedRequestsOf(ctx context.Context, key string) (*lockingv1alpha1.LockRequestList, error) {
+	var list lockingv1alpha1.LockRequestList
+	err := f.Cached.List(ctx, &list, client.InNamespace(f.Namespace), client.MatchingFields{KeyField: key}, client.UnsafeDisableDeepCopy)
+	return &list, err
 }
 
 // applyKeyText is the lock key of the global apply lock, which is never a project
@@ -90,8 +112,8 @@ func (s *Space) getLock(ctx context.Context, key string) (*models.ProjectLock, e
 // read is the fast path: it returns the request that holds key as read from the API
 // server, or nil when the key is free; decided=false hands the key to the full read.
 func (f *Fast) read(ctx context.Context, key string) (holder *lockingv1alpha1.LockRequest, decided bool, err error) {
-	var list lockingv1alpha1.LockRequestList
-	if err := f.Cached.List(ctx, &list, client.InNamespace(f.Namespace)); err != nil {
+	list, err := f.cachedRequestsOf(ctx, key)
+	if err != nil {
 		return nil, false, err
 	}
 	var holders []string

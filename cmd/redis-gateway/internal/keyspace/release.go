@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/runatlantis/atlantis/server/events/models"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/atlantis"
@@ -79,11 +78,11 @@ func (f *Fast) releasedAlone(ctx context.Context, holder *lockingv1alpha1.LockRe
 	case <-wctx.Done():
 		return false
 	}
-	var list lockingv1alpha1.LockRequestList
-	if err := f.Cached.List(ctx, &list, client.InNamespace(f.Namespace)); err != nil {
+	key, owner := holder.Spec.Key(), holder.Spec.Owner()
+	list, err := f.cachedRequestsOf(ctx, key.String())
+	if err != nil {
 		return false
 	}
-	key, owner := holder.Spec.Key(), holder.Spec.Owner()
 	for i := range list.Items {
 		lr := &list.Items[i]
 		if lr.UID == holder.UID || lr.Spec.Key() != key || lr.Spec.Owner() != owner {
