@@ -179,8 +179,8 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 func measureAuditOn(ctx context.Context, opts options, e *benchutil.Env, res *Results) error {
 	cfg := config.Default()
 	cfg.AuditLog = e.LogPath("audit.jsonl")
-	handoff, err := measureHandoffWith(ctx, opts, e, cfg, "audit trail on (file "+cfg.AuditLog+")", "handoff-audit")
-	res.HandoffAuditOn = handoff
+	var err error
+	res.HandoffAuditOn, res.HandoffAuditOnFloor, err = measureHandoffWith(ctx, opts, e, cfg, "audit trail on (file "+cfg.AuditLog+")", "handoff-audit")
 	return err
 }
 
@@ -191,18 +191,18 @@ func measureAuditOn(ctx context.Context, opts options, e *benchutil.Env, res *Re
 func measureEventsOff(ctx context.Context, opts options, e *benchutil.Env, res *Results) error {
 	cfg := config.Default()
 	cfg.EnableEvents = false
-	handoff, err := measureHandoffWith(ctx, opts, e, cfg, "enable_events: false", "handoff-quiet")
-	res.HandoffEventsOff = handoff
+	var err error
+	res.HandoffEventsOff, res.HandoffEventsOffFloor, err = measureHandoffWith(ctx, opts, e, cfg, "enable_events: false", "handoff-quiet")
 	return err
 }
 
 // measureHandoffWith starts an operator with cfg and measures hand-offs on the key
-// name; what says how cfg differs, for the log.
-func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg config.Config, what, name string) (_ Summary, retErr error) {
+// name, and the hand-off floor beside them; what says how cfg differs, for the log.
+func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg config.Config, what, name string) (_, _ Summary, retErr error) {
 	benchutil.Step("starting the operator again with %s", what)
 	op, err := startOperator(ctx, e.RESTConfig(), cfg, opts.Namespace)
 	if err != nil {
-		return Summary{}, err
+		return Summary{}, Summary{}, err
 	}
 	defer func() {
 		benchutil.Step("stopping the operator")
@@ -212,15 +212,15 @@ func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg
 	defer cancel()
 	obs, err := benchutil.StartObserver(obsCtx, e.Client, opts.Namespace)
 	if err != nil {
-		return Summary{}, err
+		return Summary{}, Summary{}, err
 	}
 	l := &lockClient{c: e.Client, obs: obs, namespace: opts.Namespace, timeout: opts.timeout}
 	benchutil.Step("hand-off with %s: %d hand-offs on one key, each beside one of the hand-off floor", what, opts.samples)
-	handoff, _, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, name)
+	handoff, floor, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, name)
 	if err != nil {
-		return Summary{}, fmt.Errorf("hand-off with %s: %w", what, err)
+		return Summary{}, Summary{}, fmt.Errorf("hand-off with %s: %w", what, err)
 	}
-	return Summarize(handoff.total), nil
+	return Summarize(handoff.total), Summarize(floor.total), nil
 }
 
 // measureOperator runs the lock measurements against the running operator.

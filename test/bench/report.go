@@ -29,11 +29,15 @@ type Results struct {
 	// floor of a hand-off, and HandoffFloorParts where its time goes.
 	HandoffFloor      Summary      `json:"handoffFloor"`
 	HandoffFloorParts HandoffParts `json:"handoffFloorParts"`
-	// HandoffEventsOff is Handoff measured again with enable_events: false.
-	HandoffEventsOff Summary `json:"handoffEventsOff"`
+	// HandoffEventsOff is Handoff measured again with enable_events: false, and
+	// HandoffEventsOffFloor the hand-off floor beside it.
+	HandoffEventsOff      Summary `json:"handoffEventsOff"`
+	HandoffEventsOffFloor Summary `json:"handoffEventsOffFloor"`
 	// HandoffAuditOn is Handoff measured again with the audit trail written to a
-	// file, synchronously on the decision path.
-	HandoffAuditOn Summary `json:"handoffAuditOn"`
+	// file, synchronously on the decision path, and HandoffAuditOnFloor the
+	// hand-off floor beside it.
+	HandoffAuditOn      Summary `json:"handoffAuditOn"`
+	HandoffAuditOnFloor Summary `json:"handoffAuditOnFloor"`
 	// EventBus is the event bus's throughput, in memory.
 	EventBus EventBusResult   `json:"eventBus"`
 	Through  ThroughputResult `json:"throughput"`
@@ -136,10 +140,6 @@ func (r *Results) rows() []benchutil.Row {
 		uncontendedWrites = float64(r.AcquireOperator.Writes) / float64(r.Acquire.N)
 		uncontendedReads = float64(r.AcquireOperator.Reads) / float64(r.Acquire.N)
 	}
-	eventsRatio := 0.0
-	if r.HandoffEventsOff.P50 > 0 {
-		eventsRatio = float64(r.Handoff.P50) / float64(r.HandoffEventsOff.P50)
-	}
 	rows := []benchutil.Row{
 		benchutil.Info(fmt.Sprintf("baseline, %d clients: Lease create / update / delete P50", b.Clients), fmt.Sprintf("%s / %s / %s", fmtDuration(b.Create.P50), fmtDuration(b.Update.P50), fmtDuration(b.Delete.P50))),
 		benchutil.Info(fmt.Sprintf("baseline, %d clients: Lease create / update / delete P99", b.Clients), fmt.Sprintf("%s / %s / %s", fmtDuration(b.Create.P99), fmtDuration(b.Update.P99), fmtDuration(b.Delete.P99))),
@@ -164,13 +164,8 @@ func (r *Results) rows() []benchutil.Row {
 	if h := r.High; h != nil {
 		rows = append(rows, throughputRows(h.Baseline, h.Floor, h.Through)...)
 	}
+	rows = append(rows, r.phaseRows()...)
 	rows = append(rows,
-		benchutil.Info(fmt.Sprintf("hand-off P50 / P99 with enable_events: false (n=%d)", r.HandoffEventsOff.N),
-			fmt.Sprintf("%s / %s (events on: %s / %s; P50 on/off = %.2f×)", fmtDuration(r.HandoffEventsOff.P50), fmtDuration(r.HandoffEventsOff.P99),
-				fmtDuration(r.Handoff.P50), fmtDuration(r.Handoff.P99), eventsRatio)),
-		benchutil.Info(fmt.Sprintf("hand-off P50 / P99 with the audit trail on (n=%d)", r.HandoffAuditOn.N),
-			fmt.Sprintf("%s / %s (without: %s / %s)", fmtDuration(r.HandoffAuditOn.P50), fmtDuration(r.HandoffAuditOn.P99),
-				fmtDuration(r.Handoff.P50), fmtDuration(r.Handoff.P99))),
 		busRow(r.EventBus.Events, r.EventBus.One),
 		busRow(r.EventBus.Events, r.EventBus.Many),
 		busRow(r.EventBus.Events, r.EventBus.Burst),
@@ -243,14 +238,39 @@ func handoffPartsRow(what, quantile string, p HandoffParts, pick func(Summary) t
 
 // handoffFloorRow shows the hand-off floor's P50 and P99 as multiples of the serial
 // Lease write P50, and the operator's hand-off as multiples of the floor.
-func handoffFloorRow(handoff, floor Summary, serial time.Duration) benchutil.Row {
-	times := func(a, b time.Duration) float64 {
-		if b <= 0 {
-			return 0
-		}
-		return float64(a) / float64(b)
+// phaseRows compares the hand-offs of the later phases (events off, audit trail on)
+// with the first's. The phases run minutes apart, and the API server's collections
+// come less often after the throughput runs have grown its heap, so besides the
+// plain ratio each phase's hand-offs are given over the floor measured beside
+// them, which takes that drift out of the comparison.
+func (r *Results) phaseRows() []benchutil.Row {
+	onFloor, offFloor, auditFloor := ratio(r.Handoff.P50, r.HandoffFloor.P50), ratio(r.HandoffEventsOff.P50, r.HandoffEventsOffFloor.P50), ratio(r.HandoffAuditOn.P50, r.HandoffAuditOnFloor.P50)
+	return []benchutil.Row{
+		benchutil.Info(fmt.Sprintf("hand-off P50 / P99 with enable_events: false (n=%d)", r.HandoffEventsOff.N),
+			fmt.Sprintf("%s / %s (events on: %s / %s; P50 on/off = %.2f×; P50 ÷ the floor beside it, on / off: %.2f× / %.2f× = %.2f×)",
+				fmtDuration(r.HandoffEventsOff.P50), fmtDuration(r.HandoffEventsOff.P99), fmtDuration(r.Handoff.P50), fmtDuration(r.Handoff.P99),
+				ratio(r.Handoff.P50, r.HandoffEventsOff.P50), onFloor, offFloor, ratio2(onFloor, offFloor))),
+		benchutil.Info(fmt.Sprintf("hand-off P50 / P99 with the audit trail on (n=%d)", r.HandoffAuditOn.N),
+			fmt.Sprintf("%s / %s (without: %s / %s; P50 ÷ the floor beside it, with / without: %.2f× / %.2f×)", fmtDuration(r.HandoffAuditOn.P50), fmtDuration(r.HandoffAuditOn.P99),
+				fmtDuration(r.Handoff.P50), fmtDuration(r.Handoff.P99), auditFloor, onFloor)),
 	}
+}
+
+// ratio is a ÷ b, 0 when b is not positive (not measured).
+func ratio(a, b time.Duration) float64 { return ratio2(float64(a), float64(b)) }
+
+// ratio2 is a ÷ b, 0 when b is not positive.
+func ratio2(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
+// handoffFloorRow gives the hand-off floor in serial Lease writes, and the
+// operator's hand-off in multiples of the floor.
+func handoffFloorRow(handoff, floor Summary, serial time.Duration) benchutil.Row {
 	return benchutil.Info(fmt.Sprintf("hand-off floor P50 / P99, a bare arbiter beside the operator (n=%d): × serial Lease write; hand-off ÷ floor", floor.N),
-		fmt.Sprintf("%s = %.1f× / %s = %.1f×; %.2f× / %.2f×", fmtDuration(floor.P50), times(floor.P50, serial),
-			fmtDuration(floor.P99), times(floor.P99, serial), times(handoff.P50, floor.P50), times(handoff.P99, floor.P99)))
+		fmt.Sprintf("%s = %.1f× / %s = %.1f×; %.2f× / %.2f×", fmtDuration(floor.P50), ratio(floor.P50, serial),
+			fmtDuration(floor.P99), ratio(floor.P99, serial), ratio(handoff.P50, floor.P50), ratio(handoff.P99, floor.P99)))
 }

@@ -63,3 +63,19 @@ func TestHandoffFloorRowIsInSerialWritesAndTheHandoffInFloors(t *testing.T) {
 		t.Errorf("with nothing measured: %q, want zeros", row.Measured)
 	}
 }
+
+func TestPhaseRowsCompareEachPhaseOverItsOwnFloor(t *testing.T) {
+	ms := func(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
+	r := &Results{
+		Handoff: Summary{P50: ms(10), P99: ms(30)}, HandoffFloor: Summary{P50: ms(8)},
+		HandoffEventsOff: Summary{N: 100, P50: ms(5), P99: ms(20)}, HandoffEventsOffFloor: Summary{P50: ms(4)},
+		HandoffAuditOn: Summary{N: 100, P50: ms(6), P99: ms(25)}, HandoffAuditOnFloor: Summary{P50: ms(4)},
+	}
+	rows := r.phaseRows()
+	if want := "5 ms / 20 ms (events on: 10 ms / 30 ms; P50 on/off = 2.00×; P50 ÷ the floor beside it, on / off: 1.25× / 1.25× = 1.00×)"; rows[0].Measured != want {
+		t.Errorf("events row: %q, want %q", rows[0].Measured, want)
+	}
+	if want := "6 ms / 25 ms (without: 10 ms / 30 ms; P50 ÷ the floor beside it, with / without: 1.50× / 1.25×)"; rows[1].Measured != want {
+		t.Errorf("audit row: %q, want %q", rows[1].Measured, want)
+	}
+}
