@@ -27,8 +27,9 @@ type FloorResult struct {
 	Delete       Summary `json:"delete"`
 }
 
-// runFloor measures the CR floor before any operator runs, so that nothing decides
-// about the LockRequests it creates (they carry no finalizer, so their delete is
+// runFloor measures the CR floor while no operator runs (before the first starts,
+// and again after it stopped), so that nothing decides about the LockRequests it
+// creates (they carry no finalizer, so their delete is
 // immediate). Each client compare-and-swaps a Lease of its own.
 func runFloor(ctx context.Context, c client.Client, namespace string, clients, cycles int) (FloorResult, error) {
 	creates, updates, deletes := newPerClient(clients), newPerClient(clients), newPerClient(clients)

@@ -23,10 +23,13 @@
 //     lock cycles per second of -clients (then -high-clients) clients over -keys
 //     keys, checking that grants of one key never overlap and that their fencing
 //     tokens increase;
-//  6. stops the operator and starts it again with enable_events: false, and measures
+//  6. stops the operator and measures the baseline and the CR floor again (at both
+//     loads): the throughput runs, which came between the two measurements, are
+//     compared with their mean, since the machine's pace drifts over a run;
+//  7. starts the operator again with enable_events: false, and measures
 //     hand-offs again (beside the hand-off floor, as in 5.): the cost of events on
 //     the lock path; then once more with the audit trail on;
-//  7. prints a table against the targets, stops everything and checks that no process
+//  8. prints a table against the targets, stops everything and checks that no process
 //     of the control plane is left.
 //
 // Every client, the operator's included, runs with QPS 1000 and burst 2000 instead of
@@ -167,10 +170,40 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 	if err := op.stop(); err != nil {
 		return err
 	}
+	if err := measureBaselinesAgain(ctx, opts, e, res); err != nil {
+		return err
+	}
 	if err := measureEventsOff(ctx, opts, e, res); err != nil {
 		return err
 	}
 	return measureAuditOn(ctx, opts, e, res)
+}
+
+// measureBaselinesAgain measures the Lease baseline and the CR floor again (at both
+// loads), with no operator running, and compares the throughput runs, which came
+// between the two measurements, with their mean (Rerun).
+func measureBaselinesAgain(ctx context.Context, opts options, e *benchutil.Env, res *Results) error {
+	again := func(clients, cycles int) (*Rerun, error) {
+		benchutil.Step("baseline and CR floor again after the operator's runs, %d clients × %d", clients, cycles)
+		b, err := runBaseline(ctx, e.Client, opts.Namespace, clients, cycles, 1)
+		if err != nil {
+			return nil, err
+		}
+		f, err := runFloor(ctx, e.Client, opts.Namespace, clients, cycles)
+		return &Rerun{Baseline: b, Floor: f}, err
+	}
+	var err error
+	if res.After, err = again(opts.clients, opts.cycles); err != nil {
+		return err
+	}
+	res.Through.compare(pacesOf(res.Baseline, res.Floor, res.After))
+	if h := res.High; h != nil {
+		if h.After, err = again(opts.highClients, opts.highCycles()); err != nil {
+			return err
+		}
+		h.Through.compare(pacesOf(h.Baseline, h.Floor, h.After))
+	}
+	return nil
 }
 
 // measureAuditOn measures hand-offs again with the audit trail on, written to a
@@ -295,14 +328,6 @@ func measureThroughput(ctx context.Context, clients, keys, cycles int, l *lockCl
 	t.OperatorWritesPerCycle = float64(t.Operator.Writes) / done
 	t.OperatorReadsPerCycle = float64(t.Operator.Reads) / done
 	t.ReconcilesPerCycle = (reconcilesAfter - reconcilesBefore) / done
-	if floor.CyclesPerSec > 0 {
-		t.RatioFloor = t.CyclesPerSec / floor.CyclesPerSec
-	}
-	if base.CreateUpdatePerSec > 0 {
-		t.Ratio = t.CyclesPerSec / base.CreateUpdatePerSec
-	}
-	if base.FullCyclePerSec > 0 {
-		t.RatioFull = t.CyclesPerSec / base.FullCyclePerSec
-	}
+	t.compare(pacesOf(base, floor, nil))
 	return t, nil
 }
