@@ -165,3 +165,33 @@ func deleteLease(ctx context.Context, c client.Client, lease *coordinationv1.Lea
 	}
 	return nil
 }
+
+// serialBeside times serial Lease writes one at a time beside another measurement,
+// one sample per call: the unit of the latency targets measured at the same moments
+// as what it divides, since the API server's pace drifts over a run. Each sample is
+// a create, the timed compare-and-swap update (the serial Lease write of the
+// baseline) and an untimed delete; the Leases carry no label of the operator's, so
+// its informers never see them.
+type serialBeside struct {
+	c         client.Client
+	namespace string
+	prefix    string
+	creates   perClient
+	updates   perClient
+}
+
+func newSerialBeside(c client.Client, namespace, prefix string) *serialBeside {
+	return &serialBeside{c: c, namespace: namespace, prefix: prefix, creates: newPerClient(1), updates: newPerClient(1)}
+}
+
+// sample times one serial Lease write.
+func (s *serialBeside) sample(ctx context.Context) error {
+	lease, err := createAndUpdateLease(ctx, s.c, s.namespace, fmt.Sprintf("%s-%d", s.prefix, len(s.updates[0])), s.creates, s.updates, 0)
+	if err != nil {
+		return fmt.Errorf("serial Lease write beside the measurement: %w", err)
+	}
+	return deleteLease(ctx, s.c, lease)
+}
+
+// summary is the serial Lease writes' latencies.
+func (s *serialBeside) summary() Summary { return Summarize(s.updates.all()) }

@@ -35,30 +35,32 @@ func floorNamespace(opts options) string { return opts.Namespace + "-floor" }
 // delete, its watch event, one compare-and-swap of the key's Lease and that write's
 // watch event. The operator's hand-off against the floor is what the operator adds;
 // the floor against the serial Lease write is what the API server makes of the two
-// writes.
-func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts options, l *lockClient, name string) (operator, floor handoffSamples, err error) {
+// writes. After each pair a serial Lease write is timed too (serialBeside, in the
+// floor's namespace): serial is the unit of the hand-off's targets, measured at the
+// same moments.
+func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts options, l *lockClient, name string) (operator, floor handoffSamples, serial Summary, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	namespace, floorKey := floorNamespace(opts), name+"-floor"
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return operator, floor, fmt.Errorf("hand-off floor: creating namespace %s: %w", namespace, err)
+		return operator, floor, serial, fmt.Errorf("hand-off floor: creating namespace %s: %w", namespace, err)
 	}
 	arbiter, err := startFloorArbiter(ctx, c, namespace, floorKey)
 	if err != nil {
-		return operator, floor, err
+		return operator, floor, serial, err
 	}
 	obs, err := benchutil.StartObserver(ctx, c, namespace)
 	if err != nil {
-		return operator, floor, err
+		return operator, floor, serial, err
 	}
 	floorFailed := func(err error) error { return fmt.Errorf("hand-off floor: %w", errors.Join(err, arbiter.failure())) }
 	floorChain, err := startHandoffChain(ctx, &lockClient{c: c, obs: obs, namespace: namespace, timeout: opts.timeout}, floorKey, arbiter.queued)
 	if err != nil {
-		return operator, floor, floorFailed(err)
+		return operator, floor, serial, floorFailed(err)
 	}
 	operatorChain, err := startHandoffChain(ctx, l, name, l.queued)
 	if err != nil {
-		return operator, floor, fmt.Errorf("hand-off: %w", err)
+		return operator, floor, serial, fmt.Errorf("hand-off: %w", err)
 	}
 	// One step of each chain, the floor's first on even samples, the operator's on odd.
 	steps := [2]func() error{
@@ -75,21 +77,28 @@ func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts opt
 			return nil
 		},
 	}
+	// And after both, a serial Lease write: the unit of the hand-off's targets,
+	// at the same moments.
+	writes := newSerialBeside(c, namespace, name+"-serial")
 	for i := range opts.samples {
 		if err := steps[i%2](); err != nil {
-			return operator, floor, err
+			return operator, floor, serial, err
 		}
 		if err := steps[1-i%2](); err != nil {
-			return operator, floor, err
+			return operator, floor, serial, err
+		}
+		if err := writes.sample(ctx); err != nil {
+			return operator, floor, serial, err
 		}
 	}
+	serial = writes.summary()
 	if floor, err = floorChain.finish(ctx); err != nil {
-		return operator, floor, floorFailed(err)
+		return operator, floor, serial, floorFailed(err)
 	}
 	if operator, err = operatorChain.finish(ctx); err != nil {
-		return operator, floor, fmt.Errorf("hand-off: %w", err)
+		return operator, floor, serial, fmt.Errorf("hand-off: %w", err)
 	}
-	return operator, floor, c.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: floorKey}})
+	return operator, floor, serial, c.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: floorKey}})
 }
 
 // floorArbiter grants one key's Lease with nothing but what a grant needs: it

@@ -113,7 +113,8 @@ type acquireSamples struct {
 // a LockRequest for a key nobody has asked for before is created, and the time from
 // the create to Acquired=True observed is recorded. Each request is released (and
 // its deletion observed) before the next one, outside the measurement.
-func measureAcquire(ctx context.Context, l *lockClient, prefix string, samples int) (acquireSamples, error) {
+// When beside is not nil, a serial Lease write is timed after each release too.
+func measureAcquire(ctx context.Context, l *lockClient, prefix string, samples int, beside *serialBeside) (acquireSamples, error) {
 	var s acquireSamples
 	for i := range samples {
 		r, err := l.create(ctx, fmt.Sprintf("%s-%d", prefix, i), "bench/"+prefix, fmt.Sprintf("k%d", i), lockingv1alpha1.GrantNoticeLeaseOnly)
@@ -128,6 +129,11 @@ func measureAcquire(ctx context.Context, l *lockClient, prefix string, samples i
 		s.create = append(s.create, r.createTook)
 		if err := l.release(ctx, r); err != nil {
 			return s, err
+		}
+		if beside != nil {
+			if err := beside.sample(ctx); err != nil {
+				return s, err
+			}
 		}
 	}
 	return s, nil

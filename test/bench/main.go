@@ -249,7 +249,7 @@ func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg
 	}
 	l := &lockClient{c: e.Client, obs: obs, namespace: opts.Namespace, timeout: opts.timeout}
 	benchutil.Step("hand-off with %s: %d hand-offs on one key, each beside one of the hand-off floor", what, opts.samples)
-	handoff, floor, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, name)
+	handoff, floor, _, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, name)
 	if err != nil {
 		return Summary{}, Summary{}, fmt.Errorf("hand-off with %s: %w", what, err)
 	}
@@ -267,7 +267,7 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	l := &lockClient{c: e.Client, obs: obs, namespace: opts.Namespace, timeout: opts.timeout}
 
 	benchutil.Step("warm-up: %d lock cycles", opts.warmup)
-	if _, err := measureAcquire(ctx, l, "warmup", opts.warmup); err != nil {
+	if _, err := measureAcquire(ctx, l, "warmup", opts.warmup, nil); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	if err := settle(ctx, e.Client, opts.Namespace); err != nil {
@@ -275,10 +275,12 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	}
 	benchutil.Step("uncontended acquire: %d fresh keys", opts.samples)
 	before := op.requests.snapshot()
-	acquire, err := measureAcquire(ctx, l, "acquire", opts.samples)
+	beside := newSerialBeside(e.Client, opts.Namespace, "acquire-serial")
+	acquire, err := measureAcquire(ctx, l, "acquire", opts.samples, beside)
 	if err != nil {
 		return fmt.Errorf("uncontended acquire: %w", err)
 	}
+	res.AcquireSerial = beside.summary()
 	if err := settle(ctx, e.Client, opts.Namespace); err != nil {
 		return fmt.Errorf("uncontended acquire: %w", err)
 	}
@@ -286,10 +288,11 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	res.Acquire, res.AcquireCreate = Summarize(acquire.acquire), Summarize(acquire.create)
 
 	benchutil.Step("hand-off: %d hand-offs on one key, each beside one of the hand-off floor (namespace %s)", opts.samples, floorNamespace(opts))
-	handoff, floor, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, "handoff")
+	handoff, floor, serial, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, "handoff")
 	if err != nil {
 		return err
 	}
+	res.HandoffSerial = serial
 	res.Handoff, res.HandoffParts = Summarize(handoff.total), handoff.parts()
 	res.HandoffFloor, res.HandoffFloorParts = Summarize(floor.total), floor.parts()
 

@@ -104,3 +104,13 @@ func TestThroughputIsComparedWithTheMeanOfBothBaselines(t *testing.T) {
 		t.Errorf("without a second measurement: %q, %q; want the first alone", rows[0].Measured, rows[2].Target)
 	}
 }
+
+func TestTheUnitIsTheSerialWriteBesideTheSamples(t *testing.T) {
+	beside, alone := Summary{N: 100, P50: 4 * time.Millisecond}, Summary{N: 100, P50: 2 * time.Millisecond}
+	if got := besideOr(beside, alone); got != 4*time.Millisecond {
+		t.Errorf("with writes timed beside the samples: unit %s, want theirs (4 ms)", got)
+	}
+	if got := besideOr(Summary{}, alone); got != 2*time.Millisecond {
+		t.Errorf("with none timed beside: unit %s, want the baseline's (2 ms)", got)
+	}
+}
