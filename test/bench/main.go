@@ -19,8 +19,9 @@
 //     keys, hand-offs (holder deleted → next waiter Acquired observed) on one key,
 //     each beside one of the hand-off floor (the same, decided by a bare arbiter in
 //     this process in a namespace of its own: a watch of the requests and one Lease
-//     compare-and-swap each), and
-//     lock cycles per second of -clients (then -high-clients) clients over -keys
+//     compare-and-swap each), with a serial Lease write timed after each acquire
+//     and each pair of hand-offs (the unit of their targets, at the same moments),
+//     and lock cycles per second of -clients (then -high-clients) clients over -keys
 //     keys, checking that grants of one key never overlap and that their fencing
 //     tokens increase;
 //  6. stops the operator and measures the baseline and the CR floor again (at both
