@@ -19,19 +19,41 @@ import (
 type Deletions struct {
 	mu      sync.Mutex
 	waiting map[types.UID][]chan struct{}
+	// recent holds the last recentDeletions deletions seen, and recentOrder the
+	// same, oldest first from next on, so that the oldest is forgotten first.
+	recent      map[types.UID]struct{}
+	recentOrder []types.UID
+	next        int
 }
+
+// recentDeletions is how many of the latest deletions Expect still knows as seen.
+// A wait begins after its deletion only when two releases of one key race (the
+// second read the holder before the first deleted it): the deletions of a few
+// milliseconds, far fewer than this, come between. Without it, that second release
+// would wait deletionWait and then take the full release.
+const recentDeletions = 512
 
 // NewDeletions returns a Deletions that nobody waits on yet.
 func NewDeletions() *Deletions {
-	return &Deletions{waiting: map[types.UID][]chan struct{}{}}
+	return &Deletions{
+		waiting:     map[types.UID][]chan struct{}{},
+		recent:      make(map[types.UID]struct{}, recentDeletions),
+		recentOrder: make([]types.UID, 0, recentDeletions),
+	}
 }
 
 // Expect returns a channel that is closed once the cache has seen the deletion of
 // the request with uid, and stop, which forgets the wait. Call it before deleting
-// the request, so that the deletion cannot be seen before the wait exists.
+// the request, so that the deletion cannot be seen before the wait exists; a
+// deletion seen before among the latest recentDeletions closes it at once.
 func (d *Deletions) Expect(uid types.UID) (seen <-chan struct{}, stop func()) {
 	ch := make(chan struct{})
 	d.mu.Lock()
+	if _, ok := d.recent[uid]; ok {
+		d.mu.Unlock()
+		close(ch)
+		return ch, func() {}
+	}
 	d.waiting[uid] = append(d.waiting[uid], ch)
 	d.mu.Unlock()
 	return ch, func() {
@@ -68,10 +90,28 @@ func (d *Deletions) deleted(obj any) {
 	if err != nil {
 		return
 	}
+	uid := m.GetUID()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, ch := range d.waiting[m.GetUID()] {
+	for _, ch := range d.waiting[uid] {
 		close(ch)
 	}
-	delete(d.waiting, m.GetUID())
+	delete(d.waiting, uid)
+	d.remember(uid)
+}
+
+// remember adds uid to the recent deletions, forgetting the oldest when full.
+// d.mu is held.
+func (d *Deletions) remember(uid types.UID) {
+	if _, ok := d.recent[uid]; ok {
+		return
+	}
+	if len(d.recentOrder) < recentDeletions {
+		d.recentOrder = append(d.recentOrder, uid)
+	} else {
+		delete(d.recent, d.recentOrder[d.next])
+		d.recentOrder[d.next] = uid
+		d.next = (d.next + 1) % recentDeletions
+	}
+	d.recent[uid] = struct{}{}
 }

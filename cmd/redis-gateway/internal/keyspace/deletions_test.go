@@ -1,6 +1,7 @@
 package keyspace
 
 import (
+	"fmt"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,5 +75,51 @@ func TestDeletionsStopForgetsTheWait(t *testing.T) {
 	d.Handler().OnDelete(request("a"))
 	if closed(kept) {
 		t.Fatal("a stopped wait was closed")
+	}
+}
+
+// A second release of a key can read its holder before a first release deletes it
+// and begin its wait after the cache saw the deletion: that wait ends at once.
+func TestDeletionsExpectOfADeletionAlreadySeen(t *testing.T) {
+	d := NewDeletions()
+	h := d.Handler()
+	h.OnDelete(request("a"))
+	seen, stop := d.Expect("a")
+	defer stop()
+	if !closed(seen) {
+		t.Fatal("a wait on a deletion seen before did not end at once")
+	}
+	if len(d.waiting) != 0 {
+		t.Fatalf("a wait on a deletion seen before was kept: %v", d.waiting)
+	}
+	if notYet, stop := d.Expect("b"); closed(notYet) {
+		stop()
+		t.Fatal("a wait on a deletion not seen yet ended at once")
+	} else {
+		stop()
+	}
+}
+
+func TestDeletionsForgetTheOldestBeyondRecentDeletions(t *testing.T) {
+	d := NewDeletions()
+	h := d.Handler()
+	for i := range recentDeletions + 1 {
+		h.OnDelete(request(types.UID(fmt.Sprintf("r%d", i))))
+	}
+	h.OnDelete(request("r1")) // seen twice: remembered once
+	if len(d.recent) != recentDeletions || len(d.recentOrder) != recentDeletions {
+		t.Fatalf("remembered %d deletions (%d in order); want %d", len(d.recent), len(d.recentOrder), recentDeletions)
+	}
+	oldest, stop := d.Expect("r0")
+	defer stop()
+	if closed(oldest) {
+		t.Fatal("the oldest deletion is still known after recentDeletions more")
+	}
+	for _, uid := range []types.UID{"r1", types.UID(fmt.Sprintf("r%d", recentDeletions))} {
+		seen, stop := d.Expect(uid)
+		stop()
+		if !closed(seen) {
+			t.Fatalf("the deletion of %s, among the latest, is not known", uid)
+		}
 	}
 }
