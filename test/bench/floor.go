@@ -23,15 +23,18 @@ type FloorResult struct {
 	// CyclesPerSec is cycles per second, all clients together.
 	CyclesPerSec float64 `json:"cyclesPerSec"`
 	Create       Summary `json:"create"`
-	Update       Summary `json:"leaseUpdate"`
-	Delete       Summary `json:"delete"`
+	// CPU is what the cycles cost the control plane and this process, when measured.
+	CPU    *CPUCost `json:"cpu,omitempty"`
+	Update Summary  `json:"leaseUpdate"`
+	Delete Summary  `json:"delete"`
 }
 
 // runFloor measures the CR floor while no operator runs (before the first starts,
 // and again after it stopped), so that nothing decides about the LockRequests it
 // creates (they carry no finalizer, so their delete is
-// immediate). Each client compare-and-swaps a Lease of its own.
-func runFloor(ctx context.Context, c client.Client, namespace string, clients, cycles int) (FloorResult, error) {
+// immediate). Each client compare-and-swaps a Lease of its own. meter, when not
+// nil, measures the cycles' CPU.
+func runFloor(ctx context.Context, c client.Client, namespace string, clients, cycles int, meter *cpuMeter) (FloorResult, error) {
 	creates, updates, deletes := newPerClient(clients), newPerClient(clients), newPerClient(clients)
 	leases := make([]*coordinationv1.Lease, clients)
 	for i := range leases {
@@ -40,8 +43,12 @@ func runFloor(ctx context.Context, c client.Client, namespace string, clients, c
 			return FloorResult{}, fmt.Errorf("CR floor: creating Lease %s: %w", leases[i].Name, err)
 		}
 	}
+	cpuBefore, err := meter.read()
+	if err != nil {
+		return FloorResult{}, fmt.Errorf("CR floor: %w", err)
+	}
 	start := time.Now()
-	err := benchutil.Parallel(ctx, clients, func(ctx context.Context, i int) error {
+	err = benchutil.Parallel(ctx, clients, func(ctx context.Context, i int) error {
 		for j := range cycles {
 			lr := &lockingv1alpha1.LockRequest{
 				ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: fmt.Sprintf("floor-%d-%d", i, j)},
@@ -77,6 +84,10 @@ func runFloor(ctx context.Context, c client.Client, namespace string, clients, c
 	if err != nil {
 		return FloorResult{}, err
 	}
+	cpu, err := meter.costSince(cpuBefore, clients*cycles)
+	if err != nil {
+		return FloorResult{}, fmt.Errorf("CR floor: %w", err)
+	}
 	for _, lease := range leases {
 		if err := c.Delete(ctx, lease); err != nil {
 			return FloorResult{}, fmt.Errorf("CR floor: deleting Lease %s: %w", lease.Name, err)
@@ -89,5 +100,6 @@ func runFloor(ctx context.Context, c client.Client, namespace string, clients, c
 		Create:       Summarize(creates.all()),
 		Update:       Summarize(updates.all()),
 		Delete:       Summarize(deletes.all()),
+		CPU:          cpu,
 	}, nil
 }

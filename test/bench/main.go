@@ -136,6 +136,7 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 		return err
 	}
 	defer e.StopInto(&retErr)
+	meter := newCPUMeter(e.Cluster)
 
 	benchutil.Step("baseline: %d serial Lease create+update, then %d clients × %d, then delete", opts.samples, opts.clients, opts.cycles)
 	if res.Baseline, err = runBaseline(ctx, e.Client, opts.Namespace, opts.clients, opts.cycles, opts.samples); err != nil {
@@ -143,7 +144,7 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 	}
 
 	benchutil.Step("CR floor: %d clients × %d LockRequest create + Lease compare-and-swap + LockRequest delete, no operator", opts.clients, opts.cycles)
-	if res.Floor, err = runFloor(ctx, e.Client, opts.Namespace, opts.clients, opts.cycles); err != nil {
+	if res.Floor, err = runFloor(ctx, e.Client, opts.Namespace, opts.clients, opts.cycles, meter); err != nil {
 		return err
 	}
 	if opts.highClients > 0 {
@@ -152,7 +153,7 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 		if high.Baseline, err = runBaseline(ctx, e.Client, opts.Namespace, opts.highClients, opts.highCycles(), 1); err != nil {
 			return err
 		}
-		if high.Floor, err = runFloor(ctx, e.Client, opts.Namespace, opts.highClients, opts.highCycles()); err != nil {
+		if high.Floor, err = runFloor(ctx, e.Client, opts.Namespace, opts.highClients, opts.highCycles(), meter); err != nil {
 			return err
 		}
 		res.High = high
@@ -164,14 +165,14 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 		return err
 	}
 	res.Workers = op.workers
-	if err := measureOperator(ctx, opts, e, op, res); err != nil {
+	if err := measureOperator(ctx, opts, e, op, meter, res); err != nil {
 		return errors.Join(err, op.stop())
 	}
 	benchutil.Step("stopping the operator")
 	if err := op.stop(); err != nil {
 		return err
 	}
-	if err := measureBaselinesAgain(ctx, opts, e, res); err != nil {
+	if err := measureBaselinesAgain(ctx, opts, e, meter, res); err != nil {
 		return err
 	}
 	if err := measureEventsOff(ctx, opts, e, res); err != nil {
@@ -183,14 +184,14 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 // measureBaselinesAgain measures the Lease baseline and the CR floor again (at both
 // loads), with no operator running, and compares the throughput runs, which came
 // between the two measurements, with their mean (Rerun).
-func measureBaselinesAgain(ctx context.Context, opts options, e *benchutil.Env, res *Results) error {
+func measureBaselinesAgain(ctx context.Context, opts options, e *benchutil.Env, meter *cpuMeter, res *Results) error {
 	again := func(clients, cycles int) (*Rerun, error) {
 		benchutil.Step("baseline and CR floor again after the operator's runs, %d clients × %d", clients, cycles)
 		b, err := runBaseline(ctx, e.Client, opts.Namespace, clients, cycles, 1)
 		if err != nil {
 			return nil, err
 		}
-		f, err := runFloor(ctx, e.Client, opts.Namespace, clients, cycles)
+		f, err := runFloor(ctx, e.Client, opts.Namespace, clients, cycles, meter)
 		return &Rerun{Baseline: b, Floor: f}, err
 	}
 	var err error
@@ -258,7 +259,7 @@ func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg
 }
 
 // measureOperator runs the lock measurements against the running operator.
-func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *runningOperator, res *Results) error {
+func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *runningOperator, meter *cpuMeter, res *Results) error {
 	obsCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	obs, err := benchutil.StartObserver(obsCtx, e.Client, opts.Namespace)
@@ -298,25 +299,25 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	res.HandoffFloor, res.HandoffFloorParts = Summarize(floor.total), floor.parts()
 
 	benchutil.Step("throughput: %d clients × %d lock cycles over %d keys", opts.clients, opts.cycles, opts.keys)
-	if res.Through, err = measureThroughput(ctx, opts.clients, opts.keys, opts.cycles, l, op, res.Baseline, res.Floor); err != nil {
+	if res.Through, err = measureThroughput(ctx, opts.clients, opts.keys, opts.cycles, l, op, meter, res.Baseline, res.Floor); err != nil {
 		return err
 	}
 	if res.High != nil {
 		benchutil.Step("throughput: %d clients × %d lock cycles over %d keys", opts.highClients, opts.highCycles(), opts.keys)
-		res.High.Through, err = measureThroughput(ctx, opts.highClients, opts.keys, opts.highCycles(), l, op, res.High.Baseline, res.High.Floor)
+		res.High.Through, err = measureThroughput(ctx, opts.highClients, opts.keys, opts.highCycles(), l, op, meter, res.High.Baseline, res.High.Floor)
 	}
 	return err
 }
 
 // measureThroughput runs the throughput clients and adds what the operator sent to
 // the API server meanwhile, and the ratios to the baseline.
-func measureThroughput(ctx context.Context, clients, keys, cycles int, l *lockClient, op *runningOperator, base BaselineResult, floor FloorResult) (ThroughputResult, error) {
+func measureThroughput(ctx context.Context, clients, keys, cycles int, l *lockClient, op *runningOperator, meter *cpuMeter, base BaselineResult, floor FloorResult) (ThroughputResult, error) {
 	requestsBefore := op.requests.snapshot()
 	reconcilesBefore, err := reconciles()
 	if err != nil {
 		return ThroughputResult{}, err
 	}
-	t, err := runThroughput(ctx, l, clients, keys, cycles)
+	t, err := runThroughput(ctx, l, clients, keys, cycles, meter)
 	if err != nil {
 		return t, err
 	}

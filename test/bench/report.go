@@ -150,7 +150,7 @@ func throughputRows(b BaselineResult, f FloorResult, after *Rerun, t ThroughputR
 	if after != nil {
 		baselineAfter, floorAfter = &after.Baseline.CreateUpdatePerSec, &after.Floor.CyclesPerSec
 	}
-	return []benchutil.Row{
+	rows := []benchutil.Row{
 		benchutil.Info(fmt.Sprintf("baseline: Lease create+update cycles/s (%d clients)", b.Clients), paceText(b.CreateUpdatePerSec, baselineAfter)),
 		benchutil.Info(fmt.Sprintf("CR floor: LockRequest create + Lease CAS + delete cycles/s (%d clients)", f.Clients), paceText(f.CyclesPerSec, floorAfter)),
 		{
@@ -161,18 +161,25 @@ func throughputRows(b BaselineResult, f FloorResult, after *Rerun, t ThroughputR
 		},
 		benchutil.Info(fmt.Sprintf("lock cycles/s vs CR floor / vs Lease create+update+delete (%d clients)", t.Clients),
 			fmt.Sprintf("%.0f%% / %.0f%%", 100*t.RatioFloor, 100*t.RatioFull)),
+	}
+	var floorAfterCPU *CPUCost
+	if after != nil {
+		floorAfterCPU = after.Floor.CPU
+	}
+	rows = append(rows, cpuRow(t.Clients, meanCost(f.CPU, floorAfterCPU), t.CPU)...)
+	return append(rows,
 		benchutil.Info(fmt.Sprintf("lock cycle wait P50 / P99 (create → Acquired, queueing included; %d clients)", t.Clients),
 			fmt.Sprintf("%s / %s", fmtDuration(t.Wait.P50), fmtDuration(t.Wait.P99))),
 		writesRow(fmt.Sprintf("operator API writes / reads per lock cycle, throughput (%d clients; +2 client writes)", t.Clients),
 			t.OperatorWritesPerCycle, t.OperatorReadsPerCycle),
 		benchutil.Info(fmt.Sprintf("lock reconciles per lock cycle (%d clients)", t.Clients), fmt.Sprintf("%.1f", t.ReconcilesPerCycle)),
-		{
+		benchutil.Row{
 			Metric:   fmt.Sprintf("mutual exclusion (%d clients: %d grants, %d successions checked)", t.Clients, t.Exclusion.Grants, t.Exclusion.Successions),
 			Measured: fmt.Sprintf("%d violations", len(t.Exclusion.Violations)),
 			Target:   "0 violations",
 			Met:      &exclusive,
 		},
-	}
+	)
 }
 
 // rows lays the results out against issue 13's targets (ratios to the baselines of

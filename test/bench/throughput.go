@@ -39,6 +39,9 @@ type ThroughputResult struct {
 	OperatorWritesPerCycle float64      `json:"operatorWritesPerCycle"`
 	OperatorReadsPerCycle  float64      `json:"operatorReadsPerCycle"`
 	ReconcilesPerCycle     float64      `json:"reconcilesPerCycle"`
+	// CPU is what the run cost the control plane and this process (the clients and
+	// the operator), when measured.
+	CPU *CPUCost `json:"cpu,omitempty"`
 	// Exclusion is the mutual-exclusion check over the run's grants.
 	Exclusion lockcheck.Result `json:"exclusion"`
 }
@@ -52,10 +55,15 @@ type cycleSamples struct {
 // runThroughput runs clients goroutines that each do cycles lock cycles on keys
 // picked at random (seeded, so every run asks for the same keys) among keys keys:
 // create a LockRequest, wait for Acquired, delete it, wait until it is gone.
-func runThroughput(ctx context.Context, l *lockClient, clients, keys, cycles int) (ThroughputResult, error) {
+// meter, when not nil, measures the run's CPU.
+func runThroughput(ctx context.Context, l *lockClient, clients, keys, cycles int, meter *cpuMeter) (ThroughputResult, error) {
 	samples := make([]cycleSamples, clients)
+	cpuBefore, err := meter.read()
+	if err != nil {
+		return ThroughputResult{}, fmt.Errorf("throughput: %w", err)
+	}
 	start := time.Now()
-	err := benchutil.Parallel(ctx, clients, func(ctx context.Context, i int) error {
+	err = benchutil.Parallel(ctx, clients, func(ctx context.Context, i int) error {
 		rng := rand.New(rand.NewPCG(uint64(i), 0x5eed))
 		for j := range cycles {
 			if err := lockCycle(ctx, l, &samples[i], fmt.Sprintf("cycle%d-%d-%d", clients, i, j), rng.IntN(keys)); err != nil {
@@ -65,6 +73,10 @@ func runThroughput(ctx context.Context, l *lockClient, clients, keys, cycles int
 		return nil
 	})
 	elapsed := time.Since(start)
+	if err != nil {
+		return ThroughputResult{}, fmt.Errorf("throughput: %w", err)
+	}
+	cpu, err := meter.costSince(cpuBefore, clients*cycles)
 	if err != nil {
 		return ThroughputResult{}, fmt.Errorf("throughput: %w", err)
 	}
@@ -82,6 +94,7 @@ func runThroughput(ctx context.Context, l *lockClient, clients, keys, cycles int
 		CyclesPerSec: rate(len(all.cycle), elapsed),
 		Wait:         Summarize(all.wait),
 		Cycle:        Summarize(all.cycle),
+		CPU:          cpu,
 		Exclusion:    lockcheck.Check(all.holds),
 	}, nil
 }

@@ -148,3 +148,24 @@ func (c *Cluster) pidOf(binary string) (int, error) {
 	}
 	return 0, fmt.Errorf("localcluster: no running process of %s found among the cluster's", binary)
 }
+
+// ProcessIDs returns the process ids of the cluster's etcd, kube-apiserver and
+// kube-controller-manager, by binary name (EtcdBinary, APIServerBinary,
+// ControllerManagerBinary, when it runs), so that a measurement can read what each costs. They
+// change when the fault methods restart a process. It reads /proc (Linux).
+func (c *Cluster) ProcessIDs() (map[string]int, error) {
+	c.faultMu.Lock()
+	defer c.faultMu.Unlock()
+	pids := map[string]int{}
+	if c.kcm != nil {
+		pids[ControllerManagerBinary] = c.kcm.Pid()
+	}
+	for name, path := range map[string]string{EtcdBinary: c.plane.Etcd.Path, APIServerBinary: c.plane.APIServer.Path} {
+		pid, err := c.pidOf(path)
+		if err != nil {
+			return nil, err
+		}
+		pids[name] = pid
+	}
+	return pids, nil
+}

@@ -54,6 +54,7 @@ func TestRestartAPIServerAndEtcd(t *testing.T) {
 	}
 	sa := serviceAccountClient(ctx, t, admin, c, ns)
 	pidsBefore := childrenUsing(stateDir)
+	checkProcessIDs(t, c, pidsBefore)
 
 	t.Run("kube-apiserver restarted", func(t *testing.T) {
 		start := time.Now()
@@ -69,6 +70,7 @@ func TestRestartAPIServerAndEtcd(t *testing.T) {
 			t.Errorf("children using the state directory: %v before, %v after the restart; want three, kube-apiserver's new", pidsBefore, pids)
 		}
 		checkRecordedPIDs(t, stateDir, pids)
+		checkProcessIDs(t, c, pids)
 		// The clients of before the restart, not new ones: they reconnect.
 		checkReadable(ctx, t, admin, "the admin", ns, before.Name)
 		checkReadable(ctx, t, sa, "the service account's token", ns, before.Name)
@@ -128,6 +130,33 @@ func TestRestartAPIServerAndEtcd(t *testing.T) {
 		if !errors.Is(err, errStopped) {
 			t.Errorf("%s after Stop: %v, want %v", name, err, errStopped)
 		}
+	}
+}
+
+// checkProcessIDs checks that ProcessIDs names the cluster's children, pids, each
+// by the binary it runs.
+func checkProcessIDs(t *testing.T, c *Cluster, pids []int) {
+	t.Helper()
+	ids, err := c.ProcessIDs()
+	if err != nil {
+		t.Fatalf("ProcessIDs: %v", err)
+	}
+	var got []int
+	for name, pid := range ids {
+		got = append(got, pid)
+		cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		if err != nil {
+			t.Errorf("ProcessIDs: %s has pid %d, which is not running: %v", name, pid, err)
+			continue
+		}
+		if argv0, _, _ := strings.Cut(string(cmdline), "\x00"); filepath.Base(argv0) != name {
+			t.Errorf("ProcessIDs: pid %d of %s runs %s", pid, name, argv0)
+		}
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(pids))
+	if !slices.Equal(got, want) {
+		t.Errorf("ProcessIDs = %v, want the cluster's children %v", ids, want)
 	}
 }
 
