@@ -8,8 +8,9 @@
 //
 //  1. starts the local control plane (etcd, kube-apiserver, kube-controller-manager
 //     from bin/) in -state-dir, installs the CRDs and creates namespace -namespace;
-//  2. starts bin/manager with leader election, waits until it leads, and reads its
-//     resident memory before any lock: the baseline;
+//  2. starts bin/manager with leader election and, unless -go-defaults, the memory
+//     settings the chart gives it by default (ChartMemory), waits until it leads,
+//     and reads its resident memory before any lock: the baseline;
 //  3. creates -held LockRequests, one per key, from -clients concurrent clients, and
 //     waits until every one is observed Acquired; then -queued more, one per key
 //     for the first -queued keys, each of another owner, and waits until every one is
@@ -29,7 +30,7 @@
 //  6. prints a table, writes -json, stops the operator and the control plane.
 //
 // The run is bounded by -timeout; the exit code is 1 when it fails or runs out of time.
-// A missed memory target is reported, not failed.
+// A missed memory target (issue 13's) is reported, not failed.
 package main
 
 import (
@@ -57,6 +58,7 @@ type options struct {
 	managerArgs    string
 	managerEnv     string
 	profileDir     string
+	goDefaults     bool
 }
 
 func main() { benchutil.Main("scale", run) }
@@ -69,8 +71,15 @@ func run(ctx context.Context) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, opts.timeout, fmt.Errorf("the run took longer than -timeout %s", opts.timeout))
 	defer cancel()
 
-	res := &Results{Run: benchutil.NewRun(opts.Root), Held: opts.held, Queued: opts.queued, Clients: opts.clients,
-		ManagerArgs: managerFlags(opts), ManagerEnv: strings.Fields(opts.managerEnv)}
+	res := &Results{Run: benchutil.NewRun(opts.Root), Held: opts.held, Queued: opts.queued, Clients: opts.clients}
+	if !opts.goDefaults {
+		chart, err := readChartMemory(opts.Root)
+		if err != nil {
+			return err
+		}
+		res.ChartMemory = &chart
+	}
+	res.ManagerArgs, res.ManagerEnv = managerFlags(opts, res.ChartMemory), managerEnv(opts, res.ChartMemory)
 	runErr := measure(ctx, opts, res)
 	res.Finish(runErr)
 	if err := res.printTable(os.Stdout); err != nil {
@@ -100,6 +109,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.manager, "manager", filepath.Join(common.Root, "bin", "manager"), "the operator's binary (make build)")
 	fs.StringVar(&o.managerArgs, "manager-args", "", "extra flags of the manager, space-separated (for example --worker-count=16)")
 	fs.StringVar(&o.managerEnv, "manager-env", "", "extra environment of the manager, space-separated (for example GOMEMLIMIT=256MiB)")
+	fs.BoolVar(&o.goDefaults, "go-defaults", false, "run the manager with Go's memory defaults rather than the chart's (resources.limits.memory, goMemLimitPercent and goGC of "+chartValuesPath+")")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "save the operator's heap profiles (after a garbage collection) here: at the baseline, once loaded and after each restart; read them with go tool pprof bin/manager FILE")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -111,8 +121,24 @@ func parseFlags(args []string) (options, error) {
 }
 
 // managerFlags are the manager's flags: leader election in the namespace
-// "default" (out of a cluster there is no pod namespace to default to), and
-// -manager-args.
-func managerFlags(opts options) []string {
-	return append([]string{"--leader-elect=true", "--leader-election-namespace=default"}, strings.Fields(opts.managerArgs)...)
+// "default" (out of a cluster there is no pod namespace to default to), the
+// chart's memory flag unless chart is nil, and -manager-args, which come last and
+// so win.
+func managerFlags(opts options, chart *ChartMemory) []string {
+	flags := []string{"--leader-elect=true", "--leader-election-namespace=default"}
+	if chart != nil {
+		flags = append(flags, chart.managerArgs()...)
+	}
+	return append(flags, strings.Fields(opts.managerArgs)...)
+}
+
+// managerEnv is the manager's environment besides this process's: the chart's
+// memory settings unless chart is nil, and -manager-env, which comes last and so
+// wins (os/exec keeps the last value of a name given twice).
+func managerEnv(opts options, chart *ChartMemory) []string {
+	var env []string
+	if chart != nil {
+		env = chart.managerEnv()
+	}
+	return append(env, strings.Fields(opts.managerEnv)...)
 }

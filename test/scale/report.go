@@ -12,11 +12,14 @@ import (
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/managerproc"
 )
 
-// DESIGN's memory target: 50 MB plus 1 KB per active lock, in decimal units (the
-// stricter reading).
+// Issue 13's memory targets at 10,000 held + 10,000 queued, in decimal units (the
+// stricter reading): the operator's resident memory with the chart's defaults, and
+// its live heap per request over the baseline. They replace DESIGN's 50 MB plus 1
+// KB per lock, which counted neither the informer caches of every request nor Go's
+// collector headroom (docs/benchmarks.md, "Scale").
 const (
-	targetBase    = 50_000_000
-	targetPerLock = 1_000
+	maxLoadedRSS          = 150_000_000
+	maxLiveHeapPerRequest = 3_000
 )
 
 // Results is everything one run measured.
@@ -26,6 +29,9 @@ type Results struct {
 	Held    int `json:"held"`
 	Queued  int `json:"queued"`
 	Clients int `json:"clients"`
+	// ChartMemory is the chart's memory defaults the operator ran with; nil with
+	// Go's defaults (-go-defaults).
+	ChartMemory *ChartMemory `json:"chartMemory,omitempty"`
 	// ManagerArgs and ManagerEnv are how the operator ran.
 	ManagerArgs []string `json:"managerArgs"`
 	ManagerEnv  []string `json:"managerEnv,omitempty"`
@@ -74,7 +80,7 @@ func maxDepth(samples []managerproc.Sample) float64 {
 	return d
 }
 
-// rows lays the results out, with DESIGN's memory target.
+// rows lays the results out, with issue 13's memory targets.
 func (r *Results) rows() []benchutil.Row {
 	b := r.Build
 	locks := r.Held + r.Queued
@@ -88,22 +94,16 @@ func (r *Results) rows() []benchutil.Row {
 	if r.Loaded.RSS == 0 {
 		return rows
 	}
-	limit := uint64(targetBase + targetPerLock*r.Held)
-	met := r.Loaded.RSS <= limit
 	perLock := (float64(r.Loaded.RSS) - float64(r.Baseline.RSS)) / float64(r.Held)
+	heapPerRequest := (r.Loaded.LiveHeap - r.Baseline.LiveHeap) / float64(locks)
+	rows = append(rows, r.rssRows()...)
 	rows = append(rows,
-		benchutil.Row{
-			Metric:   fmt.Sprintf("operator RSS, %d held + %d queued", r.Held, r.Queued),
-			Measured: fmt.Sprintf("%s (peak %s; anonymous %s)", mb(r.Loaded.RSS), mb(r.Loaded.HWM), mb(r.Loaded.RSSAnon)),
-			Target:   fmt.Sprintf("≤ 50 MB + 1 KB × %d = %s", r.Held, mb(limit)),
-			Met:      &met,
-		},
 		benchutil.Info("  per held lock / per request: (RSS − baseline) ÷ count", fmt.Sprintf("%.2f KB / %.2f KB",
 			perLock/1000, (float64(r.Loaded.RSS)-float64(r.Baseline.RSS))/float64(locks)/1000)),
 		benchutil.Info("  Go heap: allocated / in use / runtime total from the OS", fmt.Sprintf("%s / %s / %s",
 			mbf(r.Loaded.HeapAlloc), mbf(r.Loaded.HeapInuse), mbf(r.Loaded.GoSys))),
-		benchutil.Info("  live Go heap after a GC: total / per request over baseline", fmt.Sprintf("%s / %.2f KB",
-			mbf(r.Loaded.LiveHeap), (r.Loaded.LiveHeap-r.Baseline.LiveHeap)/float64(locks)/1000)),
+		atMost("  live Go heap after a GC: total / per request over baseline", fmt.Sprintf("%s / %.2f KB", mbf(r.Loaded.LiveHeap), heapPerRequest/1000),
+			heapPerRequest <= maxLiveHeapPerRequest, fmt.Sprintf("≤ %.0f KB per request (issue 13)", maxLiveHeapPerRequest/1000.0)),
 		benchutil.Info("operator CPU, baseline → quiet", fmt.Sprintf("%s (%.1f ms per request)", secs(b.CPU), float64(b.CPU.Milliseconds())/float64(locks))),
 		benchutil.Info("lock work queue depth, max sampled", fmt.Sprintf("%.0f", b.MaxQueueDepth)),
 		benchutil.Info("lock reconciles (errors)", fmt.Sprintf("%.0f (%.0f), %.2f per request", b.Reconciles, b.ReconcileErrors, b.Reconciles/float64(locks))),
@@ -124,11 +124,37 @@ func (r *Results) rows() []benchutil.Row {
 	return rows
 }
 
+// rssRows report the loaded operator's resident memory; with the chart's
+// defaults against issue 13's target, and every manager's peak against the
+// chart's memory limit, above which the kubelet would have killed it.
+func (r *Results) rssRows() []benchutil.Row {
+	metric := fmt.Sprintf("operator RSS, %d held + %d queued", r.Held, r.Queued)
+	measured := fmt.Sprintf("%s (peak %s; anonymous %s)", mb(r.Loaded.RSS), mb(r.Loaded.HWM), mb(r.Loaded.RSSAnon))
+	if r.ChartMemory == nil {
+		return []benchutil.Row{benchutil.Info(metric+", Go's memory defaults", measured)}
+	}
+	peak := r.Loaded.HWM
+	for _, rr := range r.Restarts {
+		peak = max(peak, rr.Memory.HWM)
+	}
+	limit := r.ChartMemory.LimitBytes
+	return []benchutil.Row{
+		atMost(metric+", the chart's memory defaults", measured, r.Loaded.RSS <= maxLoadedRSS, fmt.Sprintf("≤ %s (issue 13)", mb(maxLoadedRSS))),
+		atMost(fmt.Sprintf("  peak RSS of every manager of the run (%d)", 1+len(r.Restarts)), mb(peak),
+			peak < uint64(limit), fmt.Sprintf("< %s, the chart's limit (%s)", mb(uint64(limit)), mib(limit))),
+	}
+}
+
+// atMost is a row with a target that was met or not.
+func atMost(metric, measured string, met bool, target string) benchutil.Row {
+	return benchutil.Row{Metric: metric, Measured: measured, Target: target, Met: &met}
+}
+
 // printTable writes the machine, the table and the error, if any.
 func (r *Results) printTable(w io.Writer) error {
 	r.PrintHeader(w)
 	fmt.Fprintf(w, "manager %s %s\n\n", strings.Join(r.ManagerEnv, " "), strings.Join(r.ManagerArgs, " "))
-	if err := benchutil.PrintRows(w, "target (DESIGN)", r.rows()); err != nil {
+	if err := benchutil.PrintRows(w, "target", r.rows()); err != nil {
 		return err
 	}
 	if r.Error != "" {
@@ -157,6 +183,9 @@ func requestsText(req map[string]float64, per int) string {
 func mb(b uint64) string { return mbf(float64(b)) }
 
 func mbf(b float64) string { return fmt.Sprintf("%.1f MB", b/1e6) }
+
+// mib prints a byte count in binary megabytes, as a Kubernetes quantity.
+func mib(b int64) string { return fmt.Sprintf("%dMi", b>>20) }
 func secs(d time.Duration) string {
 	return fmt.Sprintf("%.1f s", d.Seconds())
 }
