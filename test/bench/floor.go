@@ -23,10 +23,10 @@ type FloorResult struct {
 	// CyclesPerSec is cycles per second, all clients together.
 	CyclesPerSec float64 `json:"cyclesPerSec"`
 	Create       Summary `json:"create"`
+	Update       Summary `json:"leaseUpdate"`
+	Delete       Summary `json:"delete"`
 	// CPU is what the cycles cost the control plane and this process, when measured.
-	CPU    *CPUCost `json:"cpu,omitempty"`
-	Update Summary  `json:"leaseUpdate"`
-	Delete Summary  `json:"delete"`
+	CPU *CPUCost `json:"cpu,omitempty"`
 }
 
 // runFloor measures the CR floor while no operator runs (before the first starts,
