@@ -102,7 +102,7 @@ func (r *Results) rows() []benchutil.Row {
 			perLock/1000, (float64(r.Loaded.RSS)-float64(r.Baseline.RSS))/float64(locks)/1000)),
 		benchutil.Info("  Go heap: allocated / in use / runtime total from the OS", fmt.Sprintf("%s / %s / %s",
 			mbf(r.Loaded.HeapAlloc), mbf(r.Loaded.HeapInuse), mbf(r.Loaded.GoSys))),
-		atMost("  live Go heap after a GC: total / per request over baseline", fmt.Sprintf("%s / %.2f KB", mbf(r.Loaded.LiveHeap), heapPerRequest/1000),
+		targetRow("  live Go heap after a GC: total / per request over baseline", fmt.Sprintf("%s / %.2f KB", mbf(r.Loaded.LiveHeap), heapPerRequest/1000),
 			heapPerRequest <= maxLiveHeapPerRequest, fmt.Sprintf("≤ %.0f KB per request (issue 13)", maxLiveHeapPerRequest/1000.0)),
 		benchutil.Info("operator CPU, baseline → quiet", fmt.Sprintf("%s (%.1f ms per request)", secs(b.CPU), float64(b.CPU.Milliseconds())/float64(locks))),
 		benchutil.Info("lock work queue depth, max sampled", fmt.Sprintf("%.0f", b.MaxQueueDepth)),
@@ -139,14 +139,14 @@ func (r *Results) rssRows() []benchutil.Row {
 	}
 	limit := r.ChartMemory.LimitBytes
 	return []benchutil.Row{
-		atMost(metric+", the chart's memory defaults", measured, r.Loaded.RSS <= maxLoadedRSS, fmt.Sprintf("≤ %s (issue 13)", mb(maxLoadedRSS))),
-		atMost(fmt.Sprintf("  peak RSS of every manager of the run (%d)", 1+len(r.Restarts)), mb(peak),
+		targetRow(metric+", the chart's memory defaults", measured, r.Loaded.RSS <= maxLoadedRSS, fmt.Sprintf("≤ %s (issue 13)", mb(maxLoadedRSS))),
+		targetRow(fmt.Sprintf("  peak RSS of every manager of the run (%d)", 1+len(r.Restarts)), mb(peak),
 			peak < uint64(limit), fmt.Sprintf("< %s, the chart's limit (%s)", mb(uint64(limit)), mib(limit))),
 	}
 }
 
-// atMost is a row with a target that was met or not.
-func atMost(metric, measured string, met bool, target string) benchutil.Row {
+// targetRow is a row with a target that was met or not.
+func targetRow(metric, measured string, met bool, target string) benchutil.Row {
 	return benchutil.Row{Metric: metric, Measured: measured, Target: target, Met: &met}
 }
 
@@ -186,6 +186,7 @@ func mbf(b float64) string { return fmt.Sprintf("%.1f MB", b/1e6) }
 
 // mib prints a byte count in binary megabytes, as a Kubernetes quantity.
 func mib(b int64) string { return fmt.Sprintf("%dMi", b>>20) }
+
 func secs(d time.Duration) string {
 	return fmt.Sprintf("%.1f s", d.Seconds())
 }
