@@ -136,6 +136,17 @@ func (c *Client) Release(ctx context.Context, st *Status) error {
 	return c.deleteAndWait(ctx, st.Request.Name, st.Request.UID)
 }
 
+// Delete deletes exactly the LockRequest object st was read from, as Release does,
+// but returns once the API server has accepted the delete instead of reading the
+// request again until it is gone: for a caller that learns of the deletion
+// otherwise, as the Redis gateway does from its watch cache. A request already gone,
+// or replaced by a newer object of the same name, is fine. A request that another
+// finalizer holds is still there when Delete returns.
+func (c *Client) Delete(ctx context.Context, st *Status) error {
+	_, err := c.deleteRequest(ctx, st.Request.Name, st.Request.UID)
+	return err
+}
+
 // AwaitRelease waits, after Unlock or Release of the request that st describes as
 // holding its key, until the operator has let the hold go: until the key's Lease
 // names that request no more (the operator handed the key to the next waiter) or is

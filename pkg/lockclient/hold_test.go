@@ -115,6 +115,27 @@ func TestReleaseDeletesOnlyTheObjectItHeld(t *testing.T) {
 	mustNotExist(ctx, t, c, r)
 }
 
+func TestDeleteDeletesOnlyTheObjectItHeld(t *testing.T) {
+	ctx := deadline(t)
+	c := newClient(t)
+	r := pullRequest("modules/vpc", 1, "alice")
+	first := mustLock(ctx, t, c, r)
+	if err := c.Delete(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	mustNotExist(ctx, t, c, r)
+	second := mustLock(ctx, t, c, r)
+	if err := c.Delete(ctx, first); err != nil {
+		t.Fatalf("Delete of a gone object: %v", err)
+	}
+	if st, err := c.Get(ctx, r); err != nil || st.State != lockclient.StateAcquired || st.Request.UID != second.Request.UID {
+		t.Errorf("after deleting the old object again: %v %v; want the new one still holding", st, err)
+	}
+	if err := c.Release(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestForceUnlockIsPinnedToTheHolderItRead: a force unlock prepared while pull 1
 // held must not revoke pull 2, which got the key in between.
 func TestForceUnlockIsPinnedToTheHolderItRead(t *testing.T) {

@@ -146,20 +146,9 @@ func (c *Client) get(ctx context.Context, name string) (*lockingv1alpha1.LockReq
 // fine. The operator releases the Lease when it sees the holder gone; no other
 // request can be granted the key before that compare-and-swap.
 func (c *Client) deleteAndWait(ctx context.Context, name string, uid types.UID) error {
-	lr := &lockingv1alpha1.LockRequest{ObjectMeta: metav1.ObjectMeta{Namespace: c.namespace, Name: name}}
-	var opts []client.DeleteOption
-	if uid != "" {
-		opts = append(opts, client.Preconditions{UID: &uid})
-	}
-	err := c.c.Delete(ctx, lr, opts...)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil
-	case apierrors.IsConflict(err) && uid != "":
-		// The precondition failed: the object of that name is a newer one, not ours.
-		return nil
-	case err != nil:
-		return wrap(err, "deleting LockRequest %s/%s", c.namespace, name)
+	deleted, err := c.deleteRequest(ctx, name, uid)
+	if err != nil || !deleted {
+		return err
 	}
 	_, err = c.waitFor(ctx, name, func(lr *lockingv1alpha1.LockRequest) (bool, error) {
 		return lr == nil || (uid != "" && lr.UID != uid), nil
@@ -168,6 +157,28 @@ func (c *Client) deleteAndWait(ctx context.Context, name string, uid types.UID) 
 		return fmt.Errorf("waiting for LockRequest %s/%s to be gone (finalizers hold it): %w", c.namespace, name, err)
 	}
 	return nil
+}
+
+// deleteRequest deletes the named request (only the object with uid, when uid is
+// set). deleted is false when there was nothing of ours to delete: the request is
+// gone already, or the object of that name is a newer one.
+func (c *Client) deleteRequest(ctx context.Context, name string, uid types.UID) (deleted bool, err error) {
+	lr := &lockingv1alpha1.LockRequest{ObjectMeta: metav1.ObjectMeta{Namespace: c.namespace, Name: name}}
+	var opts []client.DeleteOption
+	if uid != "" {
+		opts = append(opts, client.Preconditions{UID: &uid})
+	}
+	err = c.c.Delete(ctx, lr, opts...)
+	switch {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case apierrors.IsConflict(err) && uid != "":
+		// The precondition failed: the object of that name is a newer one, not ours.
+		return false, nil
+	case err != nil:
+		return false, wrap(err, "deleting LockRequest %s/%s", c.namespace, name)
+	}
+	return true, nil
 }
 
 // cleanup withdraws a request after the caller's context has ended, with a context of

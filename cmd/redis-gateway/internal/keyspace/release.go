@@ -54,7 +54,9 @@ func (s *Space) releaseLock(ctx context.Context, key string, match func(models.P
 	}
 	seen, stop := s.fast.Deletions.Expect(holder.UID)
 	defer stop()
-	if err := s.client.Release(ctx, lockclient.StatusOf(holder)); err != nil {
+	// Delete, not Release: the cache's seeing the deletion (releasedAlone) is
+	// what says the request is gone, without another read of it.
+	if err := s.client.Delete(ctx, lockclient.StatusOf(holder)); err != nil {
 		return nil, err
 	}
 	if !s.fast.releasedAlone(ctx, holder, seen) {
@@ -67,7 +69,8 @@ func (s *Space) releaseLock(ctx context.Context, key string, match func(models.P
 }
 
 // releasedAlone waits until the cache has seen the deletion of holder (seen is
-// closed) and reports whether the cache then shows no other request of holder's
+// closed; a request that another finalizer holds is not deleted until it is let
+// go) and reports whether the cache then shows no other request of holder's
 // owner for its key that holds or may come to hold it. false when the cache does
 // not see the deletion within deletionWait or cannot be read.
 func (f *Fast) releasedAlone(ctx context.Context, holder *lockingv1alpha1.LockRequest, seen <-chan struct{}) bool {
