@@ -2,6 +2,7 @@ package atlantis_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +76,53 @@ func TestTryLockReadsTheKeyByName(t *testing.T) {
 	got, err = atlantis.NewLocker(lockclient.New(restricted, ns)).TryLock(p, "default", pullOf("acme/infra", 3, commitA), alice)
 	if err != nil || got.LockAcquired || got.CurrLock.Pull.Num != 1 {
 		t.Fatalf("TryLock by pull 3, which may not read Leases = %+v, %v; want refused, held by pull 1", got, err)
+	}
+}
+
+// TryLockSeenFree asks the operator at once: a free key is taken without a read of
+// its Lease or a list of the namespace. A key taken since it was seen free gets
+// TryLock's answers all the same: another pull is refused with the holder and
+// leaves nothing behind (ModeExact) or stays queued behind it (ModeQueue), and the
+// holding pull is told that the key is held, by itself.
+func TestTryLockSeenFree(t *testing.T) {
+	t.Parallel()
+	cl := newCountedLocker(t)
+	p := models.NewProject("acme/infra", "modules/seen-free", "")
+
+	got, err := cl.locker.TryLockSeenFree(p, "default", pullOf("acme/infra", 1, commitA), alice)
+	if err != nil || !got.LockAcquired || got.CurrLock.Pull.Num != 1 {
+		t.Fatalf("TryLockSeenFree of the free key by pull 1 = %+v, %v; want it taken", got, err)
+	}
+	if gets, lists := cl.counted.LeaseGets(), cl.counted.RequestLists(); gets != 0 || lists != 0 {
+		t.Errorf("taking a free key read %d Leases and listed LockRequests %d times; want neither", gets, lists)
+	}
+
+	got, err = cl.locker.TryLockSeenFree(p, "default", pullOf("acme/infra", 2, commitA), bob)
+	if err != nil || got.LockAcquired || got.CurrLock.Pull.Num != 1 {
+		t.Fatalf("TryLockSeenFree of the held key by pull 2 = %+v, %v; want refused, held by pull 1", got, err)
+	}
+	if reqs := requests(t, cl.ns); len(reqs) != 1 {
+		t.Errorf("after pull 2 was refused the namespace has requests %s; want pull 1's alone", describeRequests(reqs))
+	}
+
+	got, err = cl.locker.TryLockSeenFree(p, "default", pullOf("acme/infra", 1, commitA), alice)
+	if err != nil || got.LockAcquired || got.CurrLock.Pull.Num != 1 {
+		t.Fatalf("TryLockSeenFree of the key pull 1 holds, by pull 1 = %+v, %v; want not acquired, held by pull 1", got, err)
+	}
+
+	queue := atlantis.NewLocker(cl.client, atlantis.WithMode(atlantis.ModeQueue))
+	got, err = queue.TryLockSeenFree(p, "default", pullOf("acme/infra", 3, commitA), bob)
+	if err != nil || got.LockAcquired || got.CurrLock.Pull.Num != 1 {
+		t.Fatalf("TryLockSeenFree in ModeQueue of the held key by pull 3 = %+v, %v; want queued behind pull 1", got, err)
+	}
+	reqs := requests(t, cl.ns)
+	waiting := 0
+	for name, st := range reqs {
+		if strings.HasPrefix(name, "pr3-") && st.State == lockclient.StateQueued {
+			waiting++
+		}
+	}
+	if len(reqs) != 2 || waiting != 1 {
+		t.Errorf("in ModeQueue the namespace has requests %s; want pull 1's and pull 3's, queued", describeRequests(reqs))
 	}
 }

@@ -51,6 +51,25 @@ func NewLocker(c *lockclient.Client, opts ...Option) *Locker {
 // The project path must be clean, as models.NewProject makes it, and the key's parts
 // within what a LockRequest accepts; otherwise TryLock fails, naming the part.
 func (l *Locker) TryLock(p models.Project, workspace string, pull models.PullRequest, user models.User) (locking.TryLockResponse, error) {
+	return l.tryLock(p, workspace, pull, user, true)
+}
+
+// TryLockSeenFree is TryLock for a caller that has just seen the key with no
+// request at all, such as the Redis gateway, whose SET of a lock key follows
+// Atlantis's GET of it: it asks the operator at once, without TryLock's first look
+// at the key's holder (a read of the key's Lease and of the request it names, one
+// or two round trips). What it answers is TryLock's: the operator decides every
+// request, so a key taken since it was seen free is refused (ModeExact) or queued
+// for (ModeQueue), and the holder is reported after one more look. The one
+// difference is a key that the same pull holds through a request of another name
+// (made with kubectl, say), which TryLock reports as held and TryLockSeenFree takes
+// re-entrantly (LockAcquired); a key seen with no request has no such holder.
+func (l *Locker) TryLockSeenFree(p models.Project, workspace string, pull models.PullRequest, user models.User) (locking.TryLockResponse, error) {
+	return l.tryLock(p, workspace, pull, user, false)
+}
+
+// tryLock is TryLock, and TryLockSeenFree when look is false.
+func (l *Locker) tryLock(p models.Project, workspace string, pull models.PullRequest, user models.User, look bool) (locking.TryLockResponse, error) {
 	ctx, cancel := l.opts.context()
 	defer cancel()
 	resp := locking.TryLockResponse{LockKey: models.GenerateLockKey(p, workspace)}
@@ -79,9 +98,11 @@ func (l *Locker) TryLock(p models.Project, workspace string, pull models.PullReq
 
 	asked := false
 	for round := range maxRounds {
-		holder, err := l.firstHolder(ctx, key, resp.LockKey, round)
-		if err != nil {
-			return resp, err
+		var holder *lockingv1alpha1.LockRequest
+		if look || round > 0 {
+			if holder, err = l.firstHolder(ctx, key, resp.LockKey, round); err != nil {
+				return resp, err
+			}
 		}
 		if holder != nil && (l.opts.mode == ModeExact || asked || holder.Spec.Owner() == req.Owner()) {
 			// Held: report the holder. The holding pull itself gets false too, as

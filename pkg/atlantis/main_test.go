@@ -87,7 +87,7 @@ func newClient(t *testing.T, ns string) *lockclient.Client {
 type countedLocker struct {
 	ns      string
 	kc      client.WithWatch
-	counted *testenv.RequestListCounter
+	counted *testenv.ReadCounter
 	client  *lockclient.Client
 	locker  *atlantis.Locker
 }
@@ -99,7 +99,7 @@ func newCountedLocker(t *testing.T) countedLocker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	counted := &testenv.RequestListCounter{WithWatch: kc}
+	counted := &testenv.ReadCounter{WithWatch: kc}
 	c := lockclient.New(counted, ns)
 	return countedLocker{ns: ns, kc: kc, counted: counted, client: c, locker: atlantis.NewLocker(c)}
 }

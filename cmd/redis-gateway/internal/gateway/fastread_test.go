@@ -6,6 +6,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/keyspace"
 	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/kv"
+	"github.com/runatlantis/atlantis-lock-operator/cmd/redis-gateway/internal/resp"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/testenv"
@@ -111,6 +113,13 @@ func TestFastReadWithAStaleCache(t *testing.T) {
 	// The cache shows no holder; pull 2 holds.
 	stale.list = lockingv1alpha1.LockRequestList{}
 	check("held by pull 2, the cache says free", 2)
+	// SET asks the operator without a look at the holder when the cache shows the
+	// key free (atlantis.Locker.TryLockSeenFree); the operator refuses pull 3.
+	var refused *resp.Error
+	if err := fast.Set(ctx, key, value(3)); !errors.As(err, &refused) || refused.Code != resp.CodeLocked {
+		t.Fatalf("SET by pull 3 of the key pull 2 holds, the cache says free: %v; want %s", err, resp.CodeLocked)
+	}
+	check("held by pull 2 after pull 3's SET, the cache says free", 2)
 
 	// The cache shows pull 2; the key is free.
 	takeSnapshot()
@@ -147,7 +156,7 @@ func TestFastReadOfAKeptLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	counted := &testenv.RequestListCounter{WithWatch: kc}
+	counted := &testenv.ReadCounter{WithWatch: kc}
 	lc := lockclient.New(counted, ns)
 	p := models.NewProject("acme/infra", "stacks/kept", "")
 	key := "pr/" + models.GenerateLockKey(p, "default")
@@ -174,6 +183,9 @@ func TestFastReadOfAKeptLease(t *testing.T) {
 	}
 	if err := fast.Set(ctx, key, lock); err != nil {
 		t.Fatal(err)
+	}
+	if n := counted.LeaseGets(); n != 0 {
+		t.Fatalf("SET of a key the cache shows free read %d Leases; want none (Atlantis's GET has just looked)", n)
 	}
 	var real coordinationv1.Lease
 	if err := kc.Get(ctx, client.ObjectKeyFromObject(kept.lease), &real); err != nil {

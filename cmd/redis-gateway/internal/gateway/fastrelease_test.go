@@ -30,7 +30,7 @@ import (
 // fast release never learns that the cache saw its delete.
 type releaseSpace struct {
 	*keyspace.Space
-	counted *testenv.RequestListCounter
+	counted *testenv.ReadCounter
 	direct  client.WithWatch
 	ns      string
 }
@@ -65,7 +65,7 @@ func newReleaseSpace(t *testing.T, attached bool) *releaseSpace {
 	if !lrCache.WaitForCacheSync(ctx) {
 		t.Fatal("the LockRequest cache did not sync")
 	}
-	counted := &testenv.RequestListCounter{WithWatch: kc}
+	counted := &testenv.ReadCounter{WithWatch: kc}
 	fast := &keyspace.Fast{Cached: lrCache, Direct: kc, Namespace: ns, Deletions: deletions}
 	return &releaseSpace{Space: keyspace.New(lockclient.New(counted, ns), kv.New(kc, ns), fast), counted: counted, direct: kc, ns: ns}
 }

@@ -161,7 +161,7 @@ func (s *Space) Set(ctx context.Context, key string, value []byte) error {
 	}
 	switch k {
 	case lockKey:
-		return s.setLock(key, value)
+		return s.setLock(ctx, key, value)
 	case applyKey:
 		return s.setApplyLock(value)
 	default:
@@ -169,7 +169,7 @@ func (s *Space) Set(ctx context.Context, key string, value []byte) error {
 	}
 }
 
-func (s *Space) setLock(key string, value []byte) error {
+func (s *Space) setLock(ctx context.Context, key string, value []byte) error {
 	var lock models.ProjectLock
 	if err := json.Unmarshal(value, &lock); err != nil {
 		return resp.Errorf(resp.KindBadValue, "value of lock key '%s' is not the JSON of Atlantis's models.ProjectLock: %v", key, err)
@@ -180,7 +180,13 @@ func (s *Space) setLock(key string, value []byte) error {
 	// The lock's Time is Atlantis's, as it is in Redis: the Locker stamps new
 	// locks with its clock, so give it a clock that reads that time.
 	locker := atlantis.NewLocker(s.client, append(s.options[:len(s.options):len(s.options)], atlantis.WithClock(fixedClock(lock.Time)))...)
-	got, err := locker.TryLock(lock.Project, lock.Workspace, lock.Pull, lock.User)
+	try := locker.TryLock
+	if s.fast != nil && s.fast.seenFree(ctx, strings.TrimPrefix(key, LockPrefix)) {
+		// Atlantis's TryLock has just read the key free (its GET): ask the operator
+		// without a second look at the key's holder.
+		try = locker.TryLockSeenFree
+	}
+	got, err := try(lock.Project, lock.Workspace, lock.Pull, lock.User)
 	if err != nil {
 		return err
 	}

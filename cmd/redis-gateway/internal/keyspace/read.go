@@ -109,6 +109,24 @@ func (s *Space) getLock(ctx context.Context, key string) (*models.ProjectLock, e
 	return &lock, nil
 }
 
+// seenFree reports whether the cache shows no request at all for key (given
+// without "pr/"), for SET to ask the operator without looking at the key's holder
+// first (atlantis.Locker.TryLockSeenFree). Unlike the reads above it answers from
+// the cache alone: a cache that is behind costs only a request that the operator
+// refuses or queues, as it decides every request, and the look that follows.
+func (f *Fast) seenFree(ctx context.Context, key string) bool {
+	list, err := f.cachedRequestsOf(ctx, key)
+	if err != nil {
+		return false
+	}
+	for i := range list.Items {
+		if list.Items[i].Spec.Key().String() == key {
+			return false
+		}
+	}
+	return true
+}
+
 // read is the fast path: it returns the request that holds key as read from the API
 // server, or nil when the key is free; decided=false hands the key to the full read.
 func (f *Fast) read(ctx context.Context, key string) (holder *lockingv1alpha1.LockRequest, decided bool, err error) {
