@@ -116,11 +116,14 @@ func cpuRow(clients int, floor, lock *CPUCost) []benchutil.Row {
 		fmt.Sprintf("%s; CPUs busy %.1f → %.1f of %d", strings.Join(parts, " / "), floor.Busy, lock.Busy, lock.CPUs))}
 }
 
-// meanCost is the mean of the CR floor's CPU cost measured before and after the
-// operator's runs (after may be nil), as the throughput run is compared with the
-// mean of its paces (Rerun).
+// meanCost is the mean of the CR floor's CPU cost measured before and after a
+// throughput run (either may be nil: then the other), as the run is compared with
+// the mean of its paces (Pace).
 func meanCost(before, after *CPUCost) *CPUCost {
-	if before == nil || after == nil {
+	if before == nil {
+		return after
+	}
+	if after == nil {
 		return before
 	}
 	mean := &CPUCost{MsPerCycle: map[string]float64{}, Busy: (before.Busy + after.Busy) / 2, CPUs: before.CPUs}

@@ -59,8 +59,8 @@ func TestCPURowAndMeanCost(t *testing.T) {
 	if mean.MsPerCycle["kube-apiserver"] != 7 || mean.MsPerCycle["etcd"] != 1.5 || mean.MsPerCycle[thisProcess] != 1.5 || mean.Busy != 1.9 {
 		t.Fatalf("meanCost = %+v", mean)
 	}
-	if meanCost(before, nil) != before {
-		t.Fatal("meanCost without a second measurement is not the first")
+	if meanCost(before, nil) != before || meanCost(nil, after) != after {
+		t.Fatal("meanCost of one measurement is not that measurement")
 	}
 	lock := &CPUCost{MsPerCycle: map[string]float64{"kube-apiserver": 7.5, "etcd": 1.3, "kube-controller-manager": 0.5, thisProcess: 2.5}, Busy: 1.7, CPUs: 2}
 	rows := cpuRow(8, mean, lock)

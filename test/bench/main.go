@@ -23,10 +23,12 @@
 //     and each pair of hand-offs (the unit of their targets, at the same moments),
 //     and lock cycles per second of -clients (then -high-clients) clients over -keys
 //     keys, checking that grants of one key never overlap and that their fencing
-//     tokens increase;
-//  6. stops the operator and measures the baseline and the CR floor again (at both
-//     loads): the throughput runs, which came between the two measurements, are
-//     compared with their mean, since the machine's pace drifts over a run;
+//     tokens increase; right before and right after each throughput run it measures
+//     the baseline and the CR floor again at the run's client count, in the
+//     hand-off floor's namespace (watched by neither the operator nor the observer),
+//     and compares the run with their mean, since the machine's pace drifts over a
+//     run;
+//  6. stops the operator;
 //  7. starts the operator again with enable_events: false, and measures
 //     hand-offs again (beside the hand-off floor, as in 5.): the cost of events on
 //     the lock path; then once more with the audit trail on;
@@ -46,6 +48,11 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
@@ -172,40 +179,10 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 	if err := op.stop(); err != nil {
 		return err
 	}
-	if err := measureBaselinesAgain(ctx, opts, e, meter, res); err != nil {
-		return err
-	}
 	if err := measureEventsOff(ctx, opts, e, res); err != nil {
 		return err
 	}
 	return measureAuditOn(ctx, opts, e, res)
-}
-
-// measureBaselinesAgain measures the Lease baseline and the CR floor again (at both
-// loads), with no operator running, and compares the throughput runs, which came
-// between the two measurements, with their mean (Rerun).
-func measureBaselinesAgain(ctx context.Context, opts options, e *benchutil.Env, meter *cpuMeter, res *Results) error {
-	again := func(clients, cycles int) (*Rerun, error) {
-		benchutil.Step("baseline and CR floor again after the operator's runs, %d clients × %d", clients, cycles)
-		b, err := runBaseline(ctx, e.Client, opts.Namespace, clients, cycles, 1)
-		if err != nil {
-			return nil, err
-		}
-		f, err := runFloor(ctx, e.Client, opts.Namespace, clients, cycles, meter)
-		return &Rerun{Baseline: b, Floor: f}, err
-	}
-	var err error
-	if res.After, err = again(opts.clients, opts.cycles); err != nil {
-		return err
-	}
-	res.Through.compare(pacesOf(res.Baseline, res.Floor, res.After))
-	if h := res.High; h != nil {
-		if h.After, err = again(opts.highClients, opts.highCycles()); err != nil {
-			return err
-		}
-		h.Through.compare(pacesOf(h.Baseline, h.Floor, h.After))
-	}
-	return nil
 }
 
 // measureAuditOn measures hand-offs again with the audit trail on, written to a
@@ -298,20 +275,51 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	res.Handoff, res.HandoffParts = Summarize(handoff.total), handoff.parts()
 	res.HandoffFloor, res.HandoffFloorParts = Summarize(floor.total), floor.parts()
 
-	benchutil.Step("throughput: %d clients × %d lock cycles over %d keys", opts.clients, opts.cycles, opts.keys)
-	if res.Through, err = measureThroughput(ctx, opts.clients, opts.keys, opts.cycles, l, op, meter, res.Baseline, res.Floor); err != nil {
+	if res.Through, err = measureThroughput(ctx, opts, opts.clients, opts.cycles, l, op, meter); err != nil {
 		return err
 	}
 	if res.High != nil {
-		benchutil.Step("throughput: %d clients × %d lock cycles over %d keys", opts.highClients, opts.highCycles(), opts.keys)
-		res.High.Through, err = measureThroughput(ctx, opts.highClients, opts.keys, opts.highCycles(), l, op, meter, res.High.Baseline, res.High.Floor)
+		res.High.Through, err = measureThroughput(ctx, opts, opts.highClients, opts.highCycles(), l, op, meter)
 	}
 	return err
 }
 
-// measureThroughput runs the throughput clients and adds what the operator sent to
-// the API server meanwhile, and the ratios to the baseline.
-func measureThroughput(ctx context.Context, clients, keys, cycles int, l *lockClient, op *runningOperator, meter *cpuMeter, base BaselineResult, floor FloorResult) (ThroughputResult, error) {
+// paceBaselineFactor multiplies the cycles per client of the baseline that
+// measurePace runs.
+const paceBaselineFactor = 2
+
+// measurePace measures the Lease baseline and the CR floor with the given number of
+// clients in the hand-off floor's namespace, which neither the operator nor the
+// observer watches: while the operator runs, what it and the observer cost the API
+// server and this process is then the throughput run's alone.
+func measurePace(ctx context.Context, c client.Client, opts options, clients, cycles int, meter *cpuMeter, when string) (Pace, error) {
+	namespace := floorNamespace(opts)
+	benchutil.Step("baseline (%d clients × %d) and CR floor (× %d) %s the throughput run (namespace %s)", clients, paceBaselineFactor*cycles, cycles, when, namespace)
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return Pace{}, fmt.Errorf("creating namespace %s: %w", namespace, err)
+	}
+	// Twice the cycles for the baseline, whose cycle is about two and a half times
+	// as fast as a lock cycle: a measurement much shorter than the run it divides
+	// would be as long as one of the API server's garbage collections.
+	b, err := runBaseline(ctx, c, namespace, clients, paceBaselineFactor*cycles, 1)
+	if err != nil {
+		return Pace{}, err
+	}
+	f, err := runFloor(ctx, c, namespace, clients, cycles, meter)
+	return Pace{Baseline: b, Floor: f}, err
+}
+
+// measureThroughput runs the throughput clients, between a measurement of the Lease
+// baseline and the CR floor right before and one right after (measurePace), and
+// adds what the operator sent to the API server meanwhile, and the ratios to the
+// mean of the two measurements.
+func measureThroughput(ctx context.Context, opts options, clients, cycles int, l *lockClient, op *runningOperator, meter *cpuMeter) (ThroughputResult, error) {
+	before, err := measurePace(ctx, l.c, opts, clients, cycles, meter, "right before")
+	if err != nil {
+		return ThroughputResult{}, err
+	}
+	keys := opts.keys
+	benchutil.Step("throughput: %d clients × %d lock cycles over %d keys", clients, cycles, keys)
 	requestsBefore := op.requests.snapshot()
 	reconcilesBefore, err := reconciles()
 	if err != nil {
@@ -333,6 +341,11 @@ func measureThroughput(ctx context.Context, clients, keys, cycles int, l *lockCl
 	t.OperatorWritesPerCycle = float64(t.Operator.Writes) / done
 	t.OperatorReadsPerCycle = float64(t.Operator.Reads) / done
 	t.ReconcilesPerCycle = (reconcilesAfter - reconcilesBefore) / done
-	t.compare(pacesOf(base, floor, nil))
+	after, err := measurePace(ctx, l.c, opts, clients, cycles, meter, "right after")
+	if err != nil {
+		return t, err
+	}
+	t.Before, t.After = before, after
+	t.compare(pacesOf(before, after))
 	return t, nil
 }

@@ -46,11 +46,10 @@ type Results struct {
 	// EventBus is the event bus's throughput, in memory.
 	EventBus EventBusResult   `json:"eventBus"`
 	Through  ThroughputResult `json:"throughput"`
-	// Floor is the CR floor at -clients clients.
+	// Floor is the CR floor at -clients clients, measured before the operator
+	// started; Through is compared with the floor measured beside it (Through.Before,
+	// Through.After).
 	Floor FloorResult `json:"crFloor"`
-	// After is the baseline and the CR floor at -clients clients measured again
-	// after the operator's runs; Through is compared with the mean of both.
-	After *Rerun `json:"afterOperator,omitempty"`
 	// High is the second, heavier load (-high-clients), when run.
 	High     *HighLoad       `json:"highLoad,omitempty"`
 	Deadlock DeadlockResult  `json:"deadlockScan"`
@@ -63,15 +62,16 @@ type HighLoad struct {
 	Clients  int              `json:"clients"`
 	Baseline BaselineResult   `json:"baseline"`
 	Floor    FloorResult      `json:"crFloor"`
-	After    *Rerun           `json:"afterOperator,omitempty"`
 	Through  ThroughputResult `json:"throughput"`
 }
 
-// Rerun is the Lease baseline and the CR floor measured again after the operator's
-// runs. The machine's pace drifts over a run (the API server's heap and collections,
-// etcd's database), so a throughput run, which comes between the first measurement
-// and this one, is compared with their mean rather than with the first alone.
-type Rerun struct {
+// Pace is the Lease baseline and the CR floor measured one after the other, at
+// the client count of a throughput run, right before or right after it
+// (measurePace). The machine's pace drifts over a run by up to a quarter (the API
+// server's heap and collections, etcd's database), so a throughput run is compared
+// with the mean of the two measurements adjacent to it rather than with one made
+// minutes away.
+type Pace struct {
 	Baseline BaselineResult `json:"baseline"`
 	Floor    FloorResult    `json:"crFloor"`
 }
@@ -80,24 +80,19 @@ type Rerun struct {
 // update and create + update + delete cycles per second, and the CR floor's.
 type paces struct{ createUpdate, full, floor float64 }
 
-// pacesOf returns the rates of b and f, averaged with after's when measured.
-func pacesOf(b BaselineResult, f FloorResult, after *Rerun) paces {
-	p := paces{b.CreateUpdatePerSec, b.FullCyclePerSec, f.CyclesPerSec}
-	if after != nil {
-		p.createUpdate = (p.createUpdate + after.Baseline.CreateUpdatePerSec) / 2
-		p.full = (p.full + after.Baseline.FullCyclePerSec) / 2
-		p.floor = (p.floor + after.Floor.CyclesPerSec) / 2
+// pacesOf returns the mean rates of the measurements before and after a run.
+func pacesOf(before, after Pace) paces {
+	return paces{
+		createUpdate: (before.Baseline.CreateUpdatePerSec + after.Baseline.CreateUpdatePerSec) / 2,
+		full:         (before.Baseline.FullCyclePerSec + after.Baseline.FullCyclePerSec) / 2,
+		floor:        (before.Floor.CyclesPerSec + after.Floor.CyclesPerSec) / 2,
 	}
-	return p
 }
 
-// paceText gives a rate measured before the operator's runs and, when measured,
-// after them and their mean.
-func paceText(before float64, after *float64) string {
-	if after == nil {
-		return fmt.Sprintf("%.0f /s", before)
-	}
-	return fmt.Sprintf("%.0f /s before the operator's runs, %.0f /s after: %.0f /s", before, *after, (before+*after)/2)
+// paceText gives a rate measured with no operator running, then right before and
+// right after a throughput run, and the mean of those two.
+func paceText(alone, before, after float64) string {
+	return fmt.Sprintf("%.0f /s with no operator; beside the run %.0f /s before, %.0f /s after: %.0f /s", alone, before, after, (before+after)/2)
 }
 
 // atMost is a row whose target is an upper bound on a latency.
@@ -141,18 +136,17 @@ func writesRow(metric string, writes, reads float64) benchutil.Row {
 		Target: fmt.Sprintf("≤ %.0f writes", maxWritesPerCycle), Met: &met}
 }
 
-// throughputRows report one throughput run against its baseline and CR floor.
-func throughputRows(b BaselineResult, f FloorResult, after *Rerun, t ThroughputResult) []benchutil.Row {
-	minRate := minThroughputRatio * pacesOf(b, f, after).createUpdate
+// throughputRows report one throughput run against the baseline and CR floor
+// measured beside it, and those measured with no operator (b, f).
+func throughputRows(b BaselineResult, f FloorResult, t ThroughputResult) []benchutil.Row {
+	minRate := minThroughputRatio * pacesOf(t.Before, t.After).createUpdate
 	met := t.CyclesPerSec >= minRate
 	exclusive := len(t.Exclusion.Violations) == 0
-	var baselineAfter, floorAfter *float64
-	if after != nil {
-		baselineAfter, floorAfter = &after.Baseline.CreateUpdatePerSec, &after.Floor.CyclesPerSec
-	}
 	rows := []benchutil.Row{
-		benchutil.Info(fmt.Sprintf("baseline: Lease create+update cycles/s (%d clients)", b.Clients), paceText(b.CreateUpdatePerSec, baselineAfter)),
-		benchutil.Info(fmt.Sprintf("CR floor: LockRequest create + Lease CAS + delete cycles/s (%d clients)", f.Clients), paceText(f.CyclesPerSec, floorAfter)),
+		benchutil.Info(fmt.Sprintf("baseline: Lease create+update cycles/s (%d clients)", b.Clients),
+			paceText(b.CreateUpdatePerSec, t.Before.Baseline.CreateUpdatePerSec, t.After.Baseline.CreateUpdatePerSec)),
+		benchutil.Info(fmt.Sprintf("CR floor: LockRequest create + Lease CAS + delete cycles/s (%d clients)", f.Clients),
+			paceText(f.CyclesPerSec, t.Before.Floor.CyclesPerSec, t.After.Floor.CyclesPerSec)),
 		{
 			Metric:   fmt.Sprintf("lock cycles/s (%d clients, %d keys, %d cycles)", t.Clients, t.Keys, t.Cycles),
 			Measured: fmt.Sprintf("%.1f /s = %.0f%% of baseline", t.CyclesPerSec, 100*t.Ratio),
@@ -162,11 +156,7 @@ func throughputRows(b BaselineResult, f FloorResult, after *Rerun, t ThroughputR
 		benchutil.Info(fmt.Sprintf("lock cycles/s vs CR floor / vs Lease create+update+delete (%d clients)", t.Clients),
 			fmt.Sprintf("%.0f%% / %.0f%%", 100*t.RatioFloor, 100*t.RatioFull)),
 	}
-	var floorAfterCPU *CPUCost
-	if after != nil {
-		floorAfterCPU = after.Floor.CPU
-	}
-	rows = append(rows, cpuRow(t.Clients, meanCost(f.CPU, floorAfterCPU), t.CPU)...)
+	rows = append(rows, cpuRow(t.Clients, meanCost(t.Before.Floor.CPU, t.After.Floor.CPU), t.CPU)...)
 	return append(rows,
 		benchutil.Info(fmt.Sprintf("lock cycle wait P50 / P99 (create → Acquired, queueing included; %d clients)", t.Clients),
 			fmt.Sprintf("%s / %s", fmtDuration(t.Wait.P50), fmtDuration(t.Wait.P99))),
@@ -217,9 +207,9 @@ func (r *Results) rows() []benchutil.Row {
 		handoffPartsRow("hand-off floor", "P50", r.HandoffFloorParts, func(s Summary) time.Duration { return s.P50 }),
 		handoffPartsRow("hand-off floor", "P99", r.HandoffFloorParts, func(s Summary) time.Duration { return s.P99 }),
 	}
-	rows = append(rows, throughputRows(b, r.Floor, r.After, t)...)
+	rows = append(rows, throughputRows(b, r.Floor, t)...)
 	if h := r.High; h != nil {
-		rows = append(rows, throughputRows(h.Baseline, h.Floor, h.After, h.Through)...)
+		rows = append(rows, throughputRows(h.Baseline, h.Floor, h.Through)...)
 	}
 	rows = append(rows, r.phaseRows()...)
 	rows = append(rows,

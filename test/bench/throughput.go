@@ -21,8 +21,7 @@ type ThroughputResult struct {
 	CyclesPerSec float64 `json:"cyclesPerSec"`
 	// Ratio is CyclesPerSec over the baseline's create+update cycles per second
 	// (issue 13's target: ≥ 0.3); RatioFull over its create+update+delete cycles.
-	// Both baselines, and the CR floor below, are the mean of the measurements
-	// before and after the operator's runs when both were made (Rerun).
+	// Both baselines, and the CR floor below, are the mean of Before's and After's.
 	Ratio     float64 `json:"ratioToCreateUpdate"`
 	RatioFull float64 `json:"ratioToCreateUpdateDelete"`
 	// RatioFloor is CyclesPerSec over the CR floor's cycles per second at the same
@@ -44,6 +43,10 @@ type ThroughputResult struct {
 	CPU *CPUCost `json:"cpu,omitempty"`
 	// Exclusion is the mutual-exclusion check over the run's grants.
 	Exclusion lockcheck.Result `json:"exclusion"`
+	// Before and After are the Lease baseline and the CR floor measured right
+	// before and right after the run, at its client count (measurePace).
+	Before Pace `json:"paceBefore"`
+	After  Pace `json:"paceAfter"`
 }
 
 // cycleSamples are one client's results.
