@@ -127,6 +127,7 @@ func run() error {
 		LeaderElectionNamespace:       opts.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cacheOpts,
+		MapperProvider:                operator.MapperProvider,
 		// A replica that does not lead still lists and watches what the lock
 		// controller watches, so that a new leader decides at once instead of first
 		// listing every ProjectLock and Lease (seconds with thousands of locks; see

@@ -177,6 +177,7 @@ func EmbeddedOptions() ctrl.Options {
 		HealthProbeBindAddress: "0",
 		LeaderElection:         false,
 		Cache:                  CacheOptions(),
+		MapperProvider:         MapperProvider,
 		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	}
 }
