@@ -89,50 +89,37 @@ func TestNotifyLostStaysQuietWhileHeld(t *testing.T) {
 	}
 }
 
-// TestReleaseDeletesOnlyTheObjectItHeld: Release of an old hold's status leaves a
-// newer request of the same name (same owner and key) alone.
-func TestReleaseDeletesOnlyTheObjectItHeld(t *testing.T) {
-	ctx := deadline(t)
+// TestReleaseAndDeleteDeleteOnlyTheObjectTheyHeld: Release or Delete of an old
+// hold's status leaves a newer request of the same name (same owner and key) alone.
+func TestReleaseAndDeleteDeleteOnlyTheObjectTheyHeld(t *testing.T) {
 	c := newClient(t)
-	r := pullRequest("modules/vpc", 1, "alice")
-	first := mustLock(ctx, t, c, r)
-	if err := c.Release(ctx, first); err != nil {
-		t.Fatal(err)
-	}
-	second := mustLock(ctx, t, c, r)
-	if second.Request.UID == first.Request.UID {
-		t.Fatal("the second Lock adopted the released object")
-	}
-	if err := c.Release(ctx, first); err != nil {
-		t.Fatalf("Release of a gone object: %v", err)
-	}
-	if st, err := c.Get(ctx, r); err != nil || st.State != lockclient.StateAcquired || st.Request.UID != second.Request.UID {
-		t.Errorf("after releasing the old object again: %v %v; want the new one still holding", st, err)
-	}
-	if err := c.Release(ctx, second); err != nil {
-		t.Fatal(err)
-	}
-	mustNotExist(ctx, t, c, r)
-}
-
-func TestDeleteDeletesOnlyTheObjectItHeld(t *testing.T) {
-	ctx := deadline(t)
-	c := newClient(t)
-	r := pullRequest("modules/vpc", 1, "alice")
-	first := mustLock(ctx, t, c, r)
-	if err := c.Delete(ctx, first); err != nil {
-		t.Fatal(err)
-	}
-	mustNotExist(ctx, t, c, r)
-	second := mustLock(ctx, t, c, r)
-	if err := c.Delete(ctx, first); err != nil {
-		t.Fatalf("Delete of a gone object: %v", err)
-	}
-	if st, err := c.Get(ctx, r); err != nil || st.State != lockclient.StateAcquired || st.Request.UID != second.Request.UID {
-		t.Errorf("after deleting the old object again: %v %v; want the new one still holding", st, err)
-	}
-	if err := c.Release(ctx, second); err != nil {
-		t.Fatal(err)
+	for _, let := range []struct {
+		name    string
+		release func(context.Context, *lockclient.Status) error
+	}{{"Release", c.Release}, {"Delete", c.Delete}} {
+		t.Run(let.name, func(t *testing.T) {
+			ctx := deadline(t)
+			r := pullRequest("modules/vpc", 1, "alice")
+			first := mustLock(ctx, t, c, r)
+			if err := let.release(ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			mustNotExist(ctx, t, c, r)
+			second := mustLock(ctx, t, c, r)
+			if second.Request.UID == first.Request.UID {
+				t.Fatal("the second Lock adopted the released object")
+			}
+			if err := let.release(ctx, first); err != nil {
+				t.Fatalf("%s of a gone object: %v", let.name, err)
+			}
+			if st, err := c.Get(ctx, r); err != nil || st.State != lockclient.StateAcquired || st.Request.UID != second.Request.UID {
+				t.Errorf("after letting the old object go again: %v %v; want the new one still holding", st, err)
+			}
+			if err := c.Release(ctx, second); err != nil {
+				t.Fatal(err)
+			}
+			mustNotExist(ctx, t, c, r)
+		})
 	}
 }
 
