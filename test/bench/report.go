@@ -123,7 +123,7 @@ func atMostTimes(metric string, got, base time.Duration, baseName string, factor
 	met := base > 0 && ratio <= factor
 	return benchutil.Row{
 		Metric:   metric,
-		Measured: fmt.Sprintf("%s = %.1f× %s (%s)", fmtDuration(got), ratio, baseName, fmtDuration(base)),
+		Measured: fmt.Sprintf("%s = %.2f× %s (%s)", fmtDuration(got), ratio, baseName, fmtDuration(base)),
 		Target:   fmt.Sprintf("≤ %.0f×", factor),
 		Met:      &met,
 	}
@@ -149,7 +149,7 @@ func throughputRows(b BaselineResult, f FloorResult, t ThroughputResult) []bench
 			paceText(f.CyclesPerSec, t.Before.Floor.CyclesPerSec, t.After.Floor.CyclesPerSec)),
 		{
 			Metric:   fmt.Sprintf("lock cycles/s (%d clients, %d keys, %d cycles)", t.Clients, t.Keys, t.Cycles),
-			Measured: fmt.Sprintf("%.1f /s = %.0f%% of baseline", t.CyclesPerSec, 100*t.Ratio),
+			Measured: fmt.Sprintf("%.1f /s = %.1f%% of baseline", t.CyclesPerSec, 100*t.Ratio),
 			Target:   fmt.Sprintf("≥ %.0f%% of baseline = %.0f /s", 100*minThroughputRatio, minRate),
 			Met:      &met,
 		},

@@ -29,7 +29,7 @@ func TestAtMostComparesUnrounded(t *testing.T) {
 
 func TestAtMostTimesIsARatioToTheBase(t *testing.T) {
 	row := atMostTimes("hand-off P50", 9*time.Millisecond, 2*time.Millisecond, "serial", 4)
-	if row.Met == nil || *row.Met || row.Measured != "9 ms = 4.5× serial (2 ms)" || row.Target != "≤ 4×" {
+	if row.Met == nil || *row.Met || row.Measured != "9 ms = 4.50× serial (2 ms)" || row.Target != "≤ 4×" {
 		t.Errorf("9 ms against 4 × 2 ms: %+v, want not met, measured as 4.5×", row)
 	}
 	if row := atMostTimes("hand-off P50", 8*time.Millisecond, 2*time.Millisecond, "serial", 4); row.Met == nil || !*row.Met {
@@ -100,7 +100,7 @@ func TestThroughputIsComparedWithTheMeanOfThePacesBesideIt(t *testing.T) {
 	}
 	// 140 /s is 31 % of the mean beside the run (450), 23 % of the baseline with no
 	// operator (600), 28 % of the one right before (500).
-	if row := rows[2]; row.Met == nil || !*row.Met || row.Target != "≥ 30% of baseline = 135 /s" || row.Measured != "140.0 /s = 31% of baseline" {
+	if row := rows[2]; row.Met == nil || !*row.Met || row.Target != "≥ 30% of baseline = 135 /s" || row.Measured != "140.0 /s = 31.1% of baseline" {
 		t.Errorf("throughput row %+v; want 140.0 /s = 31%% against ≥ 30%% of the mean = 135 /s, met", row)
 	}
 }
