@@ -23,6 +23,15 @@ import (
 // own, which the operator does not watch (startOperator).
 func floorNamespace(opts options) string { return opts.Namespace + "-floor" }
 
+// ensureFloorNamespace creates floorNamespace unless it exists, and returns its name.
+func ensureFloorNamespace(ctx context.Context, c client.Client, opts options) (string, error) {
+	namespace := floorNamespace(opts)
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return namespace, fmt.Errorf("creating namespace %s: %w", namespace, err)
+	}
+	return namespace, nil
+}
+
 // measureHandoffBesideFloor measures the operator's hand-offs (l, on the key name)
 // and those of the hand-off floor (on name+"-floor"), one of each in turn, samples times
 // (who goes first alternates), so that both meet the same API server at the same
@@ -41,9 +50,10 @@ func floorNamespace(opts options) string { return opts.Namespace + "-floor" }
 func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts options, l *lockClient, name string) (operator, floor handoffSamples, serial Summary, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	namespace, floorKey := floorNamespace(opts), name+"-floor"
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return operator, floor, serial, fmt.Errorf("hand-off floor: creating namespace %s: %w", namespace, err)
+	floorKey := name + "-floor"
+	namespace, err := ensureFloorNamespace(ctx, c, opts)
+	if err != nil {
+		return operator, floor, serial, fmt.Errorf("hand-off floor: %w", err)
 	}
 	arbiter, err := startFloorArbiter(ctx, c, namespace, floorKey)
 	if err != nil {

@@ -49,9 +49,6 @@ import (
 	"os"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
@@ -293,11 +290,11 @@ const paceBaselineFactor = 2
 // observer watches: while the operator runs, what it and the observer cost the API
 // server and this process is then the throughput run's alone.
 func measurePace(ctx context.Context, c client.Client, opts options, clients, cycles int, meter *cpuMeter, when string) (Pace, error) {
-	namespace := floorNamespace(opts)
-	benchutil.Step("baseline (%d clients × %d) and CR floor (× %d) %s the throughput run (namespace %s)", clients, paceBaselineFactor*cycles, cycles, when, namespace)
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return Pace{}, fmt.Errorf("creating namespace %s: %w", namespace, err)
+	namespace, err := ensureFloorNamespace(ctx, c, opts)
+	if err != nil {
+		return Pace{}, err
 	}
+	benchutil.Step("baseline (%d clients × %d) and CR floor (× %d) %s the throughput run (namespace %s)", clients, paceBaselineFactor*cycles, cycles, when, namespace)
 	// Twice the cycles for the baseline, whose cycle is about two and a half times
 	// as fast as a lock cycle: a measurement much shorter than the run it divides
 	// would be as long as one of the API server's garbage collections.
