@@ -32,11 +32,32 @@ func ensureFloorNamespace(ctx context.Context, c client.Client, opts options) (s
 	return namespace, nil
 }
 
-// measureHandoffBesideFloor measures the operator's hand-offs (l, on the key name)
-// and those of the hand-off floor (on name+"-floor"), one of each in turn, samples times
-// (who goes first alternates), so that both meet the same API server at the same
-// moments: its garbage collections, its heap, its watchers. Every hand-off of the
-// operator is measured so, so that runs that differ in its configuration compare.
+// handoffRun is what measureHandoffBesideFloor measured: the operator's hand-offs
+// to TryLock's waiters and to blocking Lock's, the hand-off floor's, and the
+// serial Lease write timed between them.
+type handoffRun struct {
+	// tryLock are hand-offs to waiters made as TryLock makes them
+	// (GrantNoticeLease): each is told Queued at once, by a status write of the
+	// operator's, before the holder lets go.
+	tryLock handoffSamples
+	// blocking are hand-offs to waiters made as the blocking Lock makes them
+	// (GrantNoticeLeaseOnly): told nothing while they wait (not for the first
+	// status_update_interval), so the holder lets go once the waiter's create
+	// is observed.
+	blocking handoffSamples
+	// floor are the hand-off floor's hand-offs.
+	floor handoffSamples
+	// serial is the serial Lease write timed after each round, the unit of the
+	// hand-off's targets.
+	serial Summary
+}
+
+// measureHandoffBesideFloor measures the operator's hand-offs (l, on the keys name
+// and name+"-blocking") and those of the hand-off floor (on name+"-floor"), one of
+// each in turn, samples times (who goes first rotates), so that all meet the same
+// API server at the same moments: its garbage collections, its heap, its watchers.
+// Every hand-off of the operator is measured so, so that runs that differ in its
+// configuration compare.
 //
 // The floor's hand-offs are handoffChain's, with the same kind of client and
 // observer, decided by floorArbiter in this process instead of the operator. They
@@ -44,36 +65,44 @@ func ensureFloorNamespace(ctx context.Context, c client.Client, opts options) (s
 // delete, its watch event, one compare-and-swap of the key's Lease and that write's
 // watch event. The operator's hand-off against the floor is what the operator adds;
 // the floor against the serial Lease write is what the API server makes of the two
-// writes. After each pair a serial Lease write is timed too (serialBeside, in the
-// floor's namespace): serial is the unit of the hand-off's targets, measured at the
-// same moments.
-func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts options, l *lockClient, name string) (operator, floor handoffSamples, serial Summary, err error) {
+// writes. The operator's hand-offs to a TryLock's waiter have a status write more
+// per round than the floor's (the waiter's Queued), its hand-offs to a blocking
+// Lock's waiter the same writes as the floor's. After each round a serial Lease
+// write is timed too (serialBeside, in the floor's namespace): serial is the unit
+// of the hand-off's targets, measured at the same moments.
+func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts options, l *lockClient, name string) (handoffRun, error) {
+	var run handoffRun
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	floorKey := name + "-floor"
 	namespace, err := ensureFloorNamespace(ctx, c, opts)
 	if err != nil {
-		return operator, floor, serial, fmt.Errorf("hand-off floor: %w", err)
+		return run, fmt.Errorf("hand-off floor: %w", err)
 	}
 	arbiter, err := startFloorArbiter(ctx, c, namespace, floorKey)
 	if err != nil {
-		return operator, floor, serial, err
+		return run, err
 	}
 	obs, err := benchutil.StartObserver(ctx, c, namespace)
 	if err != nil {
-		return operator, floor, serial, err
+		return run, err
 	}
 	floorFailed := func(err error) error { return fmt.Errorf("hand-off floor: %w", errors.Join(err, arbiter.failure())) }
-	floorChain, err := startHandoffChain(ctx, &lockClient{c: c, obs: obs, namespace: namespace, timeout: opts.timeout}, floorKey, arbiter.queued)
+	floorChain, err := startHandoffChain(ctx, &lockClient{c: c, obs: obs, namespace: namespace, timeout: opts.timeout}, floorKey,
+		lockingv1alpha1.GrantNoticeLease, arbiter.queued)
 	if err != nil {
-		return operator, floor, serial, floorFailed(err)
+		return run, floorFailed(err)
 	}
-	operatorChain, err := startHandoffChain(ctx, l, name, l.queued)
+	tryLockChain, err := startHandoffChain(ctx, l, name, lockingv1alpha1.GrantNoticeLease, l.queued)
 	if err != nil {
-		return operator, floor, serial, fmt.Errorf("hand-off: %w", err)
+		return run, fmt.Errorf("hand-off: %w", err)
 	}
-	// One step of each chain, the floor's first on even samples, the operator's on odd.
-	steps := [2]func() error{
+	blockingChain, err := startHandoffChain(ctx, l, name+"-blocking", lockingv1alpha1.GrantNoticeLeaseOnly, l.created)
+	if err != nil {
+		return run, fmt.Errorf("hand-off to a blocking Lock: %w", err)
+	}
+	// One step of each chain per round, who goes first rotating.
+	steps := []func() error{
 		func() error {
 			if err := floorChain.step(ctx); err != nil {
 				return floorFailed(err)
@@ -81,34 +110,42 @@ func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts opt
 			return nil
 		},
 		func() error {
-			if err := operatorChain.step(ctx); err != nil {
+			if err := tryLockChain.step(ctx); err != nil {
 				return fmt.Errorf("hand-off: %w", err)
 			}
 			return nil
 		},
+		func() error {
+			if err := blockingChain.step(ctx); err != nil {
+				return fmt.Errorf("hand-off to a blocking Lock: %w", err)
+			}
+			return nil
+		},
 	}
-	// And after both, a serial Lease write: the unit of the hand-off's targets,
-	// at the same moments.
+	// And after each round, a serial Lease write: the unit of the hand-off's
+	// targets, at the same moments.
 	writes := newSerialBeside(c, namespace, name+"-serial")
 	for i := range opts.samples {
-		if err := steps[i%2](); err != nil {
-			return operator, floor, serial, err
-		}
-		if err := steps[1-i%2](); err != nil {
-			return operator, floor, serial, err
+		for j := range steps {
+			if err := steps[(i+j)%len(steps)](); err != nil {
+				return run, err
+			}
 		}
 		if err := writes.sample(ctx); err != nil {
-			return operator, floor, serial, err
+			return run, err
 		}
 	}
-	serial = writes.summary()
-	if floor, err = floorChain.finish(ctx); err != nil {
-		return operator, floor, serial, floorFailed(err)
+	run.serial = writes.summary()
+	if run.floor, err = floorChain.finish(ctx); err != nil {
+		return run, floorFailed(err)
 	}
-	if operator, err = operatorChain.finish(ctx); err != nil {
-		return operator, floor, serial, fmt.Errorf("hand-off: %w", err)
+	if run.tryLock, err = tryLockChain.finish(ctx); err != nil {
+		return run, fmt.Errorf("hand-off: %w", err)
 	}
-	return operator, floor, serial, c.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: floorKey}})
+	if run.blocking, err = blockingChain.finish(ctx); err != nil {
+		return run, fmt.Errorf("hand-off to a blocking Lock: %w", err)
+	}
+	return run, c.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: floorKey}})
 }
 
 // floorArbiter grants one key's Lease with nothing but what a grant needs: it

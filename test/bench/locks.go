@@ -76,6 +76,14 @@ func (l *lockClient) queued(ctx context.Context, r *request) error {
 	return err
 }
 
+// created waits until r's create is observed: what the observer's watch shows, the
+// operator's informer has been sent too. A blocking Lock's waiter is told nothing
+// while it waits, so this is all a hand-off to one can wait for.
+func (l *lockClient) created(ctx context.Context, r *request) error {
+	_, err := l.obs.Wait(ctx, r.obs.Created, l.timeout, "creation of LockRequest "+r.obj.Name)
+	return err
+}
+
 // remove deletes r (releasing its lock or leaving the queue) without waiting.
 func (l *lockClient) remove(ctx context.Context, r *request) error {
 	if err := l.c.Delete(ctx, r.obj); err != nil {
@@ -158,12 +166,16 @@ func (s handoffSamples) parts() HandoffParts {
 
 // handoffChain measures hand-offs on one key, one sample per step: while a request
 // holds the key, a waiter is created and waited for until queued says its arbiter
-// (the operator, or the hand-off floor's) has it in the key's queue; then the holder
-// is deleted, and the time from that delete to the waiter's grant observed is
-// recorded. The waiter becomes the next holder.
+// (the operator, or the hand-off floor's) has it in the key's queue, or, for a
+// blocking Lock's waiter, which is told nothing while it waits, until its create
+// is observed; then the holder is deleted, and the time from that delete to the
+// waiter's grant observed is recorded. The waiter becomes the next holder.
 type handoffChain struct {
-	l      *lockClient
-	name   string
+	l    *lockClient
+	name string
+	// notice is the grant notice of the chain's requests: GrantNoticeLease as
+	// TryLock makes them, GrantNoticeLeaseOnly as the blocking Lock does.
+	notice string
 	queued func(context.Context, *request) error
 	holder *request
 	n      int // hand-offs so far
@@ -171,9 +183,9 @@ type handoffChain struct {
 }
 
 // startHandoffChain creates the key's first holder and waits for its grant. The
-// requests are made as TryLock makes them: each waiter is told Queued at once.
-func startHandoffChain(ctx context.Context, l *lockClient, name string, queued func(context.Context, *request) error) (*handoffChain, error) {
-	c := &handoffChain{l: l, name: name, queued: queued}
+// requests carry notice (see handoffChain).
+func startHandoffChain(ctx context.Context, l *lockClient, name, notice string, queued func(context.Context, *request) error) (*handoffChain, error) {
+	c := &handoffChain{l: l, name: name, notice: notice, queued: queued}
 	var err error
 	if c.holder, err = c.create(ctx); err != nil {
 		return nil, err
@@ -186,7 +198,7 @@ func startHandoffChain(ctx context.Context, l *lockClient, name string, queued f
 
 // create creates the chain's next request.
 func (c *handoffChain) create(ctx context.Context) (*request, error) {
-	return c.l.create(ctx, fmt.Sprintf("%s-%d", c.name, c.n), "bench/"+c.name, "key", lockingv1alpha1.GrantNoticeLease)
+	return c.l.create(ctx, fmt.Sprintf("%s-%d", c.name, c.n), "bench/"+c.name, "key", c.notice)
 }
 
 // step measures one hand-off.

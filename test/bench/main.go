@@ -225,11 +225,11 @@ func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg
 	}
 	l := &lockClient{c: e.Client, obs: obs, namespace: opts.Namespace, timeout: opts.timeout}
 	benchutil.Step("hand-off with %s: %d hand-offs on one key, each beside one of the hand-off floor", what, opts.samples)
-	handoff, floor, _, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, name)
+	run, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, name)
 	if err != nil {
 		return Summary{}, Summary{}, fmt.Errorf("hand-off with %s: %w", what, err)
 	}
-	return Summarize(handoff.total), Summarize(floor.total), nil
+	return Summarize(run.tryLock.total), Summarize(run.floor.total), nil
 }
 
 // measureOperator runs the lock measurements against the running operator.
@@ -263,14 +263,18 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	res.AcquireOperator = op.requests.since(before)
 	res.Acquire, res.AcquireCreate = Summarize(acquire.acquire), Summarize(acquire.create)
 
-	benchutil.Step("hand-off: %d hand-offs on one key, each beside one of the hand-off floor (namespace %s)", opts.samples, floorNamespace(opts))
-	handoff, floor, serial, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, "handoff")
+	benchutil.Step("hand-off: %d hand-offs to TryLock's waiters on one key, %d to blocking Lock's on another, each beside one of the hand-off floor (namespace %s)",
+		opts.samples, opts.samples, floorNamespace(opts))
+	before = op.requests.snapshot()
+	run, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, "handoff")
 	if err != nil {
 		return err
 	}
-	res.HandoffSerial = serial
-	res.Handoff, res.HandoffParts = Summarize(handoff.total), handoff.parts()
-	res.HandoffFloor, res.HandoffFloorParts = Summarize(floor.total), floor.parts()
+	res.HandoffOperator = op.requests.since(before)
+	res.HandoffSerial = run.serial
+	res.Handoff, res.HandoffParts = Summarize(run.tryLock.total), run.tryLock.parts()
+	res.HandoffBlocking, res.HandoffBlockingParts = Summarize(run.blocking.total), run.blocking.parts()
+	res.HandoffFloor, res.HandoffFloorParts = Summarize(run.floor.total), run.floor.parts()
 
 	if res.Through, err = measureThroughput(ctx, opts, opts.clients, opts.cycles, l, op, meter); err != nil {
 		return err

@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
@@ -26,9 +28,19 @@ type Results struct {
 	// their targets, measured at the same moments.
 	AcquireSerial Summary `json:"uncontendedSerialLeaseWrite"`
 	HandoffSerial Summary `json:"handoffSerialLeaseWrite"`
-	Handoff       Summary `json:"handoff"`
+	// Handoff is the hand-off to a waiter made as TryLock makes it, told Queued
+	// at once (a status write of the operator's before the holder lets go).
+	Handoff Summary `json:"handoff"`
 	// HandoffParts is where Handoff's time goes.
 	HandoffParts HandoffParts `json:"handoffParts"`
+	// HandoffBlocking is the hand-off to a waiter made as the blocking Lock makes
+	// it, told nothing while it waits, each of its samples beside one of
+	// Handoff's; HandoffBlockingParts is where its time goes.
+	HandoffBlocking      Summary      `json:"handoffBlocking"`
+	HandoffBlockingParts HandoffParts `json:"handoffBlockingParts"`
+	// HandoffOperator is what the operator sent to the API server during the
+	// hand-offs of Handoff and HandoffBlocking.
+	HandoffOperator requestDelta `json:"handoffOperatorRequests"`
 	// HandoffFloor is Handoff decided by a bare arbiter instead of the operator,
 	// each of its samples beside one of Handoff's (measureHandoffBesideFloor): the
 	// floor of a hand-off, and HandoffFloorParts where its time goes.
@@ -199,11 +211,16 @@ func (r *Results) rows() []benchutil.Row {
 		atMost("uncontended acquire P95", r.Acquire.P95, 100*time.Millisecond),
 		atMost("uncontended acquire P99", r.Acquire.P99, 500*time.Millisecond),
 		writesRow("operator API writes / reads per lock cycle, uncontended (+2 client writes)", uncontendedWrites, uncontendedReads),
-		atMostTimes(fmt.Sprintf("hand-off P50 (n=%d)", r.Handoff.N), r.Handoff.P50, handoffUnit, serialName, maxHandoffP50Factor),
-		atMostTimes("hand-off P99", r.Handoff.P99, handoffUnit, serialName, maxHandoffP99Factor),
-		handoffPartsRow("hand-off", "P50", r.HandoffParts, func(s Summary) time.Duration { return s.P50 }),
-		handoffPartsRow("hand-off", "P99", r.HandoffParts, func(s Summary) time.Duration { return s.P99 }),
-		handoffFloorRow(r.Handoff, r.HandoffFloor, handoffUnit),
+		atMostTimes(fmt.Sprintf("hand-off to a TryLock's waiter P50 (n=%d)", r.Handoff.N), r.Handoff.P50, handoffUnit, serialName, maxHandoffP50Factor),
+		atMostTimes("hand-off to a TryLock's waiter P99", r.Handoff.P99, handoffUnit, serialName, maxHandoffP99Factor),
+		handoffPartsRow("hand-off to a TryLock's waiter", "P50", r.HandoffParts, func(s Summary) time.Duration { return s.P50 }),
+		handoffPartsRow("hand-off to a TryLock's waiter", "P99", r.HandoffParts, func(s Summary) time.Duration { return s.P99 }),
+		atMostTimes(fmt.Sprintf("hand-off to a blocking Lock's waiter P50 (n=%d)", r.HandoffBlocking.N), r.HandoffBlocking.P50, handoffUnit, serialName, maxHandoffP50Factor),
+		atMostTimes("hand-off to a blocking Lock's waiter P99", r.HandoffBlocking.P99, handoffUnit, serialName, maxHandoffP99Factor),
+		handoffPartsRow("hand-off to a blocking Lock's waiter", "P50", r.HandoffBlockingParts, func(s Summary) time.Duration { return s.P50 }),
+		handoffPartsRow("hand-off to a blocking Lock's waiter", "P99", r.HandoffBlockingParts, func(s Summary) time.Duration { return s.P99 }),
+		handoffFloorRow(r.Handoff, r.HandoffBlocking, r.HandoffFloor, handoffUnit),
+		perRoundRow(r.HandoffOperator, r.Handoff.N),
 		handoffPartsRow("hand-off floor", "P50", r.HandoffFloorParts, func(s Summary) time.Duration { return s.P50 }),
 		handoffPartsRow("hand-off floor", "P99", r.HandoffFloorParts, func(s Summary) time.Duration { return s.P99 }),
 	}
@@ -322,10 +339,24 @@ func ratio2(a, b float64) float64 {
 	return a / b
 }
 
+// perRoundRow shows the operator's API requests during the hand-offs, per round of
+// one hand-off to a TryLock's waiter and one to a blocking Lock's, by kind.
+func perRoundRow(d requestDelta, rounds int) benchutil.Row {
+	kinds := slices.Sorted(maps.Keys(d.Counts))
+	parts := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, ratio2(float64(d.Counts[k]), float64(rounds))))
+	}
+	return benchutil.Info("operator API requests per hand-off round (one to a TryLock's waiter, one to a blocking Lock's): writes / reads; by kind",
+		fmt.Sprintf("%.2f / %.2f; %s", ratio2(float64(d.Writes), float64(rounds)), ratio2(float64(d.Reads), float64(rounds)), strings.Join(parts, ", ")))
+}
+
 // handoffFloorRow gives the hand-off floor in serial Lease writes, and the
-// operator's hand-off in multiples of the floor.
-func handoffFloorRow(handoff, floor Summary, serial time.Duration) benchutil.Row {
-	return benchutil.Info(fmt.Sprintf("hand-off floor P50 / P99, a bare arbiter beside the operator (n=%d): × serial Lease write; hand-off ÷ floor", floor.N),
-		fmt.Sprintf("%s = %.1f× / %s = %.1f×; %.2f× / %.2f×", fmtDuration(floor.P50), ratio(floor.P50, serial),
-			fmtDuration(floor.P99), ratio(floor.P99, serial), ratio(handoff.P50, floor.P50), ratio(handoff.P99, floor.P99)))
+// operator's hand-offs (to TryLock's waiters, to blocking Lock's) in multiples of
+// the floor.
+func handoffFloorRow(tryLock, blocking, floor Summary, serial time.Duration) benchutil.Row {
+	return benchutil.Info(fmt.Sprintf("hand-off floor P50 / P99, a bare arbiter beside the operator (n=%d): × serial Lease write; hand-off ÷ floor, TryLock's; blocking Lock's", floor.N),
+		fmt.Sprintf("%s = %.1f× / %s = %.1f×; %.2f× / %.2f×; %.2f× / %.2f×", fmtDuration(floor.P50), ratio(floor.P50, serial),
+			fmtDuration(floor.P99), ratio(floor.P99, serial), ratio(tryLock.P50, floor.P50), ratio(tryLock.P99, floor.P99),
+			ratio(blocking.P50, floor.P50), ratio(blocking.P99, floor.P99)))
 }

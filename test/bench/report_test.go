@@ -54,12 +54,13 @@ func TestHandoffPartsRowShowsEachPartAtTheQuantile(t *testing.T) {
 
 func TestHandoffFloorRowIsInSerialWritesAndTheHandoffInFloors(t *testing.T) {
 	floor := Summary{N: 100, P50: 6 * time.Millisecond, P99: 18 * time.Millisecond}
-	handoff := Summary{P50: 9 * time.Millisecond, P99: 27 * time.Millisecond}
-	row := handoffFloorRow(handoff, floor, 2*time.Millisecond)
-	if want := "6 ms = 3.0× / 18 ms = 9.0×; 1.50× / 1.50×"; row.Met != nil || row.Measured != want {
-		t.Errorf("floor 6/18 ms, hand-off 9/27 ms, serial 2 ms: %+v, want %q, no target", row, want)
+	tryLock := Summary{P50: 9 * time.Millisecond, P99: 27 * time.Millisecond}
+	blocking := Summary{P50: 7500 * time.Microsecond, P99: 18 * time.Millisecond}
+	row := handoffFloorRow(tryLock, blocking, floor, 2*time.Millisecond)
+	if want := "6 ms = 3.0× / 18 ms = 9.0×; 1.50× / 1.50×; 1.25× / 1.00×"; row.Met != nil || row.Measured != want {
+		t.Errorf("floor 6/18 ms, hand-offs 9/27 and 7.5/18 ms, serial 2 ms: %+v, want %q, no target", row, want)
 	}
-	if row := handoffFloorRow(handoff, Summary{}, 0); row.Measured != "0 ms = 0.0× / 0 ms = 0.0×; 0.00× / 0.00×" {
+	if row := handoffFloorRow(tryLock, blocking, Summary{}, 0); row.Measured != "0 ms = 0.0× / 0 ms = 0.0×; 0.00× / 0.00×; 0.00× / 0.00×" {
 		t.Errorf("with nothing measured: %q, want zeros", row.Measured)
 	}
 }
@@ -112,5 +113,19 @@ func TestTheUnitIsTheSerialWriteBesideTheSamples(t *testing.T) {
 	}
 	if got := besideOr(Summary{}, alone); got != 2*time.Millisecond {
 		t.Errorf("with none timed beside: unit %s, want the baseline's (2 ms)", got)
+	}
+}
+
+func TestPerRoundRowDividesTheOperatorsRequestsByTheRounds(t *testing.T) {
+	d := requestDelta{
+		Counts: map[string]int{"update leases": 200, "update lockrequests/status": 100, "create leases": 2},
+		Writes: 302, Reads: 1,
+	}
+	row := perRoundRow(d, 100)
+	if want := "3.02 / 0.01; create leases 0.02, update leases 2.00, update lockrequests/status 1.00"; row.Met != nil || row.Measured != want {
+		t.Errorf("302 writes and 1 read over 100 rounds: %+v, want %q, no target", row, want)
+	}
+	if row := perRoundRow(requestDelta{}, 0); row.Measured != "0.00 / 0.00; " {
+		t.Errorf("with nothing measured: %q", row.Measured)
 	}
 }

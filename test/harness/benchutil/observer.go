@@ -54,6 +54,8 @@ func (m *Mark) At() time.Time { return m.at }
 
 // Tracked is what the observer saw of one LockRequest.
 type Tracked struct {
+	// Created fires when the object is first observed.
+	Created *Mark
 	// Queued fires when Queued=True is first observed.
 	Queued *Mark
 	// Settled fires when Acquired=True, or a terminal Acquired reason, is first
@@ -227,6 +229,7 @@ func (o *Observer) handle(now time.Time, typ watch.EventType, lr *lockingv1alpha
 		t.Gone.fire(now, nil)
 		return
 	}
+	t.Created.fire(now, nil)
 	if meta.IsStatusConditionTrue(lr.Status.Conditions, lockingv1alpha1.ConditionQueued) {
 		t.Queued.fire(now, nil)
 	}
@@ -243,7 +246,7 @@ func (o *Observer) handle(now time.Time, typ watch.EventType, lr *lockingv1alpha
 // Track registers a request name before it is created, so that no event about it
 // can be missed, and returns its record.
 func (o *Observer) Track(name string) *Tracked {
-	t := &Tracked{Queued: newMark(), Settled: newMark(), Gone: newMark()}
+	t := &Tracked{Created: newMark(), Queued: newMark(), Settled: newMark(), Gone: newMark()}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.requests[name] = t
