@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -131,4 +133,24 @@ func meanCost(before, after *CPUCost) *CPUCost {
 		mean.MsPerCycle[name] = (ms + after.MsPerCycle[name]) / 2
 	}
 	return mean
+}
+
+// startCPUProfile starts profiling this process's CPU into path when path is set
+// and when is true; the returned function stops it and closes the file.
+func startCPUProfile(path string, when bool) (stop func() error, err error) {
+	if path == "" || !when {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(fmt.Errorf("CPU profile: %w", err), f.Close())
+	}
+	benchutil.Step("profiling this process's CPU into %s", path)
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }

@@ -66,6 +66,10 @@ type options struct {
 	timeout time.Duration
 	// highClients is the client count of the second, heavier load.
 	highClients int
+	// cpuProfile, if set, is where the CPU profile of this process (the
+	// operator, the clients, their observer) during the first throughput run is
+	// written.
+	cpuProfile string
 }
 
 // highCycles is the cycles per client of the second load: a quarter of -cycles, so
@@ -114,6 +118,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.warmup, "warmup", 5, "untimed lock cycles before the operator is measured")
 	fs.DurationVar(&o.timeout, "timeout", time.Minute, "longest wait for any one observation")
 	fs.IntVar(&o.highClients, "high-clients", 32, "clients of the second baseline, CR floor and throughput run, each doing a quarter of -cycles (0: no second run)")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write the CPU profile of this process (operator, clients, observer) during the -clients throughput run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -326,8 +331,12 @@ func measureThroughput(ctx context.Context, opts options, clients, cycles int, l
 	if err != nil {
 		return ThroughputResult{}, err
 	}
-	t, err := runThroughput(ctx, l, clients, keys, cycles, meter)
+	stopProfile, err := startCPUProfile(opts.cpuProfile, clients == opts.clients)
 	if err != nil {
+		return ThroughputResult{}, err
+	}
+	t, err := runThroughput(ctx, l, clients, keys, cycles, meter)
+	if err = errors.Join(err, stopProfile()); err != nil {
 		return t, err
 	}
 	if err := settle(ctx, l.c, l.namespace); err != nil {
