@@ -23,9 +23,10 @@ const (
 	// LockNameLabel names the ProjectLock (and Lease) of a key. The operator sets
 	// it on the Leases it manages (its cache watches only those); pkg/lockclient
 	// sets it on the LockRequests it creates, so that
-	// `kubectl get lr -l locking.runatlantis.io/lock=NAME` lists one key's requests.
-	// The operator does not rely on it on LockRequests: status.lockName says the
-	// same for every request.
+	// `kubectl get lr -l locking.runatlantis.io/lock=NAME` lists one key's requests,
+	// and its GetLock lists those and the requests without the label (made by
+	// hand) rather than the namespace. The operator does not rely on it on
+	// LockRequests: status.lockName says the same for every request.
 	LockNameLabel = "locking.runatlantis.io/lock"
 
 	// GrantNoticeAnnotation on a LockRequest says how its client learns of its

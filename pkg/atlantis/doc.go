@@ -34,8 +34,12 @@
 //     repository ("group/sub/repo") or the path ("modules/vpc/prod"). A key string
 //     does not say where the repository ends, so the adapter never splits it: it
 //     finds the lock whose key text is the string and takes the real repository
-//     from that lock's spec. Both return (nil, nil) for a free key, and an error
-//     for a string without the key's shape, as Atlantis does.
+//     from that lock's spec. The lock's objects are named after that text, so
+//     neither lists the namespace: they read the key's ProjectLock and Lease by
+//     name and list only the requests labelled with the key's lock, and those
+//     made by hand, which carry no label (lockclient.GetLockText). Both return
+//     (nil, nil) for a free key, and an error for a string without the key's
+//     shape, as Atlantis does.
 //   - UnlockIfOwnedByPull releases only a lock of the given pull.
 //   - UnlockByPull matches the repository exactly. This is the one intended
 //     difference: Atlantis's backends match lock keys by prefix, so that

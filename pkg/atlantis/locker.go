@@ -339,20 +339,19 @@ func holderOf(ctx context.Context, c *lockclient.Client, key string) (*lockingv1
 }
 
 // lockOf returns the lock whose key text is key, or nil when nobody holds it. It
-// lists the namespace's locks rather than asking for one lockkey.Key, because a key
-// string does not tell where the repository ends (see checkKeyShape); listing costs
-// the same API calls as a single lookup.
+// asks for the key's text (lockclient.GetLockText) rather than for one
+// lockkey.Key, because a key string does not tell where the repository ends (see
+// checkKeyShape); the lock's objects are named after the text, so the read costs
+// the same whatever else the namespace holds.
 func lockOf(ctx context.Context, c *lockclient.Client, key string) (*lockclient.LockInfo, error) {
-	infos, err := c.List(ctx)
+	info, err := c.GetLockText(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("reading the lock of %s: %w", key, err)
 	}
-	for i := range infos {
-		if infos[i].Holder != nil && infos[i].Key.String() == key {
-			return &infos[i], nil
-		}
+	if info == nil || info.Holder == nil {
+		return nil, nil
 	}
-	return nil, nil
+	return info, nil
 }
 
 // releaseKey deletes the requests of the owner that holds key, when match (if not

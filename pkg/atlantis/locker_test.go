@@ -254,24 +254,10 @@ func TestUnlockByPullListsOnce(t *testing.T) {
 		}
 	}
 	// Pull 7 holds b through a second request too, made by hand.
-	extra := &lockingv1alpha1.LockRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pr7-by-hand"},
-		Spec: lockingv1alpha1.LockRequestSpec{
-			Project: lockingv1alpha1.ProjectRef{Repository: "acme/infra", Path: "stacks/b"}, Workspace: "default",
-			Pull: &lockingv1alpha1.PullRequestRef{Number: 7}, User: lockingv1alpha1.UserRef{Username: "dave"},
-		},
-	}
-	if err := kc.Create(ctx, extra); err != nil {
+	if err := kc.Create(ctx, requestByHand(ns, "pr7-by-hand", "stacks/b", 7)); err != nil {
 		t.Fatal(err)
 	}
-	keyB := lockkey.New("acme/infra", "stacks/b", "default", "")
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, testTimeout, true, func(ctx context.Context) (bool, error) {
-		info, err := c.GetLock(ctx, keyB)
-		return err == nil && info != nil && len(info.Holders) == 2, err
-	})
-	if err != nil {
-		t.Fatalf("pull 7's second request never held b beside the first: %v", err)
-	}
+	waitHeldTwice(ctx, t, c, lockkey.New("acme/infra", "stacks/b", "default", ""))
 
 	before := counted.RequestLists()
 	released, err := locker.UnlockByPull("acme/infra", 7)
@@ -291,6 +277,108 @@ func TestUnlockByPullListsOnce(t *testing.T) {
 	}
 	if lock, err := locker.GetLock(models.GenerateLockKey(other, "default")); err != nil || lock == nil || lock.Pull.Num != 8 {
 		t.Fatalf("after UnlockByPull of pull 7, GetLock(stacks/c) = %+v, %v; want pull 8's lock", lock, err)
+	}
+}
+
+// Unlock and GetLock read one key, not the namespace: the lists they make return
+// only the requests labelled with the key's lock and those made by hand (which
+// carry no label), and no Lease is listed, whatever other locks the namespace
+// holds; an owner that holds the key through a second request made by hand is
+// still released whole.
+func TestUnlockReadsOneKey(t *testing.T) {
+	t.Parallel()
+	const others = 12
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cl := newCountedLocker(t)
+	ns, kc, counted, c, locker := cl.ns, cl.kc, cl.counted, cl.client, cl.locker
+	for i := range others {
+		p := models.NewProject("acme/infra", fmt.Sprintf("others/%d", i), "")
+		if acquired, _ := mustTryLock(t, locker, p, 100+i, alice); !acquired {
+			t.Fatalf("pull %d did not get %s", 100+i, p.Path)
+		}
+	}
+	target := models.NewProject("acme/infra", "stacks/target", "")
+	if acquired, _ := mustTryLock(t, locker, target, 7, alice); !acquired {
+		t.Fatal("pull 7 did not get stacks/target")
+	}
+	// Pull 7 holds the target through a second request too, and another key is
+	// held by a request made by hand.
+	for _, lr := range []*lockingv1alpha1.LockRequest{requestByHand(ns, "pr7-by-hand", "stacks/target", 7), requestByHand(ns, "pr200-by-hand", "others/by-hand", 200)} {
+		if err := kc.Create(ctx, lr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := lockkey.New("acme/infra", "stacks/target", "default", "")
+	waitHeldTwice(ctx, t, c, key)
+	// What the reads may return: the target's requests, and those without the label.
+	var all lockingv1alpha1.LockRequestList
+	if err := kc.List(ctx, &all, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	mayRead := map[string]bool{}
+	for _, lr := range all.Items {
+		_, labelled := lr.Labels[lockingv1alpha1.LockNameLabel]
+		mayRead[lr.Name] = lr.Spec.Key() == key || !labelled
+	}
+	if len(all.Items) != others+3 {
+		t.Fatalf("the namespace has %d requests; want %d", len(all.Items), others+3)
+	}
+
+	from, leaseLists := len(counted.ListedRequests(0)), counted.LeaseLists()
+	text := models.GenerateLockKey(target, "default")
+	held, err := locker.GetLock(text)
+	if err != nil || held == nil || held.Pull.Num != 7 {
+		t.Fatalf("GetLock(%s) = %+v, %v; want pull 7's lock", text, held, err)
+	}
+	released, err := locker.Unlock(text)
+	if err != nil || released == nil || released.Pull.Num != 7 {
+		t.Fatalf("Unlock(%s) = %+v, %v; want pull 7's lock", text, released, err)
+	}
+	listed := counted.ListedRequests(from)
+	for _, name := range listed {
+		if !mayRead[name] {
+			t.Errorf("GetLock and Unlock of the target listed LockRequest %s, another lock's", name)
+		}
+	}
+	if len(listed) == 0 {
+		t.Error("GetLock and Unlock listed no LockRequest; want the target's")
+	}
+	if n := counted.LeaseLists() - leaseLists; n != 0 {
+		t.Errorf("GetLock and Unlock listed Leases %d times; want none (the key's is read by name)", n)
+	}
+	if lock, err := locker.GetLock(text); err != nil || lock != nil {
+		t.Fatalf("after Unlock, GetLock(%s) = %+v, %v; want free (requests: %s)", text, lock, err, describeRequests(requests(t, ns)))
+	}
+	for name, st := range requests(t, ns) {
+		if st.Request.Spec.Key() == key {
+			t.Errorf("after Unlock, the target's request %s is left (%s)", name, st.State)
+		}
+	}
+}
+
+// waitHeldTwice waits until key is held through two requests (one owner's, the
+// operator's re-entrancy).
+func waitHeldTwice(ctx context.Context, t *testing.T, c *lockclient.Client, key lockkey.Key) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, testTimeout, true, func(ctx context.Context) (bool, error) {
+		info, err := c.GetLock(ctx, key)
+		return err == nil && info != nil && len(info.Holders) == 2, err
+	})
+	if err != nil {
+		t.Fatalf("the owner's second request never held %s beside the first: %v", key, err)
+	}
+}
+
+// requestByHand is a request of pull for path in acme/infra, made as a person
+// makes one with kubectl: no label, no annotation.
+func requestByHand(ns, name, path string, pull int32) *lockingv1alpha1.LockRequest {
+	return &lockingv1alpha1.LockRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: lockingv1alpha1.LockRequestSpec{
+			Project: lockingv1alpha1.ProjectRef{Repository: "acme/infra", Path: path}, Workspace: "default",
+			Pull: &lockingv1alpha1.PullRequestRef{Number: pull}, User: lockingv1alpha1.UserRef{Username: "dave"},
+		},
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -38,15 +40,30 @@ type LockInfo struct {
 }
 
 // GetLock returns the lock of key: its ProjectLock, the holder's LockRequest and the
-// queue in order; (nil, nil) when nobody holds or waits for the key. It lists the
-// namespace's requests and picks the key's by their spec, since requests made by
-// hand carry no label to select them by.
+// queue in order; (nil, nil) when nobody holds or waits for the key. It reads the
+// key's ProjectLock and Lease by name and only the requests that may be the key's
+// (keyRequests), whatever else the namespace holds.
 func (c *Client) GetLock(ctx context.Context, key lockkey.Key) (*LockInfo, error) {
 	key = lockkey.New(key.Repository, key.Path, key.Workspace, key.ProjectName)
 	if err := key.Validate(); err != nil {
 		return nil, err
 	}
-	name := key.ObjectName()
+	return c.lockNamed(ctx, key.ObjectName(), func(k lockkey.Key) bool { return k == key })
+}
+
+// GetLockText returns the lock whose key's text (lockkey.Key.String, Atlantis's lock
+// key) is text, as GetLock does, without parsing it: a text does not tell where a
+// repository of more than two segments ends, and the lock's objects are named
+// after the text alone (lockkey.NameOf). Keys whose texts are equal share those
+// objects, and so one lock; the requests of all of them are returned, under the
+// key of the first.
+func (c *Client) GetLockText(ctx context.Context, text string) (*LockInfo, error) {
+	return c.lockNamed(ctx, lockkey.NameOf(text, "lock"), func(k lockkey.Key) bool { return k.String() == text })
+}
+
+// lockNamed returns the lock whose objects are named name, from the requests whose
+// key ofKey accepts; (nil, nil) when nobody holds or waits for it.
+func (c *Client) lockNamed(ctx context.Context, name string, ofKey func(lockkey.Key) bool) (*LockInfo, error) {
 	var pl *lockingv1alpha1.ProjectLock
 	obj := &lockingv1alpha1.ProjectLock{}
 	err := c.c.Get(ctx, types.NamespacedName{Namespace: c.namespace, Name: name}, obj)
@@ -54,24 +71,71 @@ func (c *Client) GetLock(ctx context.Context, key lockkey.Key) (*LockInfo, error
 	case err == nil:
 		pl = obj
 	case !apierrors.IsNotFound(err):
-		return nil, wrap(err, "reading ProjectLock %s/%s of %s", c.namespace, name, key)
+		return nil, wrap(err, "reading ProjectLock %s/%s", c.namespace, name)
 	}
 	lease := c.keyLease(ctx, name) // before the requests: see lockLeases
-	reqs, err := c.listRequests(ctx)
+	reqs, err := c.keyRequests(ctx, name, lease)
 	if err != nil {
 		return nil, err
 	}
 	var mine []lockingv1alpha1.LockRequest
 	for i := range reqs {
-		if reqs[i].Spec.Key() == key {
+		if ofKey(reqs[i].Spec.Key()) {
 			mine = append(mine, reqs[i])
 		}
 	}
-	info := assemble(key, pl, c.withLeaseGrant(mine, lease))
+	if len(mine) == 0 {
+		return nil, nil
+	}
+	info := assemble(mine[0].Spec.Key(), pl, c.withLeaseGrant(mine, lease))
 	if info.Holder == nil && len(info.Queue) == 0 {
 		return nil, nil
 	}
 	return &info, nil
+}
+
+// notLabelled selects the requests without LockNameLabel: those made by hand.
+var notLabelled = func() labels.Selector {
+	r, err := labels.NewRequirement(lockingv1alpha1.LockNameLabel, selection.DoesNotExist, nil)
+	if err != nil {
+		panic(err) // a constant key: cannot fail
+	}
+	return labels.NewSelector().Add(*r)
+}()
+
+// keyRequests returns the requests that may be those of the lock named name: the
+// ones labelled with it (LockNameLabel: this library labels every request it
+// makes), the ones without the label (made by hand, by kubectl), and the request
+// lease names, if any is named and not among them (a request whose label names
+// another lock: the operator goes by the spec, and so does the caller's filter).
+// Two lists return only those, where a list of the namespace would return every
+// lock's requests: an Atlantis Unlock costs the same at ten locks and at ten
+// thousand.
+func (c *Client) keyRequests(ctx context.Context, name string, lease *coordinationv1.Lease) ([]lockingv1alpha1.LockRequest, error) {
+	var labelled, unlabelled lockingv1alpha1.LockRequestList
+	if err := c.c.List(ctx, &labelled, client.InNamespace(c.namespace), client.MatchingLabels{lockingv1alpha1.LockNameLabel: name}); err != nil {
+		return nil, wrap(err, "listing the LockRequests of lock %s in namespace %s", name, c.namespace)
+	}
+	if err := c.c.List(ctx, &unlabelled, client.InNamespace(c.namespace), client.MatchingLabelsSelector{Selector: notLabelled}); err != nil {
+		return nil, wrap(err, "listing the LockRequests without a %s label in namespace %s", lockingv1alpha1.LockNameLabel, c.namespace)
+	}
+	reqs := slices.Concat(labelled.Items, unlabelled.Items)
+	if lease == nil {
+		return reqs, nil
+	}
+	holder, _ := LeaseHolder(lease)
+	reqName, _, ok := strings.Cut(holder, "/")
+	if !ok || slices.ContainsFunc(reqs, func(lr lockingv1alpha1.LockRequest) bool { return lr.Name == reqName }) {
+		return reqs, nil
+	}
+	lr := &lockingv1alpha1.LockRequest{}
+	switch err := c.c.Get(ctx, types.NamespacedName{Namespace: c.namespace, Name: reqName}, lr); {
+	case apierrors.IsNotFound(err):
+		return reqs, nil
+	case err != nil:
+		return nil, wrap(err, "reading LockRequest %s/%s, which Lease %s names", c.namespace, reqName, name)
+	}
+	return append(reqs, *lr), nil
 }
 
 // ErrHolderUnknown is returned by LeaseHolderOf and LeaseNamedRequest when the key's

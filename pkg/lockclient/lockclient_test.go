@@ -3,6 +3,7 @@ package lockclient_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -547,4 +549,67 @@ func TestRequestsCarryNoFinalizer(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustNotExist(ctx, t, c, waiter)
+}
+
+// GetLock and GetLockText read one key, and still see what was made by hand: a
+// waiter without the lock label (kubectl's), and a holder whose label names
+// another lock, found through the key's Lease. GetLockText finds the lock from
+// its key's text alone, as Atlantis names it.
+func TestGetLockSeesRequestsMadeByHand(t *testing.T) {
+	ctx := deadline(t)
+	c := newClient(t)
+	byHand := func(name, path string, pull int32, labels map[string]string) *lockingv1alpha1.LockRequest {
+		lr := &lockingv1alpha1.LockRequest{
+			ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace(), Name: name, Labels: labels},
+			Spec: lockingv1alpha1.LockRequestSpec{
+				Project: lockingv1alpha1.ProjectRef{Repository: "acme/infra", Path: path}, Workspace: "default",
+				Pull: &lockingv1alpha1.PullRequestRef{Number: pull}, User: lockingv1alpha1.UserRef{Username: "dave"},
+			},
+		}
+		if err := env.Client.Create(ctx, lr); err != nil {
+			t.Fatal(err)
+		}
+		return lr
+	}
+	holder := pullRequest("modules/net", 1, "alice")
+	mustLock(ctx, t, c, holder)
+	waiter := byHand("net-pr2-by-hand", "modules/net", 2, nil)
+	key := holder.Key()
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, testTimeout, true, func(ctx context.Context) (bool, error) {
+		info, err := c.GetLockText(ctx, key.String())
+		return err == nil && info != nil && len(info.Queue) == 1 && info.Queue[0].Name == waiter.Name &&
+			lockclient.StatusOf(&info.Queue[0]).State == lockclient.StateQueued, err
+	})
+	if err != nil {
+		t.Fatalf("GetLockText never showed the waiter made by hand queued: %v", err)
+	}
+	for what, get := range map[string]func() (*lockclient.LockInfo, error){
+		"GetLock":     func() (*lockclient.LockInfo, error) { return c.GetLock(ctx, key) },
+		"GetLockText": func() (*lockclient.LockInfo, error) { return c.GetLockText(ctx, key.String()) },
+	} {
+		info, err := get()
+		if err != nil || info == nil || info.Key != key || info.Holder == nil || info.Holder.Name != lockclient.RequestName(holder) ||
+			len(info.Queue) != 1 || info.Queue[0].Name != waiter.Name {
+			t.Errorf("%s(%s) = %+v, %v; want %s holding, %s waiting", what, key, info, err, lockclient.RequestName(holder), waiter.Name)
+		}
+	}
+
+	// A holder labelled with another lock's name: the Lease names it.
+	other := lockkey.New("acme/infra", "modules/dns", "default", "")
+	mislabelled := byHand("dns-by-hand", "modules/dns", 3, map[string]string{lockingv1alpha1.LockNameLabel: key.ObjectName()})
+	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, testTimeout, true, func(ctx context.Context) (bool, error) {
+		info, err := c.GetLock(ctx, other)
+		return err == nil && info != nil && info.Holder != nil && info.Holder.Name == mislabelled.Name, err
+	})
+	if err != nil {
+		t.Fatalf("GetLock(%s) never showed the holder labelled with another lock's name: %v", other, err)
+	}
+	// And it is not taken for a request of the lock its label names.
+	info, err := c.GetLock(ctx, key)
+	if err != nil || info == nil || slices.ContainsFunc(append(info.Holders, info.Queue...), func(lr lockingv1alpha1.LockRequest) bool { return lr.Name == mislabelled.Name }) {
+		t.Errorf("GetLock(%s) = %+v, %v; want it without %s, another key's request", key, info, err, mislabelled.Name)
+	}
+	if info, err := c.GetLockText(ctx, "acme/infra/modules/free/default/"); info != nil || err != nil {
+		t.Errorf("GetLockText of a free key = %+v, %v; want nil, nil", info, err)
+	}
 }

@@ -18,6 +18,7 @@ import (
 
 	lockingv1alpha1 "github.com/runatlantis/atlantis-lock-operator/api/v1alpha1"
 	"github.com/runatlantis/atlantis-lock-operator/internal/orchestrator"
+	"github.com/runatlantis/atlantis-lock-operator/pkg/lockclient"
 	"github.com/runatlantis/atlantis-lock-operator/pkg/lockkey"
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/managerproc"
@@ -65,6 +66,9 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 		}
 	}()
 	if err := r.build(ctx, m, name); err != nil {
+		return err
+	}
+	if res.OneLock, err = r.readOneLock(ctx); err != nil {
 		return err
 	}
 	if opts.queued < 2*len(restarts) {
@@ -537,4 +541,39 @@ func (r *scaleRun) restart(ctx context.Context, old *managerproc.Manager, how re
 	rr.Requests = requestsSince(nil, metrics)
 	benchutil.Step("  state rebuilt %s after the start; RSS %s", rr.Rebuilt.Round(time.Millisecond), mb(rr.Memory.RSS))
 	return rr, m, nil
+}
+
+// oneLockSamples is how many single locks readOneLock reads.
+const oneLockSamples = 20
+
+// readOneLock reads single locks among all the run's, by their key's text, as
+// pkg/atlantis's Unlock and GetLock do (lockclient.GetLockText), and then the whole
+// namespace once (lockclient.List), which is how pkg/atlantis read one lock before.
+func (r *scaleRun) readOneLock(ctx context.Context) (OneLockResult, error) {
+	benchutil.Step("reading %d single locks by their key's text among all, then the namespace's locks once", oneLockSamples)
+	c := lockclient.New(r.env.Client, r.opts.Namespace)
+	var res OneLockResult
+	var took []time.Duration
+	for i := range oneLockSamples {
+		key := keyOf(i * max(1, r.opts.held/oneLockSamples) % max(1, r.opts.held))
+		began := time.Now()
+		info, err := c.GetLockText(ctx, key.String())
+		took = append(took, time.Since(began))
+		if err != nil {
+			return res, err
+		}
+		if info == nil || info.Holder == nil {
+			return res, fmt.Errorf("the lock of %s reads free; want held", key)
+		}
+	}
+	res.ByText = benchutil.Summarize(took)
+	began := time.Now()
+	infos, err := c.List(ctx)
+	res.List = time.Since(began)
+	if err != nil {
+		return res, err
+	}
+	res.Listed = len(infos)
+	benchutil.Step("one lock read by text P50 %s; the namespace's %d locks listed in %s", res.ByText.P50.Round(time.Millisecond), res.Listed, res.List.Round(time.Millisecond))
+	return res, nil
 }

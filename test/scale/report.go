@@ -41,10 +41,23 @@ type Results struct {
 	Loaded   Memory `json:"loaded"`
 	// Build is the creation of the holds and waiters.
 	Build BuildResult `json:"build"`
+	// OneLock is the read of single locks among all the run's.
+	OneLock OneLockResult `json:"oneLock"`
 	// Restarts are the restarts with every lock in place.
 	Restarts []RestartResult `json:"restarts"`
 	// Samples are the operator's memory, CPU and queue depth over time.
 	Samples []managerproc.Sample `json:"samples"`
+}
+
+// OneLockResult is what reading one lock costs with every lock in place.
+type OneLockResult struct {
+	// ByText are reads of single locks by their key's text
+	// (lockclient.GetLockText, as pkg/atlantis's Unlock and GetLock read them).
+	ByText benchutil.Summary `json:"byText"`
+	// List is one read of every lock of the namespace (lockclient.List, how
+	// pkg/atlantis read one lock before), and Listed how many it returned.
+	List   time.Duration `json:"listNanoseconds"`
+	Listed int           `json:"listed"`
 }
 
 // BuildResult is what creating the holds and waiters cost.
@@ -109,6 +122,10 @@ func (r *Results) rows() []benchutil.Row {
 		benchutil.Info("lock reconciles (errors)", fmt.Sprintf("%.0f (%.0f), %.2f per request", b.Reconciles, b.ReconcileErrors, b.Reconciles/float64(locks))),
 		benchutil.Info("operator API requests (rest_client_requests_total)", requestsText(b.Requests, locks)),
 	)
+	if o := r.OneLock; o.ByText.N > 0 {
+		rows = append(rows, benchutil.Info(fmt.Sprintf("one lock read by its key's text among all (pkg/atlantis Unlock, GetLock), n=%d: P50 / P99; the namespace's %d locks listed once", o.ByText.N, o.Listed),
+			fmt.Sprintf("%s / %s; %s", ms(o.ByText.P50), ms(o.ByText.P99), ms(o.List))))
+	}
 	for _, rr := range r.Restarts {
 		rr.Signal = restartKind{Signal: rr.Signal, Standby: rr.Standby}.String()
 		rows = append(rows,
@@ -197,3 +214,6 @@ func perSec(n int, d time.Duration) float64 {
 	}
 	return float64(n) / d.Seconds()
 }
+
+// ms prints a duration in milliseconds, one decimal.
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
