@@ -2,6 +2,7 @@ package lockclient
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -87,6 +88,14 @@ func (c *Client) leaseGrant(ctx context.Context, lr *lockingv1alpha1.LockRequest
 			}
 		}
 	}
+}
+
+// leaseRequestName returns the name of the request lease names as its holder
+// ("name/uid"), and false when it names none.
+func leaseRequestName(lease *coordinationv1.Lease) (string, bool) {
+	holder, _ := LeaseHolder(lease)
+	name, _, ok := strings.Cut(holder, "/")
+	return name, ok
 }
 
 // LeaseHolder returns the request a lock Lease names as its holder ("<name>/<uid>")

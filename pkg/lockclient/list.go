@@ -123,8 +123,7 @@ func (c *Client) keyRequests(ctx context.Context, name string, lease *coordinati
 	if lease == nil {
 		return reqs, nil
 	}
-	holder, _ := LeaseHolder(lease)
-	reqName, _, ok := strings.Cut(holder, "/")
+	reqName, ok := leaseRequestName(lease)
 	if !ok || slices.ContainsFunc(reqs, func(lr lockingv1alpha1.LockRequest) bool { return lr.Name == reqName }) {
 		return reqs, nil
 	}
@@ -183,8 +182,7 @@ func LeaseNamedRequest(ctx context.Context, r client.Reader, namespace, name str
 	case err != nil:
 		return nil, nil, fmt.Errorf("reading Lease %s/%s: %w: %w", namespace, name, ErrHolderUnknown, err)
 	}
-	holder, _ := LeaseHolder(lease)
-	reqName, _, ok := strings.Cut(holder, "/")
+	reqName, ok := leaseRequestName(lease)
 	if !ok {
 		return nil, nil, nil
 	}
