@@ -52,9 +52,10 @@ type handoffRun struct {
 	serial Summary
 }
 
-// measureHandoffBesideFloor measures the operator's hand-offs (l, on the keys name
-// and name+"-blocking") and those of the hand-off floor (on name+"-floor"), one of
-// each in turn, samples times (who goes first rotates), so that all meet the same
+// measureHandoffBesideFloor measures the operator's hand-offs (l, on the key name,
+// and with blocking on name+"-blocking" too) and those of the hand-off floor (on
+// name+"-floor"), one of each in turn, samples times (who goes first rotates), so
+// that all meet the same
 // API server at the same moments: its garbage collections, its heap, its watchers.
 // Every hand-off of the operator is measured so, so that runs that differ in its
 // configuration compare.
@@ -70,7 +71,7 @@ type handoffRun struct {
 // Lock's waiter the same writes as the floor's. After each round a serial Lease
 // write is timed too (serialBeside, in the floor's namespace): serial is the unit
 // of the hand-off's targets, measured at the same moments.
-func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts options, l *lockClient, name string) (handoffRun, error) {
+func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts options, l *lockClient, name string, blocking bool) (handoffRun, error) {
 	var run handoffRun
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -97,10 +98,6 @@ func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts opt
 	if err != nil {
 		return run, fmt.Errorf("hand-off: %w", err)
 	}
-	blockingChain, err := startHandoffChain(ctx, l, name+"-blocking", lockingv1alpha1.GrantNoticeLeaseOnly, l.created)
-	if err != nil {
-		return run, fmt.Errorf("hand-off to a blocking Lock: %w", err)
-	}
 	// One step of each chain per round, who goes first rotating.
 	steps := []func() error{
 		func() error {
@@ -115,12 +112,18 @@ func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts opt
 			}
 			return nil
 		},
-		func() error {
+	}
+	var blockingChain *handoffChain
+	if blocking {
+		if blockingChain, err = startHandoffChain(ctx, l, name+"-blocking", lockingv1alpha1.GrantNoticeLeaseOnly, l.created); err != nil {
+			return run, fmt.Errorf("hand-off to a blocking Lock: %w", err)
+		}
+		steps = append(steps, func() error {
 			if err := blockingChain.step(ctx); err != nil {
 				return fmt.Errorf("hand-off to a blocking Lock: %w", err)
 			}
 			return nil
-		},
+		})
 	}
 	// And after each round, a serial Lease write: the unit of the hand-off's
 	// targets, at the same moments.
@@ -142,8 +145,10 @@ func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts opt
 	if run.tryLock, err = tryLockChain.finish(ctx); err != nil {
 		return run, fmt.Errorf("hand-off: %w", err)
 	}
-	if run.blocking, err = blockingChain.finish(ctx); err != nil {
-		return run, fmt.Errorf("hand-off to a blocking Lock: %w", err)
+	if blockingChain != nil {
+		if run.blocking, err = blockingChain.finish(ctx); err != nil {
+			return run, fmt.Errorf("hand-off to a blocking Lock: %w", err)
+		}
 	}
 	return run, c.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: floorKey}})
 }

@@ -230,7 +230,7 @@ func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg
 	}
 	l := &lockClient{c: e.Client, obs: obs, namespace: opts.Namespace, timeout: opts.timeout}
 	benchutil.Step("hand-off with %s: %d hand-offs on one key, each beside one of the hand-off floor", what, opts.samples)
-	run, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, name)
+	run, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, name, false)
 	if err != nil {
 		return Summary{}, Summary{}, fmt.Errorf("hand-off with %s: %w", what, err)
 	}
@@ -271,7 +271,7 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	benchutil.Step("hand-off: %d hand-offs to TryLock's waiters on one key, %d to blocking Lock's on another, each beside one of the hand-off floor (namespace %s)",
 		opts.samples, opts.samples, floorNamespace(opts))
 	before = op.requests.snapshot()
-	run, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, "handoff")
+	run, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, "handoff", true)
 	if err != nil {
 		return err
 	}
