@@ -55,10 +55,9 @@ type handoffRun struct {
 // measureHandoffBesideFloor measures the operator's hand-offs (l, on the key name,
 // and with blocking on name+"-blocking" too) and those of the hand-off floor (on
 // name+"-floor"), one of each in turn, samples times (who goes first rotates), so
-// that all meet the same
-// API server at the same moments: its garbage collections, its heap, its watchers.
-// Every hand-off of the operator is measured so, so that runs that differ in its
-// configuration compare.
+// that all meet the same API server at the same moments: its garbage collections,
+// its heap, its watchers. Every hand-off of the operator is measured so, so that
+// runs that differ in its configuration compare.
 //
 // The floor's hand-offs are handoffChain's, with the same kind of client and
 // observer, decided by floorArbiter in this process instead of the operator. They
