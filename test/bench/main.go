@@ -16,11 +16,13 @@
 //  4. starts the operator in this process (controller-runtime manager, operator.Setup,
 //     config.Default()) and watches LockRequests to timestamp what clients observe;
 //  5. measures uncontended acquires (LockRequest created → Acquired observed) on fresh
-//     keys, hand-offs (holder deleted → next waiter Acquired observed) on one key,
-//     each beside one of the hand-off floor (the same, decided by a bare arbiter in
-//     this process in a namespace of its own: a watch of the requests and one Lease
-//     compare-and-swap each), with a serial Lease write timed after each acquire
-//     and each pair of hand-offs (the unit of their targets, at the same moments),
+//     keys, hand-offs (holder deleted → next waiter Acquired observed) to waiters
+//     made as TryLock makes them on one key and as the blocking Lock makes them on
+//     another, each beside one of the hand-off floor (the same, decided by a bare
+//     arbiter in this process in a namespace of its own: a watch of the requests
+//     and one Lease compare-and-swap each), with a serial Lease write timed after
+//     each acquire and each round of hand-offs (the unit of their targets, at the
+//     same moments),
 //     and lock cycles per second of -clients (then -high-clients) clients over -keys
 //     keys, checking that grants of one key never overlap and that their fencing
 //     tokens increase; right before and right after each throughput run it measures
