@@ -21,6 +21,7 @@ import (
 
 	"github.com/runatlantis/atlantis-lock-operator/internal/apicalls"
 	"github.com/runatlantis/atlantis-lock-operator/internal/config"
+	"github.com/runatlantis/atlantis-lock-operator/internal/logging"
 	"github.com/runatlantis/atlantis-lock-operator/internal/operator"
 	"github.com/runatlantis/atlantis-lock-operator/internal/scheme"
 )
@@ -68,7 +69,7 @@ func run() error {
 	if opts.dev {
 		ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts), zap.UseDevMode(true)))
 	} else {
-		ctrl.SetLogger(newJSONLogger(zapOpts))
+		ctrl.SetLogger(logging.NewJSON(zapOpts))
 	}
 	setupLog := ctrl.Log.WithName("setup")
 

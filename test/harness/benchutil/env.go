@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/runatlantis/atlantis-lock-operator/internal/logging"
 	"github.com/runatlantis/atlantis-lock-operator/internal/scheme"
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/localcluster"
 )
@@ -90,8 +91,10 @@ func (e *Env) redirectLogs() error {
 		return err
 	}
 	e.logFile = f
-	// Production mode: JSON at info level.
-	logger := zap.New(zap.WriteTo(f))
+	// The operator's own logger, as cmd/main.go sets it: JSON at info level, every
+	// line kept (controller-runtime's default keeps 100 lines of a message a
+	// second, and would log fewer events than the operator does).
+	logger := logging.NewJSON(zap.Options{DestWriter: f})
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger.WithName("klog"))
 	return nil

@@ -1,4 +1,6 @@
-package main
+// Package logging builds the operator's production logger, for cmd/main.go and for
+// the benchmarks that embed the operator, so that they measure the logging it does.
+package logging
 
 import (
 	"os"
@@ -10,14 +12,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
-// newJSONLogger is controller-runtime's production logger (JSON lines, RFC 3339
-// times, info level, stack traces from error level, Kubernetes objects by
-// reference) without its sampler. The sampler keeps, per level and message, 100
-// lines a second and then 1 in 100; every line of the event log has the message
-// "event", so on a busy operator it dropped events from the log, a
-// backend_error among hundreds of lock_requested lines (the e2e fault test
-// "Lease writes answered with 500 and 409" found it). o carries the --zap-* flags.
-func newJSONLogger(o zap.Options) logr.Logger {
+// NewJSON returns the operator's production logger: controller-runtime's (JSON
+// lines, RFC 3339 times, info level, stack traces from error level, Kubernetes
+// objects by reference) without its sampler. The sampler keeps, per level and
+// message, 100 lines a second and then 1 in 100; every line of the event log has the message "event", so on a busy
+// operator it dropped events from the log, a backend_error among hundreds of
+// lock_requested lines (the e2e fault test "Lease writes answered with 500 and 409"
+// found it). o carries the --zap-* flags.
+func NewJSON(o zap.Options) logr.Logger {
 	var level zapcore.LevelEnabler = zapcore.InfoLevel
 	if o.Level != nil {
 		level = o.Level

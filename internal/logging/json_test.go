@@ -1,4 +1,4 @@
-package main
+package logging
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 // then 1 in 100), as JSON at info level, without stack traces below error level.
 func TestJSONLoggerKeepsEveryLine(t *testing.T) {
 	var buf bytes.Buffer
-	log := newJSONLogger(zap.Options{DestWriter: &buf}).WithName("events")
+	log := NewJSON(zap.Options{DestWriter: &buf}).WithName("events")
 	const n = 1000
 	for i := range n {
 		log.Info("event", "type", "lock_requested", "i", i)
