@@ -15,12 +15,12 @@ import (
 )
 
 // thisProcess names this process among the ones a cpuMeter reads: the bench's
-// clients and observer, and the operator while it runs (in this process).
+// clients and observer.
 const thisProcess = "bench"
 
 // cpuProcesses are the processes a cpuMeter reads, in the order CPUCost reports
 // them.
-var cpuProcesses = []string{localcluster.APIServerBinary, localcluster.EtcdBinary, localcluster.ControllerManagerBinary, thisProcess}
+var cpuProcesses = []string{localcluster.APIServerBinary, localcluster.EtcdBinary, localcluster.ControllerManagerBinary, operatorProcess, thisProcess}
 
 // CPUCost is the CPU time the control plane's processes and this one used during a
 // run, per cycle of it: where a cycle's cost goes, and whether the run kept the
@@ -29,7 +29,7 @@ var cpuProcesses = []string{localcluster.APIServerBinary, localcluster.EtcdBinar
 // writes do, or only waits longer between them.
 type CPUCost struct {
 	// MsPerCycle is CPU milliseconds per cycle by process: kube-apiserver, etcd,
-	// kube-controller-manager and bench (this process).
+	// kube-controller-manager, operator (while it runs) and bench (this process).
 	MsPerCycle map[string]float64 `json:"msPerCycle"`
 	// Busy is their CPU time over the run's wall time: how many CPUs they kept
 	// busy, of CPUs.
@@ -62,6 +62,21 @@ func newCPUMeter(c *localcluster.Cluster) *cpuMeter {
 	}
 	benchutil.Step("no CPU figures: %v", err)
 	return nil
+}
+
+// add has the meter read the process pid, named name, from now on: the operator,
+// once it runs. A nil meter reads nothing.
+func (m *cpuMeter) add(name string, pid int) {
+	if m != nil {
+		m.pids[name] = pid
+	}
+}
+
+// drop stops reading the process named name (an operator that stopped).
+func (m *cpuMeter) drop(name string) {
+	if m != nil {
+		delete(m.pids, name)
+	}
 }
 
 // read reads every process's CPU time so far. A nil meter reads nothing.
@@ -114,7 +129,7 @@ func cpuRow(clients int, floor, lock *CPUCost) []benchutil.Row {
 		parts = append(parts, fmt.Sprintf("%.1f → %.1f", floor.MsPerCycle[name], lock.MsPerCycle[name]))
 	}
 	return []benchutil.Row{benchutil.Info(
-		fmt.Sprintf("CPU ms per cycle, CR floor → lock cycle (%d clients): %s (this process: clients, and the operator)", clients, strings.Join(cpuProcesses, " / ")),
+		fmt.Sprintf("CPU ms per cycle, CR floor → lock cycle (%d clients): %s (bench: this process, the clients and their observer)", clients, strings.Join(cpuProcesses, " / ")),
 		fmt.Sprintf("%s; CPUs busy %.1f → %.1f of %d", strings.Join(parts, " / "), floor.Busy, lock.Busy, lock.CPUs))}
 }
 

@@ -13,8 +13,10 @@
 //     updating each by compare-and-swap, then deleting them; then the CR floor:
 //     LockRequest create, one Lease compare-and-swap and LockRequest delete per
 //     cycle, with no operator; then both again with -high-clients clients;
-//  4. starts the operator in this process (controller-runtime manager, operator.Setup,
-//     config.Default()) and watches LockRequests to timestamp what clients observe;
+//  4. starts the operator (-manager, bin/manager) as a process of its own, as the
+//     chart runs it (config.Default(), the chart's memory settings, no leader
+//     election, watching the namespace), and watches LockRequests to timestamp
+//     what clients observe;
 //  5. measures uncontended acquires (LockRequest created → Acquired observed) on fresh
 //     keys, hand-offs (holder deleted → next waiter Acquired observed) to waiters
 //     made as TryLock makes them on one key and as the blocking Lock makes them on
@@ -37,9 +39,14 @@
 //  8. prints a table against the targets, stops everything and checks that no process
 //     of the control plane is left.
 //
-// Every client, the operator's included, runs with QPS 1000 and burst 2000 instead of
-// client-go's 5 and 10. The operator's and client-go's logs go to
-// STATE_DIR/logs/operator.log. The exit code is 1 when the run fails or a grant
+// This process, whose clients, observer and baselines time everything, runs with
+// GOGC -gc-percent (400) so that its own garbage collections pause those timers
+// less; the operator keeps the chart's. The operator counts its API requests and
+// reconciles in its /metrics, which the bench reads. Every client of this process
+// runs with QPS 1000 and burst 2000 instead of client-go's 5 and 10 (the operator,
+// as deployed, with none). The operator's logs go to STATE_DIR/logs/manager.log
+// (manager-handoff-quiet.log and manager-handoff-audit.log for the later phases),
+// this process's client-go logs to clients.log. The exit code is 1 when the run fails or a grant
 // violates mutual exclusion; missed performance targets are reported, not failed.
 package main
 
@@ -49,6 +56,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -68,11 +76,23 @@ type options struct {
 	timeout time.Duration
 	// highClients is the client count of the second, heavier load.
 	highClients int
-	// cpuProfile, if set, is where the CPU profile of this process (the
-	// operator, the clients, their observer) during the first throughput run is
-	// written.
+	// cpuProfile, if set, is where the CPU profile of this process (the clients,
+	// their observer) during the first throughput run is written.
 	cpuProfile string
+	// manager is the operator's binary.
+	manager string
+	// gcPercent is this process's GOGC: the clients, the observer and the
+	// baselines time everything the bench reports, and each of their garbage
+	// collections can pause a timer.
+	gcPercent int
 }
+
+// defaultGCPercent is -gc-percent's default. With Go's default (100), this
+// process's collections lengthened the tail of every hand-off it timed, the bare
+// arbiter's too: in two pairs of runs GOGC=400 took the floor's P99 from 8.7× and
+// 6.1× the serial write to 4.9× and 4.1×, the P50s unchanged
+// (docs/benchmarks-issue13.md, step 32).
+const defaultGCPercent = 400
 
 // highCycles is the cycles per client of the second load: a quarter of -cycles, so
 // that it takes about as long as the first.
@@ -85,7 +105,10 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res := &Results{Run: benchutil.NewRun(opts.Root)}
+	// Set before anything is timed; the operator, a process of its own, keeps the
+	// chart's setting.
+	debug.SetGCPercent(opts.gcPercent)
+	res := &Results{Run: benchutil.NewRun(opts.Root), GCPercent: opts.gcPercent}
 	if err := measure(ctx, opts, res); err != nil {
 		return err
 	}
@@ -120,7 +143,9 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.warmup, "warmup", 5, "untimed lock cycles before the operator is measured")
 	fs.DurationVar(&o.timeout, "timeout", time.Minute, "longest wait for any one observation")
 	fs.IntVar(&o.highClients, "high-clients", 32, "clients of the second baseline, CR floor and throughput run, each doing a quarter of -cycles (0: no second run)")
-	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write the CPU profile of this process (operator, clients, observer) during the -clients throughput run to this file")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write the CPU profile of this process (the clients, their observer; the operator is a process of its own) during the -clients throughput run to this file")
+	fs.StringVar(&o.manager, "manager", defaultManager(common.Root), "the operator's binary (make build), run with the chart's memory settings")
+	fs.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "GOGC of this process, whose clients and observer time the operator (not of the operator, which runs with the chart's goGC)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -170,16 +195,18 @@ func measure(ctx context.Context, opts options, res *Results) (retErr error) {
 		res.High = high
 	}
 
-	benchutil.Step("starting the operator in this process (logs: %s)", e.LogPath("operator.log"))
-	op, err := startOperator(ctx, e.RESTConfig(), config.Default(), opts.Namespace)
+	op, err := startOperator(ctx, opts, e, config.Default(), "manager")
 	if err != nil {
 		return err
 	}
+	benchutil.Step("started the operator (%s, pid %d, log %s)", opts.manager, op.pid(), op.m.LogPath)
 	res.Workers = op.workers
+	meter.add(operatorProcess, op.pid())
 	if err := measureOperator(ctx, opts, e, op, meter, res); err != nil {
 		return errors.Join(err, op.stop())
 	}
 	benchutil.Step("stopping the operator")
+	meter.drop(operatorProcess)
 	if err := op.stop(); err != nil {
 		return err
 	}
@@ -215,11 +242,11 @@ func measureEventsOff(ctx context.Context, opts options, e *benchutil.Env, res *
 // measureHandoffWith starts an operator with cfg and measures hand-offs on the key
 // name, and the hand-off floor beside them; what says how cfg differs, for the log.
 func measureHandoffWith(ctx context.Context, opts options, e *benchutil.Env, cfg config.Config, what, name string) (_, _ Summary, retErr error) {
-	benchutil.Step("starting the operator again with %s", what)
-	op, err := startOperator(ctx, e.RESTConfig(), cfg, opts.Namespace)
+	op, err := startOperator(ctx, opts, e, cfg, "manager-"+name)
 	if err != nil {
 		return Summary{}, Summary{}, err
 	}
+	benchutil.Step("started the operator again with %s (pid %d, log %s)", what, op.pid(), op.m.LogPath)
 	defer func() {
 		benchutil.Step("stopping the operator")
 		retErr = errors.Join(retErr, op.stop())
@@ -257,7 +284,10 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	benchutil.Step("uncontended acquire: %d fresh keys", opts.samples)
-	before := op.requests.snapshot()
+	before, err := op.requests(ctx)
+	if err != nil {
+		return err
+	}
 	beside := newSerialBeside(e.Client, opts.Namespace, "acquire-serial")
 	acquire, err := measureAcquire(ctx, l, "acquire", opts.samples, beside)
 	if err != nil {
@@ -267,17 +297,23 @@ func measureOperator(ctx context.Context, opts options, e *benchutil.Env, op *ru
 	if err := settle(ctx, e.Client, opts.Namespace); err != nil {
 		return fmt.Errorf("uncontended acquire: %w", err)
 	}
-	res.AcquireOperator = op.requests.since(before)
+	if res.AcquireOperator, err = op.requestsSince(ctx, before); err != nil {
+		return err
+	}
 	res.Acquire, res.AcquireCreate = Summarize(acquire.acquire), Summarize(acquire.create)
 
 	benchutil.Step("hand-off: %d hand-offs to TryLock's waiters on one key, %d to blocking Lock's on another, each beside one of the hand-off floor (namespace %s)",
 		opts.samples, opts.samples, floorNamespace(opts))
-	before = op.requests.snapshot()
+	if before, err = op.requests(ctx); err != nil {
+		return err
+	}
 	run, err := measureHandoffBesideFloor(ctx, e.Client, opts, l, "handoff", true)
 	if err != nil {
 		return err
 	}
-	res.HandoffOperator = op.requests.since(before)
+	if res.HandoffOperator, err = op.requestsSince(ctx, before); err != nil {
+		return err
+	}
 	res.HandoffSerial = run.serial
 	res.Handoff, res.HandoffParts = Summarize(run.tryLock.total), run.tryLock.parts()
 	res.HandoffBlocking, res.HandoffBlockingParts = Summarize(run.blocking.total), run.blocking.parts()
@@ -328,8 +364,11 @@ func measureThroughput(ctx context.Context, opts options, clients, cycles int, l
 	}
 	keys := opts.keys
 	benchutil.Step("throughput: %d clients × %d lock cycles over %d keys", clients, cycles, keys)
-	requestsBefore := op.requests.snapshot()
-	reconcilesBefore, err := reconciles()
+	requestsBefore, err := op.requests(ctx)
+	if err != nil {
+		return ThroughputResult{}, err
+	}
+	reconcilesBefore, err := op.reconciles(ctx)
 	if err != nil {
 		return ThroughputResult{}, err
 	}
@@ -344,11 +383,13 @@ func measureThroughput(ctx context.Context, opts options, clients, cycles int, l
 	if err := settle(ctx, l.c, l.namespace); err != nil {
 		return t, fmt.Errorf("throughput: %w", err)
 	}
-	reconcilesAfter, err := reconciles()
+	reconcilesAfter, err := op.reconciles(ctx)
 	if err != nil {
 		return t, err
 	}
-	t.Operator = op.requests.since(requestsBefore)
+	if t.Operator, err = op.requestsSince(ctx, requestsBefore); err != nil {
+		return t, err
+	}
 	done := float64(t.Cycles)
 	t.OperatorWritesPerCycle = float64(t.Operator.Writes) / done
 	t.OperatorReadsPerCycle = float64(t.Operator.Reads) / done

@@ -14,9 +14,11 @@ import (
 // Results is everything one run measured.
 type Results struct {
 	benchutil.Run
-	Workers  int            `json:"operatorWorkers"`
-	Baseline BaselineResult `json:"baseline"`
-	Acquire  Summary        `json:"uncontendedAcquire"`
+	Workers int `json:"operatorWorkers"`
+	// GCPercent is the GOGC of the bench's own process (-gc-percent).
+	GCPercent int            `json:"benchGCPercent"`
+	Baseline  BaselineResult `json:"baseline"`
+	Acquire   Summary        `json:"uncontendedAcquire"`
 	// AcquireCreate is the LockRequest create alone, as the client saw it, during
 	// the uncontended acquires.
 	AcquireCreate Summary `json:"uncontendedCreate"`
@@ -203,9 +205,6 @@ func (r *Results) rows() []benchutil.Row {
 		benchutil.Info(fmt.Sprintf("baseline, %d clients: Lease create / update / delete P99", b.Clients), fmt.Sprintf("%s / %s / %s", fmtDuration(b.Create.P99), fmtDuration(b.Update.P99), fmtDuration(b.Delete.P99))),
 		benchutil.Info("baseline, 1 client alone: Lease create / update (the serial Lease write) P50", fmt.Sprintf("%s / %s", fmtDuration(b.SerialCreate.P50), fmtDuration(b.SerialUpdate.P50))),
 		benchutil.Info("LockRequest create alone (client, 1 at a time) P50", fmtDuration(r.AcquireCreate.P50)),
-		benchutil.Info("operator during those: Lease create / status update / Lease delete P50", fmt.Sprintf("%s / %s / %s",
-			fmtDuration(r.AcquireOperator.Latency["create leases"].P50), fmtDuration(r.AcquireOperator.Latency["update lockrequests/status"].P50),
-			fmtDuration(r.AcquireOperator.Latency["delete leases"].P50))),
 		benchutil.Info("serial Lease write P50 beside the uncontended acquires / beside the hand-offs", fmt.Sprintf("%s / %s", fmtDuration(r.AcquireSerial.P50), fmtDuration(r.HandoffSerial.P50))),
 		atMostTimes(fmt.Sprintf("uncontended acquire P50 (n=%d)", r.Acquire.N), r.Acquire.P50, acquireUnit, serialName, maxAcquireP50Factor),
 		atMost("uncontended acquire P95", r.Acquire.P95, 100*time.Millisecond),
@@ -243,7 +242,7 @@ func (r *Results) rows() []benchutil.Row {
 // violations.
 func (r *Results) printTable(w io.Writer) error {
 	r.PrintHeader(w)
-	fmt.Fprintf(w, "operator worker_count %d\n\n", r.Workers)
+	fmt.Fprintf(w, "operator worker_count %d, its own process with the chart's memory settings; the bench's process (clients, observer, baselines) GOGC %d\n\n", r.Workers, r.GCPercent)
 	if err := benchutil.PrintRows(w, "target (issue 13; DESIGN)", r.Targets); err != nil {
 		return err
 	}

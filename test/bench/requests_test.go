@@ -1,29 +1,23 @@
 package main
 
 import (
-	"net/http/httptest"
-	"strings"
+	"maps"
 	"testing"
 )
 
-func TestRequestKind(t *testing.T) {
-	tests := map[string]string{
-		"POST /apis/locking.runatlantis.io/v1alpha1/namespaces/bench/projectlocks":           "create projectlocks",
-		"PUT /apis/locking.runatlantis.io/v1alpha1/namespaces/bench/lockrequests/x/status":   "update lockrequests/status",
-		"DELETE /apis/coordination.k8s.io/v1/namespaces/bench/leases/x":                      "delete leases",
-		"GET /apis/locking.runatlantis.io/v1alpha1/namespaces/bench/lockrequests/x":          "get lockrequests",
-		"GET /apis/locking.runatlantis.io/v1alpha1/namespaces/bench/lockrequests?watch=true": "watch lockrequests",
-		"GET /apis/coordination.k8s.io/v1/leases?labelSelector=x":                            "list leases",
-		"POST /api/v1/namespaces":              "create namespaces",
-		"GET /api/v1/namespaces/bench":         "get namespaces",
-		"POST /api/v1/namespaces/bench/events": "create events",
-		"GET /version":                         "GET nonresource",
+// deltaOf counts what was sent between two scrapes of the operator's requests by
+// kind: writes and reads apart, watches (which stay open) and kinds with nothing
+// new left out.
+func TestDeltaOf(t *testing.T) {
+	before := map[string]int{"update leases": 10, "get lockrequests": 2, "watch leases": 1, "create leases": 3}
+	now := map[string]int{"update leases": 14, "get lockrequests": 3, "watch leases": 2, "create leases": 3,
+		"update lockrequests/status": 2, "list leases": 1}
+	d := deltaOf(before, now)
+	want := map[string]int{"update leases": 4, "get lockrequests": 1, "update lockrequests/status": 2, "list leases": 1}
+	if !maps.Equal(d.Counts, want) {
+		t.Errorf("counts %v, want %v", d.Counts, want)
 	}
-	for in, want := range tests {
-		method, url, _ := strings.Cut(in, " ")
-		req := httptest.NewRequest(method, url, nil)
-		if got := requestKind(req); got != want {
-			t.Errorf("requestKind(%s) = %q, want %q", in, got, want)
-		}
+	if d.Writes != 6 || d.Reads != 2 {
+		t.Errorf("writes %d, reads %d; want 6 and 2", d.Writes, d.Reads)
 	}
 }

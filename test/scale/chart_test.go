@@ -1,73 +1,15 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/chartmemory"
 )
 
-func writeValues(t *testing.T, values string) string {
-	t.Helper()
-	root := t.TempDir()
-	path := filepath.Join(root, chartValuesPath)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(values), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
-func TestReadChartMemory(t *testing.T) {
-	root := writeValues(t, "resources:\n  limits:\n    memory: 192Mi\ngoMemLimitPercent: 60\ngoGC: 50\nreplicaCount: 2\n")
-	got, err := readChartMemory(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (ChartMemory{LimitBytes: 192 << 20, LimitPercent: 60, GOGC: 50}); got != want {
-		t.Fatalf("readChartMemory = %+v, want %+v", got, want)
-	}
-	if args := got.managerArgs(); !slices.Equal(args, []string{"--memory-limit-percent=60"}) {
-		t.Errorf("managerArgs = %v", args)
-	}
-	if env := got.managerEnv(); !slices.Equal(env, []string{"CONTAINER_MEMORY_LIMIT=201326592", "GOGC=50"}) {
-		t.Errorf("managerEnv = %v", env)
-	}
-	// As the chart's deployment: a zero leaves the flag and GOGC out.
-	if args, env := (ChartMemory{LimitBytes: 1 << 30}).managerArgs(), (ChartMemory{LimitBytes: 1 << 30}).managerEnv(); args != nil || !slices.Equal(env, []string{"CONTAINER_MEMORY_LIMIT=1073741824"}) {
-		t.Errorf("without goMemLimitPercent and goGC: args %v, env %v", args, env)
-	}
-}
-
-func TestReadChartMemoryErrorsNameTheField(t *testing.T) {
-	for values, want := range map[string]string{
-		"goGC: 50\n": "resources.limits.memory",
-		"resources:\n  limits:\n    memory: lots\n":                        "resources.limits.memory",
-		"resources:\n  limits:\n    memory: 1Gi\ngoMemLimitPercent: 120\n": "goMemLimitPercent",
-	} {
-		if _, err := readChartMemory(writeValues(t, values)); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("values %q: error %v, want one naming %s", values, err, want)
-		}
-	}
-}
-
-// The repository's chart parses, so that `make bench-scale` runs the operator as
-// the chart does.
-func TestReadTheRepositorysChartMemory(t *testing.T) {
-	got, err := readChartMemory(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.LimitBytes <= 0 {
-		t.Fatalf("the chart's memory limit = %d bytes", got.LimitBytes)
-	}
-}
-
 func TestManagerFlagsAndEnvPutTheUsersLast(t *testing.T) {
-	chart := &ChartMemory{LimitBytes: 192 << 20, LimitPercent: 60, GOGC: 50}
+	chart := &chartmemory.Memory{LimitBytes: 192 << 20, LimitPercent: 60, GOGC: 50}
 	opts := options{managerArgs: "--memory-limit-percent=80 --worker-count=16", managerEnv: "GOGC=100"}
 	flags := managerFlags(opts, chart)
 	if want := []string{"--leader-elect=true", "--leader-election-namespace=default", "--memory-limit-percent=60", "--memory-limit-percent=80", "--worker-count=16"}; !slices.Equal(flags, want) {
@@ -87,7 +29,7 @@ func TestRSSRows(t *testing.T) {
 	if rows := r.rssRows(); len(rows) != 1 || rows[0].Met != nil || !strings.Contains(rows[0].Metric, "Go's memory defaults") {
 		t.Fatalf("with Go's defaults: %+v; want one row without a target", rows)
 	}
-	r.ChartMemory = &ChartMemory{LimitBytes: 192 << 20}
+	r.ChartMemory = &chartmemory.Memory{LimitBytes: 192 << 20}
 	r.Restarts = []RestartResult{{}, {}}
 	r.Restarts[1].Memory.HWM = 205_000_000 // over 192Mi = 201.3 MB
 	rows := r.rssRows()

@@ -9,7 +9,7 @@
 //  1. starts the local control plane (etcd, kube-apiserver, kube-controller-manager
 //     from bin/) in -state-dir, installs the CRDs and creates namespace -namespace;
 //  2. starts bin/manager with leader election and, unless -go-defaults, the memory
-//     settings the chart gives it by default (ChartMemory), waits until it leads,
+//     settings the chart gives it by default (chartmemory.Memory), waits until it leads,
 //     and reads its resident memory before any lock: the baseline;
 //  3. creates -held LockRequests, one per key, from -clients concurrent clients, and
 //     waits until every one is observed Acquired; then -queued more, one per key
@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/chartmemory"
 )
 
 // options are the command-line flags.
@@ -73,7 +74,7 @@ func run(ctx context.Context) error {
 
 	res := &Results{Run: benchutil.NewRun(opts.Root), Held: opts.held, Queued: opts.queued, Clients: opts.clients}
 	if !opts.goDefaults {
-		chart, err := readChartMemory(opts.Root)
+		chart, err := chartmemory.Read(opts.Root)
 		if err != nil {
 			return err
 		}
@@ -109,7 +110,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.manager, "manager", filepath.Join(common.Root, "bin", "manager"), "the operator's binary (make build)")
 	fs.StringVar(&o.managerArgs, "manager-args", "", "extra flags of the manager, space-separated (for example --worker-count=16)")
 	fs.StringVar(&o.managerEnv, "manager-env", "", "extra environment of the manager, space-separated (for example GOMEMLIMIT=256MiB)")
-	fs.BoolVar(&o.goDefaults, "go-defaults", false, "run the manager with Go's memory defaults rather than the chart's (resources.limits.memory, goMemLimitPercent and goGC of "+chartValuesPath+")")
+	fs.BoolVar(&o.goDefaults, "go-defaults", false, "run the manager with Go's memory defaults rather than the chart's (resources.limits.memory, goMemLimitPercent and goGC of "+chartmemory.ValuesPath+")")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "save the operator's heap profiles (after a garbage collection) here: at the baseline, once loaded and after each restart; read them with go tool pprof bin/manager FILE")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -124,10 +125,10 @@ func parseFlags(args []string) (options, error) {
 // "default" (out of a cluster there is no pod namespace to default to), the
 // chart's memory flag unless chart is nil, and -manager-args, which come last and
 // so win.
-func managerFlags(opts options, chart *ChartMemory) []string {
+func managerFlags(opts options, chart *chartmemory.Memory) []string {
 	flags := []string{"--leader-elect=true", "--leader-election-namespace=default"}
 	if chart != nil {
-		flags = append(flags, chart.managerArgs()...)
+		flags = append(flags, chart.ManagerArgs()...)
 	}
 	return append(flags, strings.Fields(opts.managerArgs)...)
 }
@@ -135,10 +136,10 @@ func managerFlags(opts options, chart *ChartMemory) []string {
 // managerEnv is the manager's environment besides this process's: the chart's
 // memory settings unless chart is nil, and -manager-env, which comes last and so
 // wins (os/exec keeps the last value of a name given twice).
-func managerEnv(opts options, chart *ChartMemory) []string {
+func managerEnv(opts options, chart *chartmemory.Memory) []string {
 	var env []string
 	if chart != nil {
-		env = chart.managerEnv()
+		env = chart.ManagerEnv()
 	}
 	return append(env, strings.Fields(opts.managerEnv)...)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/benchutil"
+	"github.com/runatlantis/atlantis-lock-operator/test/harness/chartmemory"
 	"github.com/runatlantis/atlantis-lock-operator/test/harness/managerproc"
 )
 
@@ -31,7 +32,7 @@ type Results struct {
 	Clients int `json:"clients"`
 	// ChartMemory is the chart's memory defaults the operator ran with; nil with
 	// Go's defaults (-go-defaults).
-	ChartMemory *ChartMemory `json:"chartMemory,omitempty"`
+	ChartMemory *chartmemory.Memory `json:"chartMemory,omitempty"`
 	// ManagerArgs and ManagerEnv are how the operator ran.
 	ManagerArgs []string `json:"managerArgs"`
 	ManagerEnv  []string `json:"managerEnv,omitempty"`

@@ -52,7 +52,7 @@ type Env struct {
 }
 
 // StartEnv starts the local control plane in opts.StateDir, sends controller-runtime's
-// and klog's logs of this process to LogPath("operator.log"), installs the CRDs and
+// and klog's logs of this process to LogPath("clients.log"), installs the CRDs and
 // creates the namespace. On error nothing is left running.
 func StartEnv(ctx context.Context, opts EnvOptions) (_ *Env, retErr error) {
 	Step("starting the local control plane in %s", opts.StateDir)
@@ -82,18 +82,18 @@ func StartEnv(ctx context.Context, opts EnvOptions) (_ *Env, retErr error) {
 	return e, nil
 }
 
-// redirectLogs sends the logs of controller-runtime (an operator embedded in this
-// process) and klog (client-go) to operator.log in the log directory, so that a
-// report on stdout stays readable.
+// redirectLogs sends the logs of controller-runtime and klog (client-go) of this
+// process, its clients', to clients.log in the log directory, so that a report on
+// stdout stays readable. The operator, a process of its own, logs to a file of its
+// own.
 func (e *Env) redirectLogs() error {
-	f, err := os.OpenFile(e.LogPath("operator.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(e.LogPath("clients.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
 	e.logFile = f
-	// The operator's own logger, as cmd/main.go sets it: JSON at info level, every
-	// line kept (controller-runtime's default keeps 100 lines of a message a
-	// second, and would log fewer events than the operator does).
+	// The operator's logger, as cmd/main.go sets it: JSON at info level, every
+	// line kept.
 	logger := logging.NewJSON(zap.Options{DestWriter: f})
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger.WithName("klog"))

@@ -1,4 +1,8 @@
-package main
+// Package chartmemory reads how the chart runs the manager's memory by default
+// (resources.limits.memory, goMemLimitPercent and goGC in its values.yaml), so that
+// the programs that run bin/manager (make bench, make bench-scale) run it as the
+// chart does.
+package chartmemory
 
 import (
 	"errors"
@@ -11,13 +15,13 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// chartValuesPath is the chart's values file, under the repository's root.
-var chartValuesPath = filepath.Join("charts", "atlantis-lock-operator", "values.yaml")
+// ValuesPath is the chart's values file, under the repository's root.
+var ValuesPath = filepath.Join("charts", "atlantis-lock-operator", "values.yaml")
 
-// ChartMemory is how the chart runs the manager's memory by default
+// Memory is how the chart runs the manager's memory by default
 // (resources.limits.memory, goMemLimitPercent, goGC in its values.yaml): issue 13's
-// memory target is for those defaults, so the run uses them unless -go-defaults.
-type ChartMemory struct {
+// targets are for those defaults.
+type Memory struct {
 	// LimitBytes is the container's memory limit, which the chart gives the manager
 	// as CONTAINER_MEMORY_LIMIT: above it the kubelet kills the pod.
 	LimitBytes int64 `json:"limitBytes"`
@@ -39,42 +43,42 @@ type chartValues struct {
 	GoGC              int `json:"goGC"`
 }
 
-// readChartMemory reads the chart's memory defaults from its values file under root.
-func readChartMemory(root string) (ChartMemory, error) {
-	path := filepath.Join(root, chartValuesPath)
+// Read reads the chart's memory defaults from its values file under root.
+func Read(root string) (Memory, error) {
+	path := filepath.Join(root, ValuesPath)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return ChartMemory{}, fmt.Errorf("the chart's memory defaults: %w", err)
+		return Memory{}, fmt.Errorf("the chart's memory defaults: %w", err)
 	}
 	var v chartValues
 	if err := yaml.Unmarshal(data, &v); err != nil {
-		return ChartMemory{}, fmt.Errorf("the chart's memory defaults: %s: %w", path, err)
+		return Memory{}, fmt.Errorf("the chart's memory defaults: %s: %w", path, err)
 	}
 	if v.Resources.Limits.Memory == "" {
-		return ChartMemory{}, fmt.Errorf("the chart's memory defaults: %s sets no resources.limits.memory", path)
+		return Memory{}, fmt.Errorf("the chart's memory defaults: %s sets no resources.limits.memory", path)
 	}
 	limit, err := resource.ParseQuantity(v.Resources.Limits.Memory)
 	if err != nil {
-		return ChartMemory{}, fmt.Errorf("the chart's memory defaults: %s: resources.limits.memory: %w", path, err)
+		return Memory{}, fmt.Errorf("the chart's memory defaults: %s: resources.limits.memory: %w", path, err)
 	}
 	if v.GoMemLimitPercent < 0 || v.GoMemLimitPercent > 100 || v.GoGC < 0 {
-		return ChartMemory{}, errors.New("the chart's memory defaults: goMemLimitPercent must be 0–100 and goGC not negative in " + path)
+		return Memory{}, errors.New("the chart's memory defaults: goMemLimitPercent must be 0–100 and goGC not negative in " + path)
 	}
-	return ChartMemory{LimitBytes: limit.Value(), LimitPercent: v.GoMemLimitPercent, GOGC: v.GoGC}, nil
+	return Memory{LimitBytes: limit.Value(), LimitPercent: v.GoMemLimitPercent, GOGC: v.GoGC}, nil
 }
 
-// managerArgs are the manager's flags that the chart's deployment sets from these
+// ManagerArgs are the manager's flags that the chart's deployment sets from these
 // values.
-func (m ChartMemory) managerArgs() []string {
+func (m Memory) ManagerArgs() []string {
 	if m.LimitPercent == 0 {
 		return nil
 	}
 	return []string{"--memory-limit-percent=" + strconv.Itoa(m.LimitPercent)}
 }
 
-// managerEnv is the manager's environment that the chart's deployment sets from
+// ManagerEnv is the manager's environment that the chart's deployment sets from
 // these values.
-func (m ChartMemory) managerEnv() []string {
+func (m Memory) ManagerEnv() []string {
 	env := []string{"CONTAINER_MEMORY_LIMIT=" + strconv.FormatInt(m.LimitBytes, 10)}
 	if m.GOGC > 0 {
 		env = append(env, "GOGC="+strconv.Itoa(m.GOGC))
