@@ -21,14 +21,14 @@ func writeValues(t *testing.T, values string) string {
 	return root
 }
 
-func TestReadChartMemory(t *testing.T) {
+func TestRead(t *testing.T) {
 	root := writeValues(t, "resources:\n  limits:\n    memory: 192Mi\ngoMemLimitPercent: 60\ngoGC: 50\nreplicaCount: 2\n")
 	got, err := Read(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := (Memory{LimitBytes: 192 << 20, LimitPercent: 60, GOGC: 50}); got != want {
-		t.Fatalf("readChartMemory = %+v, want %+v", got, want)
+		t.Fatalf("Read = %+v, want %+v", got, want)
 	}
 	if args := got.ManagerArgs(); !slices.Equal(args, []string{"--memory-limit-percent=60"}) {
 		t.Errorf("managerArgs = %v", args)
@@ -42,7 +42,7 @@ func TestReadChartMemory(t *testing.T) {
 	}
 }
 
-func TestReadChartMemoryErrorsNameTheField(t *testing.T) {
+func TestReadErrorsNameTheField(t *testing.T) {
 	for values, want := range map[string]string{
 		"goGC: 50\n": "resources.limits.memory",
 		"resources:\n  limits:\n    memory: lots\n":                        "resources.limits.memory",
