@@ -1,5 +1,5 @@
-// Package logging builds the operator's production logger, for cmd/main.go and for
-// the benchmarks that embed the operator, so that they measure the logging it does.
+// Package logging builds the operator's production logger (cmd/main.go); the
+// programs of test/ log their own clients with it too, in the same format.
 package logging
 
 import (
