@@ -151,7 +151,7 @@ func TestDeploymentDefaults(t *testing.T) {
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources %+v, want cpu and memory requests and a memory limit", c.Resources)
 	}
-	if diff := cmp.Diff(map[string]string{"CONTAINER_MEMORY_LIMIT": "limits.memory", "GOGC": "50"}, goEnv(c)); diff != "" {
+	if diff := cmp.Diff(map[string]string{"CONTAINER_MEMORY_LIMIT": "limits.memory", "GOGC": "100"}, goEnv(c)); diff != "" {
 		t.Errorf("Go runtime environment (-want +got):\n%s", diff)
 	}
 	if got, _ := argValue(c.Args, "memory-limit-percent"); got != "60" {
