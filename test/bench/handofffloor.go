@@ -93,36 +93,29 @@ func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts opt
 	if err != nil {
 		return run, floorFailed(err)
 	}
+	tryLockFailed := func(err error) error { return fmt.Errorf("hand-off: %w", err) }
+	blockingFailed := func(err error) error { return fmt.Errorf("hand-off to a blocking Lock: %w", err) }
 	tryLockChain, err := startHandoffChain(ctx, l, name, lockingv1alpha1.GrantNoticeLease, l.queued)
 	if err != nil {
-		return run, fmt.Errorf("hand-off: %w", err)
+		return run, tryLockFailed(err)
 	}
-	// One step of each chain per round, who goes first rotating.
-	steps := []func() error{
-		func() error {
-			if err := floorChain.step(ctx); err != nil {
-				return floorFailed(err)
+	// One step of each chain per round, who goes first rotating; a failed step
+	// says whose it was.
+	stepOf := func(chain *handoffChain, failed func(error) error) func() error {
+		return func() error {
+			if err := chain.step(ctx); err != nil {
+				return failed(err)
 			}
 			return nil
-		},
-		func() error {
-			if err := tryLockChain.step(ctx); err != nil {
-				return fmt.Errorf("hand-off: %w", err)
-			}
-			return nil
-		},
+		}
 	}
+	steps := []func() error{stepOf(floorChain, floorFailed), stepOf(tryLockChain, tryLockFailed)}
 	var blockingChain *handoffChain
 	if blocking {
 		if blockingChain, err = startHandoffChain(ctx, l, name+"-blocking", lockingv1alpha1.GrantNoticeLeaseOnly, l.created); err != nil {
-			return run, fmt.Errorf("hand-off to a blocking Lock: %w", err)
+			return run, blockingFailed(err)
 		}
-		steps = append(steps, func() error {
-			if err := blockingChain.step(ctx); err != nil {
-				return fmt.Errorf("hand-off to a blocking Lock: %w", err)
-			}
-			return nil
-		})
+		steps = append(steps, stepOf(blockingChain, blockingFailed))
 	}
 	// And after each round, a serial Lease write: the unit of the hand-off's
 	// targets, at the same moments.
@@ -142,11 +135,11 @@ func measureHandoffBesideFloor(ctx context.Context, c client.WithWatch, opts opt
 		return run, floorFailed(err)
 	}
 	if run.tryLock, err = tryLockChain.finish(ctx); err != nil {
-		return run, fmt.Errorf("hand-off: %w", err)
+		return run, tryLockFailed(err)
 	}
 	if blockingChain != nil {
 		if run.blocking, err = blockingChain.finish(ctx); err != nil {
-			return run, fmt.Errorf("hand-off to a blocking Lock: %w", err)
+			return run, blockingFailed(err)
 		}
 	}
 	return run, c.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: floorKey}})
